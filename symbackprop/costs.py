@@ -1,0 +1,80 @@
+"""The cost registry: one entry per cost function.
+
+``C`` is a scalar, ``A`` the last layer's output, ``Y`` the targets, both of the
+same shape.  ``build(A, Y)`` returns the cost as a SymPy expression made of the
+library's matrix expressions, so the chain rule differentiates it like any
+other part of the network.  Adding a cost is adding one entry to :data:`COSTS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sympy import Expr, HadamardPower, HadamardProduct, OneMatrix, Rational
+
+from .activations import LOG
+from .errors import UnknownNameError
+from .expressions import SumEntries
+
+__all__ = ["Cost", "COSTS", "get_cost", "distribution_assumption"]
+
+
+def distribution_assumption(layout: str) -> str:
+    """The standing assumption under which softmax with cross-entropy gives ``δ = a − y``."""
+    sample = "column" if layout == "columns" else "row"
+    return f"every target {sample} is a probability distribution (its entries sum to 1)"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A cost function.
+
+    ``requires_output`` names the activation the last layer must have;
+    ``distribution_targets`` says the derivation may assume that each sample's
+    targets sum to 1 (softmax cross-entropy).
+    """
+
+    name: str
+    description: str
+    build: Callable[[Expr, Expr], Expr]
+    requires_output: str | None = None
+    distribution_targets: bool = False
+
+
+def _ones(M):
+    return OneMatrix(*M.shape)
+
+
+def _hadamard(*factors):
+    return HadamardProduct(*factors, evaluate=False)
+
+
+def _squared_error(A, Y):
+    return SumEntries(HadamardPower(A - Y, 2))
+
+
+COSTS: dict[str, Cost] = {
+    c.name: c
+    for c in (
+        Cost("squared_error", "the sum of (A − Y)² over all entries", _squared_error),
+        Cost("half_squared_error", "½ × the sum of (A − Y)² over all entries",
+             lambda A, Y: Rational(1, 2) * _squared_error(A, Y)),
+        Cost("mean_squared_error", "the mean of (A − Y)² over all entries",
+             lambda A, Y: _squared_error(A, Y) / (A.shape[0] * A.shape[1])),
+        Cost("softmax_cross_entropy", "−Σ Y ⊙ log A, with a softmax output",
+             lambda A, Y: -SumEntries(_hadamard(Y, LOG(A))),
+             requires_output="softmax", distribution_targets=True),
+        Cost("binary_cross_entropy", "−Σ [Y ⊙ log A + (1 − Y) ⊙ log(1 − A)]",
+             lambda A, Y: -SumEntries(_hadamard(Y, LOG(A)) + _hadamard(_ones(Y) - Y, LOG(_ones(A) - A)))),
+    )
+}
+
+
+def get_cost(name: str) -> Cost:
+    """Look up a cost by name; an unknown name lists the known ones."""
+    if isinstance(name, Cost):
+        return name
+    if not isinstance(name, str) or name not in COSTS:
+        raise UnknownNameError("cost", name, sorted(COSTS))
+    return COSTS[name]

@@ -1,0 +1,297 @@
+"""Matrix expression classes that SymPy lacks.
+
+SymPy's ``ElementwiseApplyFunction`` cannot be differentiated, printed readably
+or turned into NumPy code (see the design notes), so symbackprop carries its own
+small set of :class:`~sympy.matrices.expressions.MatrixExpr` subclasses.  Each
+arrives complete: a vector-Jacobian rule in :mod:`symbackprop.chainrule`, a
+``_print_`` method in every printer and a row in the tests.
+
+* :class:`Named` — a named intermediate (``z3``, ``a3``, ``delta3``) that keeps
+  its definition, so an expression that mentions it stays self-contained;
+* :class:`Elementwise` — a named scalar function applied entry by entry,
+  ``σ(z)`` or its derivative ``σ'(z)``;
+* :class:`Softmax` — softmax over each column (``axis=0``) or each row (``axis=1``);
+* :class:`Broadcast` — a bias vector repeated across the batch, ``b 1ᵀ`` or ``1 b``;
+* :class:`SumEntries` — the scalar sum of all entries of a matrix;
+* :class:`Adjoint` — the symbol ``∂C/∂X`` used on the left of derivation steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import lru_cache
+
+import sympy
+from sympy import Basic, Expr, Integer, Lambda, MatrixExpr, Symbol
+from sympy.core.symbol import Str
+
+__all__ = [
+    "Named",
+    "new_scope",
+    "Elementwise",
+    "Softmax",
+    "Broadcast",
+    "SumEntries",
+    "Adjoint",
+    "SCALAR_VARIABLE",
+]
+
+#: the variable in which scalar functions (activations, log) are defined
+SCALAR_VARIABLE = Symbol("x", real=True)
+
+
+def _as_str(name: str | Str) -> Str:
+    return name if isinstance(name, Str) else Str(name)
+
+
+_scopes = itertools.count(1)
+
+
+def new_scope() -> Integer:
+    """A fresh scope for the named quantities of one derivation."""
+    return Integer(next(_scopes))
+
+
+class Named(MatrixExpr):
+    """A named intermediate quantity that carries its definition.
+
+    Printers show only the name; the chain rule and the numeric evaluator look
+    through to :attr:`definition`, so a gradient written with ``delta2`` can be
+    evaluated from the inputs and parameters alone.
+
+    ``scope`` tells apart the quantities of different derivations: two
+    ``z1`` of two networks are different quantities, and comparing them stops
+    at the scope instead of walking both definitions down the whole network.
+
+    >>> from sympy import MatrixSymbol
+    >>> W, x = MatrixSymbol("W", 2, 3), MatrixSymbol("X", 3, 1)
+    >>> z = Named("z1", W * x)
+    >>> z.shape, str(z)
+    ((2, 1), 'z1')
+    """
+
+    is_commutative = False
+
+    def __new__(cls, name: str | Str, definition: MatrixExpr, scope: int | Integer = 0) -> "Named":
+        obj = Basic.__new__(cls, _as_str(name), definition, Integer(scope))
+        # computed once: asking the definition would walk down every layer below
+        obj._shape = definition.shape
+        obj._free_symbols = definition.free_symbols
+        return obj
+
+    def _hashable_content(self):
+        name, definition, scope = self.args
+        return (name, scope, definition)  # cheap parts first: unequal names or scopes end a comparison
+
+    @property
+    def name(self) -> str:
+        return self.args[0].name
+
+    @property
+    def definition(self) -> MatrixExpr:
+        return self.args[1]
+
+    @property
+    def scope(self) -> int:
+        return int(self.args[2])
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self._shape
+
+    @property
+    def free_symbols(self):
+        return self._free_symbols
+
+    def doit(self, **hints):  # a name stays a name
+        return self
+
+    def _eval_transpose(self):
+        return None
+
+    def _sympystr(self, printer) -> str:
+        return self.name
+
+    def _eval_is_symbol(self):
+        return True
+
+
+@lru_cache(maxsize=None)
+def _derivative_lambda(definition: Lambda, order: int) -> Lambda:
+    (variable,) = definition.variables
+    return Lambda(variable, sympy.diff(definition.expr, variable, order))
+
+
+class Elementwise(MatrixExpr):
+    """A scalar function, or its ``order``-th derivative, applied to every entry.
+
+    ``name`` is how printers write the function (``sigmoid`` prints as ``σ``);
+    ``definition`` is the scalar function as a SymPy ``Lambda`` in ``x``, from
+    which derivatives are derived.
+
+    >>> from sympy import MatrixSymbol, Lambda, exp
+    >>> from symbackprop.expressions import SCALAR_VARIABLE as x
+    >>> z = MatrixSymbol("z", 3, 1)
+    >>> s = Elementwise("sigmoid", Lambda(x, 1 / (1 + exp(-x))), z)
+    >>> str(s), str(s.derivative())
+    ('sigmoid(z)', "sigmoid'(z)")
+    """
+
+    is_commutative = False
+
+    def __new__(cls, name: str | Str, definition: Lambda, arg: MatrixExpr, order: int = 0) -> "Elementwise":
+        return Basic.__new__(cls, _as_str(name), definition, arg, Integer(order))
+
+    @property
+    def name(self) -> str:
+        return self.args[0].name
+
+    @property
+    def definition(self) -> Lambda:
+        return self.args[1]
+
+    @property
+    def arg(self) -> MatrixExpr:
+        return self.args[2]
+
+    @property
+    def order(self) -> int:
+        return int(self.args[3])
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self.arg.shape
+
+    def scalar_function(self) -> Lambda:
+        """The scalar function applied here (the derivative, when ``order`` > 0)."""
+        if self.order == 0:
+            return self.definition
+        return _derivative_lambda(self.definition, self.order)
+
+    def derivative(self) -> "Elementwise":
+        return Elementwise(self.args[0], self.definition, self.arg, self.order + 1)
+
+    def doit(self, **hints):
+        if hints.get("deep", True):
+            return self.func(self.args[0], self.definition, self.arg.doit(**hints), self.order)
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"{self.name}{chr(39) * self.order}({printer._print(self.arg)})"
+
+
+class Softmax(MatrixExpr):
+    """Softmax of each column (``axis=0``, columns layout) or each row (``axis=1``)."""
+
+    is_commutative = False
+
+    def __new__(cls, arg: MatrixExpr, axis: int = 0) -> "Softmax":
+        if int(axis) not in (0, 1):
+            raise ValueError("softmax axis must be 0 (columns) or 1 (rows)")
+        return Basic.__new__(cls, arg, Integer(axis))
+
+    @property
+    def arg(self) -> MatrixExpr:
+        return self.args[0]
+
+    @property
+    def axis(self) -> int:
+        return int(self.args[1])
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self.arg.shape
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"softmax({printer._print(self.arg)}, axis={self.axis})"
+
+
+class Broadcast(MatrixExpr):
+    """A column vector repeated across ``cols`` columns, or a row vector down ``rows`` rows.
+
+    In the columns layout the bias term is ``Broadcast(b, n, m)`` = ``b 1ᵀ``; in
+    the rows layout it is ``Broadcast(b, m, n)`` = ``1 b``.  Code printers
+    broadcast instead of multiplying by a matrix of ones.
+    """
+
+    is_commutative = False
+
+    def __new__(cls, vector: MatrixExpr, rows, cols) -> "Broadcast":
+        rows, cols = sympy.sympify(rows), sympy.sympify(cols)
+        vrows, vcols = vector.shape
+        if vcols != 1 and vrows != 1:
+            raise ValueError("only a row or a column vector can be broadcast")
+        return Basic.__new__(cls, vector, rows, cols)
+
+    @property
+    def vector(self) -> MatrixExpr:
+        return self.args[0]
+
+    @property
+    def along_columns(self) -> bool:
+        """True when a column vector is repeated across columns (``b 1ᵀ``)."""
+        vrows, vcols = self.vector.shape
+        return vcols == 1 and vrows == self.args[1]
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self.args[1], self.args[2]
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        if self.along_columns:
+            return f"{printer._print(self.vector)}*1ᵀ"
+        return f"1*{printer._print(self.vector)}"
+
+
+class SumEntries(Expr):
+    """The sum of all entries of a matrix, a scalar: ``1ᵀ M 1``."""
+
+    is_commutative = True
+
+    def __new__(cls, arg: MatrixExpr) -> "SumEntries":
+        if not getattr(arg, "is_Matrix", False):
+            raise TypeError("SumEntries takes a matrix expression")
+        return Basic.__new__(cls, arg)
+
+    @property
+    def arg(self) -> MatrixExpr:
+        return self.args[0]
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"sum({printer._print(self.arg)})"
+
+
+class Adjoint(MatrixExpr):
+    """``∂C/∂target``, the symbol on the left of a derivation step; shaped like its target."""
+
+    is_commutative = False
+
+    def __new__(cls, target: MatrixExpr, cost: str | Str = "C") -> "Adjoint":
+        return Basic.__new__(cls, target, _as_str(cost))
+
+    @property
+    def target(self) -> MatrixExpr:
+        return self.args[0]
+
+    @property
+    def cost_name(self) -> str:
+        return self.args[1].name
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self.target.shape
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"d{self.cost_name}/d{printer._print(self.target)}"

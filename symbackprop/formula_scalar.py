@@ -1,0 +1,131 @@
+"""Scalar formulas (custom activations) from the formula parser's tree to SymPy.
+
+Only what is listed here can appear: the variables the caller names, the
+constants ``e`` and ``pi``, the functions in :data:`FUNCTIONS`, numbers,
+``+ - * /``, juxtaposition and powers with a small constant exponent.  The
+text is parsed by :mod:`symbackprop.formula`; nothing is evaluated.
+
+>>> from sympy import Symbol
+>>> x = Symbol("x")
+>>> parse_scalar("log(1 + exp(x))", {"x": x})
+log(exp(x) + 1)
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Callable, Mapping
+
+import sympy
+
+from . import formula as ast
+from .errors import FormulaError
+
+__all__ = ["parse_scalar", "FUNCTIONS", "MAX_EXPONENT"]
+
+#: the largest |exponent| a power may have, so ``9**9**9**9`` is refused, not computed
+MAX_EXPONENT = 64
+
+FUNCTIONS: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "ln": sympy.log,
+    "sqrt": sympy.sqrt,
+    "tanh": sympy.tanh,
+    "sinh": sympy.sinh,
+    "cosh": sympy.cosh,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "atan": sympy.atan,
+    "arctan": sympy.atan,
+    "erf": sympy.erf,
+    "abs": sympy.Abs,
+    "sigmoid": lambda t: 1 / (1 + sympy.exp(-t)),
+    "sigma": lambda t: 1 / (1 + sympy.exp(-t)),
+}
+
+CONSTANTS = {"e": sympy.E, "pi": sympy.pi}
+
+_NUMBER = re.compile(r"^(\d*\.?\d*)(?:[eE]([+-]?\d+))?$")
+
+
+def number(text: str) -> sympy.Rational:
+    """A number literal as an exact rational, refusing absurd exponents (``1e99999999``)."""
+    match = _NUMBER.match(text)
+    if match is None or match.group(1) in ("", "."):
+        raise FormulaError(f"{text!r} is not a number")
+    if match.group(2) is not None and abs(int(match.group(2))) > 300:
+        raise FormulaError(f"the number {text} is out of range")
+    value = Fraction(text)
+    return sympy.Rational(value.numerator, value.denominator)
+
+
+def parse_scalar(text: str, variables: Mapping[str, sympy.Symbol]) -> sympy.Expr:
+    """Parse ``text`` as a scalar formula in ``variables`` (e.g. ``{"x": x}``)."""
+    if not isinstance(text, str):
+        raise FormulaError(f"a formula must be text, not {type(text).__name__}")
+    tree = ast.parse(text)
+    known = [*variables, *CONSTANTS, *(f"{f}(...)" for f in FUNCTIONS)]
+    return _Builder(variables, known).build(tree)
+
+
+class _Builder:
+    def __init__(self, variables: Mapping[str, sympy.Symbol], known: list[str]) -> None:
+        self.variables = variables
+        self.known = known
+
+    def build(self, node: ast.Node) -> sympy.Expr:
+        method = getattr(self, f"_{type(node).__name__}")
+        return method(node)
+
+    def _Number(self, node: ast.Number) -> sympy.Expr:
+        return number(node.text)
+
+    def _Name(self, node: ast.Name) -> sympy.Expr:
+        if node.layer is not None:
+            raise FormulaError(f"a scalar formula has no layers ({node.id} at position {node.pos})")
+        if node.id in self.variables:
+            return self.variables[node.id]
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        raise FormulaError(f"unknown name {node.id!r} at position {node.pos}; known: {', '.join(self.known)}")
+
+    def _Call(self, node: ast.Call) -> sympy.Expr:
+        function = FUNCTIONS.get(node.func)
+        if function is None:
+            raise FormulaError(f"unknown function {node.func!r}; known: {', '.join(sorted(FUNCTIONS))}")
+        if node.derivative:
+            raise FormulaError(f"write the derivative of {node.func} out; {node.func}{chr(39) * node.derivative}(...) "
+                               "is not allowed in a scalar formula")
+        if len(node.args) != 1:
+            raise FormulaError(f"{node.func} takes one argument, not {len(node.args)}")
+        return function(self.build(node.args[0]))
+
+    def _Neg(self, node: ast.Neg) -> sympy.Expr:
+        return -self.build(node.operand)
+
+    def _Transpose(self, node: ast.Transpose) -> sympy.Expr:
+        raise FormulaError(f"a scalar formula has no transposes (position {node.pos})")
+
+    def _BinOp(self, node: ast.BinOp) -> sympy.Expr:
+        if node.op in ("matmul", "hdiv"):
+            raise FormulaError(f"a scalar formula uses + - * / and powers, not {node.op} (position {node.pos})")
+        left = self.build(node.left)
+        right = self.build(node.right)
+        if node.op == "add":
+            return left + right
+        if node.op == "sub":
+            return left - right
+        if node.op in ("mul", "juxt", "hadamard"):
+            return left * right
+        if node.op == "div":
+            if right == 0:
+                raise FormulaError(f"division by zero at position {node.pos}")
+            return left / right
+        if node.op == "pow":
+            if right.free_symbols or not right.is_number or not right.is_real or abs(right) > MAX_EXPONENT:
+                raise FormulaError(
+                    f"an exponent must be a number from {-MAX_EXPONENT} to {MAX_EXPONENT} (position {node.pos})")
+            return left**right
+        raise FormulaError(f"unsupported operator {node.op}")

@@ -1,0 +1,75 @@
+"""The names symbackprop gives to the quantities of a network.
+
+Every generated name (in SymPy symbols, in generated code, in formulas a user
+types) comes from here, so the library speaks one vocabulary:
+
+========  ==========================================  ===============
+name      meaning                                     LaTeX
+========  ==========================================  ===============
+``X``     the input, ``a0`` in formulas               ``a^{(0)}``
+``Y``     the targets, ``y`` in formulas              ``y``
+``W3``    weight matrix of layer 3                    ``W^{(3)}``
+``b3``    bias of layer 3                             ``b^{(3)}``
+``z3``    pre-activation of layer 3                   ``z^{(3)}``
+``a3``    activation (output) of layer 3              ``a^{(3)}``
+``delta3``  ``∂C/∂z3``                                ``\\delta^{(3)}``
+========  ==========================================  ===============
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "INPUT",
+    "TARGET",
+    "weight",
+    "bias",
+    "preactivation",
+    "activation",
+    "delta",
+    "split_layer_name",
+    "LAYERED_KINDS",
+]
+
+INPUT = "X"
+TARGET = "Y"
+
+#: kinds of per-layer names, in the order a reader meets them
+LAYERED_KINDS = ("W", "b", "z", "a", "delta")
+
+_LAYERED = re.compile(r"^(W|b|z|a|delta)([0-9]+)$")
+
+
+def weight(layer: int) -> str:
+    return f"W{layer}"
+
+
+def bias(layer: int) -> str:
+    return f"b{layer}"
+
+
+def preactivation(layer: int) -> str:
+    return f"z{layer}"
+
+
+def activation(layer: int) -> str:
+    return f"a{layer}"
+
+
+def delta(layer: int) -> str:
+    return f"delta{layer}"
+
+
+def split_layer_name(name: str) -> tuple[str, int] | None:
+    """``"W12"`` → ``("W", 12)``; ``None`` for a name that is not per-layer.
+
+    >>> split_layer_name("delta3")
+    ('delta', 3)
+    >>> split_layer_name("X") is None
+    True
+    """
+    match = _LAYERED.match(name)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2))

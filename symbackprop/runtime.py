@@ -1,0 +1,83 @@
+"""NumPy implementations of the activations, their derivatives and the costs' pieces.
+
+These are the numeric forms of the registry entries in
+:mod:`symbackprop.activations`.  They are numerically stable (no overflow and no
+warning for ``|z|`` up to 1e3) and keep the input's floating dtype.  The
+evaluator uses them directly, and the code generator copies the source of the
+ones a network needs into the standalone module, which therefore imports only
+NumPy.  Each function is tested against the SymPy definition it implements.
+"""
+
+import numpy as np
+
+
+def identity(x):
+    return x
+
+
+def identity_grad(x):
+    return np.ones_like(x)
+
+
+def sigmoid(x):
+    # exp of a non-positive number never overflows
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+def sigmoid_grad(x):
+    e = np.exp(-np.abs(x))
+    return e / ((1 + e) * (1 + e))
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def tanh_grad(x):
+    t = np.tanh(x)
+    return 1 - t * t
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def relu_grad(x):
+    return (x > 0).astype(x.dtype)
+
+
+def leaky_relu(x):
+    return np.where(x > 0, x, x * np.asarray(0.01, dtype=x.dtype))
+
+
+def leaky_relu_grad(x):
+    return np.where(x > 0, np.asarray(1, dtype=x.dtype), np.asarray(0.01, dtype=x.dtype))
+
+
+def softplus(x):
+    # log(1 + e^x) = max(x, 0) + log1p(e^{-|x|})
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def softplus_grad(x):
+    return sigmoid(x)
+
+
+def softmax(x, axis):
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis):
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def log(x):
+    return np.log(x)
+
+
+def log_grad(x):
+    return 1 / x
