@@ -1,0 +1,117 @@
+"""Reading a network from a TOML spec file.
+
+.. code-block:: toml
+
+    [network]
+    inputs = 3              # an integer or a symbol name like "n_0"
+    cost = "squared_error"
+    layout = "columns"      # optional, default "columns"
+    batch = 1               # optional, an integer or a symbol name like "m"
+    weight_decay = 0.0      # optional
+
+    [[layers]]
+    units = 4
+    activation = "sigmoid"  # a name, or a formula in x such as "x**3"
+    bias = true             # optional, default true
+
+An optional ``[train]`` table (data, initial values, learning rate, steps) is
+read and kept for training.  Every error names the file and the key at fault.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import SpecError
+from .network import Dense, Network
+
+__all__ = ["Spec", "load_spec", "read_spec", "parse_spec"]
+
+_NETWORK_KEYS = {"inputs": True, "cost": False, "layout": False, "batch": False, "weight_decay": False}
+_LAYER_KEYS = {"units": True, "activation": False, "bias": False}
+_TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed")
+_TOP_KEYS = ("network", "layers", "train")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A spec file's contents: the network and the raw ``[train]`` table, if any."""
+
+    network: Network
+    train: Mapping[str, Any] | None = None
+    source: str = "<spec>"
+    folder: Path = field(default_factory=Path)
+
+
+def _unknown(keys, known, where: str, source: str) -> None:
+    for key in keys:
+        if key not in known:
+            raise SpecError(f"{source}: unknown key {where}{key!r}; known keys: {', '.join(known)}")
+
+
+def parse_spec(data: Mapping[str, Any], source: str = "<spec>", folder: Path | None = None) -> Spec:
+    """Build a :class:`Spec` from an already-parsed TOML document."""
+    _unknown(data, _TOP_KEYS, "", source)
+    network = data.get("network")
+    if not isinstance(network, Mapping):
+        raise SpecError(f"{source}: missing [network] table (with at least inputs = ...)")
+    _unknown(network, list(_NETWORK_KEYS), "[network].", source)
+    for key, required in _NETWORK_KEYS.items():
+        if required and key not in network:
+            raise SpecError(f"{source}: [network] needs the key {key!r}")
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise SpecError(f"{source}: no [[layers]]; add at least one [[layers]] table with units = ...")
+    built = []
+    for index, layer in enumerate(layers, 1):
+        where = f"[[layers]] #{index}"
+        if not isinstance(layer, Mapping):
+            raise SpecError(f"{source}: {where} must be a table")
+        _unknown(layer, list(_LAYER_KEYS), f"in {where}: ", source)
+        if "units" not in layer:
+            raise SpecError(f"{source}: {where} needs the key 'units'")
+        try:
+            built.append(Dense(**layer))
+        except SpecError as err:
+            raise SpecError(f"{source}: {where}: {err}") from None
+    try:
+        net = Network(layers=built, **network)
+    except SpecError as err:
+        raise SpecError(f"{source}: [network]: {err}") from None
+    train = data.get("train")
+    if train is not None:
+        if not isinstance(train, Mapping):
+            raise SpecError(f"{source}: [train] must be a table")
+        _unknown(train, _TRAIN_KEYS, "[train].", source)
+    return Spec(net, train, source, folder or Path("."))
+
+
+def read_spec(path: str | Path) -> Spec:
+    """Read a spec file: the network and its ``[train]`` table."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"{path}: cannot read the spec file ({err.__class__.__name__}: {err})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML: {err}") from None
+    return parse_spec(data, str(path), path.parent)
+
+
+def load_spec(path: str | Path) -> Network:
+    """The network described by a TOML spec file.
+
+    >>> import tempfile, pathlib
+    >>> spec = pathlib.Path(tempfile.mkdtemp()) / "net.toml"
+    >>> _ = spec.write_text('[network]\\ninputs = "n_0"\\n[[layers]]\\nunits = 2\\nactivation = "tanh"\\n')
+    >>> load_spec(spec).layers[0].activation.name
+    'tanh'
+    """
+    return read_spec(path).network
