@@ -1,0 +1,67 @@
+"""symbackprop: backpropagation in matrix form, derived, typeset, coded and checked.
+
+Describe a layered network; symbackprop builds its cost as a SymPy matrix
+expression, derives every layer's gradient by a matrix chain rule in the
+compact form textbooks print (``δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾) ⊙ σ'(z⁽ˡ⁾)``), and proves
+it numerically.
+
+>>> from symbackprop import Dense, Network, derive
+>>> d = derive(Network(3, [Dense(4, "sigmoid"), Dense(2, "sigmoid")], cost="binary_cross_entropy"))
+>>> d.gradients["W1"]
+delta1*X.T
+>>> from symbackprop.printing import to_text
+>>> to_text(d.deltas["delta2"].definition)
+'a⁽²⁾ − Y'
+>>> print(d.text().splitlines()[-4])
+  ∂C/∂W⁽¹⁾ = δ⁽¹⁾ Xᵀ
+"""
+
+from .activations import ACTIVATIONS, Activation, custom_activation
+from .chainrule import grad
+from .costs import COSTS, Cost
+from .derivation import Derivation, Step, derive
+from .errors import (
+    FormulaError,
+    FormulaSyntaxError,
+    MissingRuleError,
+    NotationError,
+    ShapeError,
+    SpecError,
+    SymbackpropError,
+    TrainingError,
+    UnknownNameError,
+)
+from .evaluation import evaluate
+from .gradcheck import check_gradients, random_values
+from .network import Dense, Network
+from .spec import load_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "COSTS",
+    "Activation",
+    "Cost",
+    "Dense",
+    "Derivation",
+    "FormulaError",
+    "FormulaSyntaxError",
+    "MissingRuleError",
+    "Network",
+    "NotationError",
+    "ShapeError",
+    "SpecError",
+    "Step",
+    "SymbackpropError",
+    "TrainingError",
+    "UnknownNameError",
+    "__version__",
+    "check_gradients",
+    "custom_activation",
+    "derive",
+    "evaluate",
+    "grad",
+    "load_spec",
+    "random_values",
+]

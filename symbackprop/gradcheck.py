@@ -1,0 +1,196 @@
+"""Numeric proof of a derivation: gradients against central finite differences.
+
+One checker serves users and the tests.  :func:`random_values` draws inputs,
+targets and parameters valid for the network's cost (targets in (0, 1) for
+binary cross-entropy, probability distributions for softmax cross-entropy) at
+concrete sizes; :func:`check_gradients` compares, for each parameter, the
+evaluated gradient along a random direction ``v`` with the cost's central
+difference along ``v``, Richardson-extrapolated so the error is O(ε⁴).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import sympy
+
+from .derivation import Derivation
+from .evaluation import Evaluator, evaluate
+from .network import Network
+
+__all__ = ["random_values", "check_gradients", "GradientCheck", "ParameterCheck", "directional_difference"]
+
+
+def random_values(
+    network: Network,
+    *,
+    sizes: Mapping[str, int] | None = None,
+    seed: int | np.random.Generator = 0,
+) -> dict[str, object]:
+    """Random ``X``, ``Y`` and parameters for ``network``, with concrete sizes.
+
+    Symbolic sizes take the value in ``sizes`` or a random value from 1 to 4;
+    their names are included in the result (``"m": 3``).  Weights are drawn
+    with variance 1/fan-in (Glorot's scaling), so activations stay of order
+    one and sigmoids do not saturate: finite differences stay informative.
+    """
+    rng = np.random.default_rng(seed)
+    chosen = dict(sizes or {})
+    values: dict[str, object] = {}
+    for symbol in network.size_symbols:
+        values[symbol.name] = int(chosen.get(symbol.name, rng.integers(1, 5)))
+    numbers = {sympy.Symbol(k, integer=True, positive=True): sympy.Integer(v) for k, v in values.items()}
+
+    def shape(symbolic) -> tuple[int, int]:
+        return tuple(int(sympy.sympify(d).xreplace(numbers)) for d in symbolic)  # type: ignore[return-value]
+
+    n = network.sizes
+    values["X"] = rng.normal(size=shape(network.data_shape(n[0])))
+    target_shape = shape(network.data_shape(n[-1]))
+    if network.cost.name == "binary_cross_entropy":
+        values["Y"] = rng.uniform(0.05, 0.95, size=target_shape)
+    elif network.cost.distribution_targets:
+        axis = 0 if network.layout == "columns" else 1
+        raw = rng.uniform(0.05, 1.0, size=target_shape)
+        values["Y"] = raw / raw.sum(axis=axis, keepdims=True)
+    else:
+        values["Y"] = rng.normal(size=target_shape)
+    for name, symbolic in network.parameter_shapes().items():
+        concrete = shape(symbolic)
+        fan_in = concrete[1] if network.layout == "columns" else concrete[0]
+        values[name] = rng.normal(scale=1 / np.sqrt(fan_in) if name.startswith("W") else 0.5, size=concrete)
+    if isinstance(network.weight_decay, sympy.Symbol):
+        values[network.weight_decay.name] = float(rng.uniform(0.01, 0.5))
+    return values
+
+
+def directional_difference(cost, values: Mapping[str, object], name: str, direction: np.ndarray,
+                           step: float = 1e-3) -> float:
+    """d/dt cost(values with ``name`` + t·direction) at t = 0, by Richardson-extrapolated central differences."""
+
+    def at(t: float, dtype=np.longdouble):
+        # extended precision where the platform has it: the difference of two
+        # nearby costs loses digits, and long double keeps about three more
+        moved = {k: np.asarray(v, dtype=dtype) if isinstance(v, (list, np.ndarray)) else v
+                 for k, v in values.items()}
+        moved[name] = moved[name] + dtype(t) * np.asarray(direction, dtype=dtype)
+        try:
+            return np.asarray(Evaluator(moved)(cost), dtype=dtype).sum()
+        except TypeError:  # np.linalg (inverse, determinant) has no long double
+            if dtype is np.float64:
+                raise
+            return at(t, np.float64)
+
+    def central(h: float) -> float:
+        return (at(h) - at(-h)) / (2 * h)
+
+    return float((4 * central(step / 2) - central(step)) / 3)
+
+
+@dataclass(frozen=True)
+class ParameterCheck:
+    """One parameter's comparison: the gradient along ``v`` and the finite difference."""
+
+    name: str
+    analytic: float
+    numeric: float
+    resolution: float = 0.0
+
+    @property
+    def relative_error(self) -> float:
+        """The difference relative to the larger value, or to what the difference quotient can resolve.
+
+        A difference quotient with step h carries rounding noise of about
+        ε·|C|/h (ε the machine epsilon of the evaluation), and the evaluated
+        gradient about ε₆₄·|C|; ``resolution`` is 10⁶ times their sum, so a directional derivative far below the noise (a
+        vanishing gradient, an exact zero) is compared with the absolute
+        tolerance 10⁻⁶ × resolution ≈ ε·|C|/h instead of relatively.
+        """
+        scale = max(abs(self.analytic), abs(self.numeric), self.resolution, 1e-300)
+        return abs(self.analytic - self.numeric) / scale
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """The result of :func:`check_gradients`; true when every parameter agrees."""
+
+    parameters: tuple[ParameterCheck, ...]
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return all(p.relative_error < self.tolerance for p in self.parameters)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def message(self) -> str:
+        lines = [
+            f"{p.name}: gradient·v = {p.analytic:.12g}, finite difference = {p.numeric:.12g}, "
+            f"relative error {p.relative_error:.2e}"
+            for p in self.parameters
+        ]
+        return ("all gradients agree" if self.ok else "gradients disagree") + "\n" + "\n".join(lines)
+
+
+def check_gradients(
+    derivation: Derivation,
+    values: Mapping[str, object] | None = None,
+    *,
+    seed: int = 0,
+    tolerance: float = 1e-6,
+) -> GradientCheck:
+    """Compare every derived gradient with finite differences of the cost.
+
+    >>> from symbackprop import Dense, Network, derive
+    >>> d = derive(Network("n_0", [Dense(4, "tanh"), Dense(2, "sigmoid")], batch="m"))
+    >>> check_gradients(d).ok
+    True
+    """
+    rng = np.random.default_rng(seed)
+    if values is None:
+        values = random_values(derivation.network, seed=rng)
+    step = 1e-3  # Richardson's O(h⁴) error is then ~1e-12, and rounding noise small
+    cost = evaluate(derivation.cost, values)
+    kinks = _kinked_preactivations(derivation)
+    checks = []
+    for name, gradient in derivation.gradients.items():
+        g = np.asarray(evaluate(gradient, values), dtype=np.float64)
+        expected = np.shape(np.asarray(values[name]))
+        if g.shape != expected:
+            raise AssertionError(f"gradient of {name} has shape {g.shape}, the parameter {expected}")
+        direction = rng.normal(size=g.shape)
+        for _ in range(20):  # a direction whose difference quotient straddles no kink
+            if not _crosses_kink(kinks, values, name, direction, step):
+                break
+            direction = rng.normal(size=g.shape)
+        # noise of the difference quotient, plus the float64 rounding of the gradient itself
+        resolution = 1e6 * abs(cost) * (float(np.finfo(np.longdouble).eps) / step + float(np.finfo(np.float64).eps))
+        checks.append(ParameterCheck(name, float(np.sum(g * direction)),
+                                     directional_difference(derivation.cost, values, name, direction, step),
+                                     resolution))
+    return GradientCheck(tuple(checks), tolerance)
+
+
+def _kinked_preactivations(derivation: Derivation) -> list:
+    """The z of each layer whose activation has a kink (ReLU, leaky ReLU)."""
+    return [
+        derivation.forward[2 * index]
+        for index, activation in enumerate(derivation.network.activations)
+        if activation.is_elementwise and activation.derivative.has(sympy.Piecewise)
+    ]
+
+
+def _crosses_kink(kinks: list, values: Mapping[str, object], name: str, direction: np.ndarray, step: float) -> bool:
+    """True when moving ``name`` by ±step·direction changes the sign of some kinked pre-activation."""
+    if not kinks:
+        return False
+    signs = []
+    for t in (-step, 0.0, step):
+        moved = dict(values)
+        moved[name] = np.asarray(values[name], dtype=np.float64) + t * direction
+        signs.append([np.sign(evaluate(z, moved)) for z in kinks])
+    return any(not np.array_equal(a, b) for before, after in zip(signs, signs[1:]) for a, b in zip(before, after))

@@ -1,0 +1,238 @@
+"""Readable Unicode text of derivations, for the terminal and for ``str``.
+
+>>> from sympy import MatrixSymbol
+>>> W, d = MatrixSymbol("W2", 3, 4), MatrixSymbol("delta2", 3, 1)
+>>> to_text(W.T * d)
+'W⁽²⁾ᵀ δ⁽²⁾'
+"""
+
+from __future__ import annotations
+
+from sympy import Add, HadamardPower, HadamardProduct, MatAdd, MatMul, Mul, Pow
+from sympy.printing.str import StrPrinter
+
+from .. import naming
+from ..expressions import Elementwise
+from .precedence import ADD, ATOM, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
+
+__all__ = ["TextPrinter", "to_text", "superscript"]
+
+_SUPERSCRIPT = str.maketrans("0123456789-+()L", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺⁽⁾ᴸ")
+_FUNCTION_NAMES = {"sigmoid": "σ", "identity": "id", "relu": "ReLU", "leaky_relu": "LReLU"}
+_KIND_NAMES = {"delta": "δ"}
+
+
+def superscript(text: str) -> str:
+    return text.translate(_SUPERSCRIPT)
+
+
+def _split_terms(terms):
+    """Positive terms first, so ``-Y + a2`` reads ``a2 − Y``; order otherwise kept."""
+    return sorted(terms, key=lambda t: _is_negative(t))
+
+
+def _is_negative(term) -> bool:
+    if isinstance(term, (MatMul, Mul)) and term.args:
+        first = term.args[0]
+        return bool(getattr(first, "is_number", False) and first.is_negative)
+    return bool(getattr(term, "is_number", False) and term.is_negative)
+
+
+class TextPrinter(StrPrinter):
+    """Prints matrix expressions as a textbook would, in Unicode."""
+
+    printmethod = "_symbackprop_text"
+
+    def parenthesize(self, item, level, strict=False):  # type: ignore[override]
+        p = precedence(item)
+        if p < level or (strict and p == level):
+            return f"({self._print(item)})"
+        return self._print(item)
+
+    def _print_name(self, name: str) -> str:
+        split = naming.split_layer_name(name)
+        if split is None:
+            return name
+        kind, layer = split
+        return f"{_KIND_NAMES.get(kind, kind)}{superscript(f'({layer})')}"
+
+    def _print_MatrixSymbol(self, expr) -> str:
+        return self._print_name(expr.name)
+
+    def _print_Named(self, expr) -> str:
+        return self._print_name(expr.name)
+
+    def _print_Adjoint(self, expr) -> str:
+        return f"∂{expr.cost_name}/∂{self._print(expr.target)}"
+
+    def _print_Elementwise(self, expr) -> str:
+        name = _FUNCTION_NAMES.get(expr.name, expr.name)
+        return f"{name}{chr(39) * expr.order}({self._print(expr.arg)})"
+
+    def _print_Softmax(self, expr) -> str:
+        return f"softmax({self._print(expr.arg)})"
+
+    def _print_Broadcast(self, expr) -> str:
+        vector = self.parenthesize(expr.vector, POSTFIX)
+        return f"{vector} 1ᵀ" if expr.along_columns else f"1 {vector}"
+
+    def _print_SumEntries(self, expr) -> str:
+        return f"Σ({self._print(expr.arg)})"
+
+    def _print_OneMatrix(self, expr) -> str:
+        return "1"
+
+    def _print_Identity(self, expr) -> str:
+        return "I"
+
+    def _print_ZeroMatrix(self, expr) -> str:
+        return "0"
+
+    def _print_Transpose(self, expr) -> str:
+        return f"{self.parenthesize(expr.arg, POSTFIX)}ᵀ"
+
+    def _print_Trace(self, expr) -> str:
+        return f"tr({self._print(expr.arg)})"
+
+    def _print_sum(self, terms) -> str:
+        out = ""
+        for index, term in enumerate(_split_terms(terms)):
+            if _is_negative(term):
+                body = self.parenthesize(-term, ADD, strict=True) if index else self.parenthesize(-term, ADD)
+                out += f" − {body}" if index else f"−{body}"
+            else:
+                out += (" + " if index else "") + self.parenthesize(term, ADD)
+        return out
+
+    def _print_MatAdd(self, expr) -> str:
+        return self._print_sum(expr.args)
+
+    def _print_Add(self, expr, order=None) -> str:
+        return self._print_sum(Add.make_args(expr))
+
+    def _print_product(self, factors, separator: str) -> str:
+        factors = list(factors)
+        sign = ""
+        if factors and getattr(factors[0], "is_number", False):
+            if factors[0] == -1:
+                sign, factors = "−", factors[1:]
+            elif factors[0].is_negative:
+                sign, factors = "−", [-factors[0], *factors[1:]]
+        return sign + separator.join(self.parenthesize(f, PRODUCT) for f in factors)
+
+    def _print_MatMul(self, expr) -> str:
+        scale, hadamard = scaled_hadamard(expr)
+        if hadamard is not None:
+            return self._print_HadamardProduct(hadamard, scale)
+        return self._print_product(expr.args, " ")
+
+    def _print_Mul(self, expr) -> str:
+        numerator, denominator = [], []
+        for factor in Mul.make_args(expr):
+            if isinstance(factor, Pow) and factor.exp.is_negative and factor.exp.is_Rational:
+                denominator.append(Pow(factor.base, -factor.exp))
+            elif factor.is_Rational and not factor.is_Integer:
+                numerator.append(factor.p)
+                denominator.append(factor.q)
+            else:
+                numerator.append(factor)
+        numerator = [f for f in numerator if f != 1] or [1]
+        top = self._print_product(sorted(numerator, key=lambda f: not getattr(f, "is_number", False)), "·")
+        if not denominator:
+            return top
+        bottom = "·".join(self.parenthesize(f, POWER) for f in denominator)
+        return f"{top}/{bottom}" if len(denominator) == 1 else f"{top}/({bottom})"
+
+    def _print_HadamardProduct(self, expr, scale=None) -> str:
+        numerator = hadamard_order(a for a in expr.args if not _is_reciprocal(a))
+        denominator = [a.args[0] for a in expr.args if _is_reciprocal(a)]
+        printed = [self.parenthesize(f, PRODUCT, strict=True) for f in numerator] or ["1"]
+        if scale is not None:
+            printed[0] = self._print_product([scale], " ") + " " + printed[0] if scale not in (1, -1) \
+                else ("−" if scale == -1 else "") + printed[0]
+        top = " ⊙ ".join(printed)
+        for factor in denominator:
+            top += f" ⊘ {self.parenthesize(factor, PRODUCT, strict=True)}"
+        return top
+
+    def _print_HadamardPower(self, expr) -> str:
+        base, exponent = expr.args
+        if exponent == -1:
+            return f"1 ⊘ {self.parenthesize(base, PRODUCT, strict=True)}"
+        return f"{self.parenthesize(base, POWER, strict=True)}^∘{self.parenthesize(exponent, ATOM)}"
+
+    def _print_Pow(self, expr, rational=False) -> str:
+        if expr.exp.is_negative:
+            return self._print_Mul(expr)
+        return f"{self.parenthesize(expr.base, POWER, strict=True)}^{self.parenthesize(expr.exp, ATOM)}"
+
+    def _print_Rational(self, expr) -> str:
+        return f"{expr.p}/{expr.q}"
+
+    def _print_Integer(self, expr) -> str:
+        return str(expr.p) if expr.p >= 0 else f"−{-expr.p}"
+
+    def _print_Symbol(self, expr) -> str:
+        return expr.name
+
+
+def scaled_hadamard(expr):
+    """``(c, H)`` when ``expr`` is a number times a Hadamard product, else ``(None, None)``.
+
+    Printers write ``c (A ⊙ B)`` as the textbook's ``c A ⊙ B``: a scale
+    commutes with the Hadamard product.
+    """
+    if isinstance(expr, MatMul) and len(expr.args) == 2 and expr.args[0].is_number \
+            and isinstance(expr.args[1], HadamardProduct):
+        return expr.args[0], expr.args[1]
+    return None, None
+
+
+def hadamard_order(factors):
+    """Hadamard factors as a textbook orders them: activation derivatives last, ``∂C/∂a ⊙ σ'(z)``."""
+    return sorted(factors, key=lambda f: isinstance(f, Elementwise) and f.order > 0)
+
+
+def _is_reciprocal(factor) -> bool:
+    return isinstance(factor, HadamardPower) and factor.args[1] == -1
+
+
+def to_text(expr) -> str:
+    """``expr`` as readable Unicode text."""
+    return TextPrinter().doprint(expr)
+
+
+assert NEGATIVE < PRODUCT  # a negated product needs parentheses inside another product
+
+
+def _shape(shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def render_text(derivation) -> str:
+    """The whole derivation as readable text: shapes, forward pass, cost, backward pass, gradients."""
+    net = derivation.network
+    widths = " → ".join(str(n) for n in net.sizes)
+    activations = ", ".join(a.name for a in net.activations)
+    lines = [
+        f"network: {widths} ({activations}); cost {net.cost.name}; layout {net.layout}; batch {net.batch}"
+        + (f"; weight decay {net.weight_decay}" if net.weight_decay != 0 else ""),
+        "",
+        "shapes:",
+    ]
+    for name, symbol in derivation.symbols.items():
+        lines.append(f"  {to_text(symbol)} ∈ R^({_shape(symbol.shape)})")
+    lines += ["", "forward pass:"]
+    for node in derivation.forward:
+        lines.append(f"  {to_text(node)} = {to_text(node.definition)}")
+    lines += ["", "cost:", f"  C = {to_text(derivation.cost)}", "", "backward pass:"]
+    for step in derivation.steps:
+        general, rhs = to_text(step.general), to_text(step.rhs)
+        body = rhs if general == rhs else f"{general} = {rhs}"
+        lines.append(f"  {to_text(step.lhs)} = {body}    [{step.rule}]")
+        if step.note:
+            lines.append(f"      assuming {step.note}")
+    lines += ["", "gradients:"]
+    for name, gradient in derivation.gradients.items():
+        lines.append(f"  ∂C/∂{to_text(derivation.symbols[name])} = {to_text(gradient)}")
+    return "\n".join(lines) + "\n"
