@@ -1,0 +1,111 @@
+"""The activation and cost registries: derived derivatives, textbook identities, stable NumPy forms."""
+
+import warnings
+
+import numpy as np
+import pytest
+import sympy
+
+from symbackprop import runtime
+from symbackprop.activations import ACTIVATIONS, LOG, custom_activation, get_activation, y
+from symbackprop.errors import SpecError, UnknownNameError
+from symbackprop.expressions import SCALAR_VARIABLE as x
+
+ELEMENTWISE = [a for a in (*ACTIVATIONS.values(), LOG) if a.is_elementwise]
+POINTS = np.array([-3.1, -1.0, -0.2, 0.3, 1.0, 2.7])
+
+
+@pytest.mark.parametrize("activation", [a for a in ELEMENTWISE if a.output_derivative is not None], ids=lambda a: a.name)
+def test_output_derivative_identity_equals_the_derived_derivative(activation):
+    assert activation.output_derivative.is_polynomial(y)  # so it can be written with Hadamard products
+    through_output = activation.output_derivative.subs(y, activation.definition)
+    assert sympy.simplify(through_output - activation.derivative) == 0
+
+
+@pytest.mark.parametrize("activation", ELEMENTWISE, ids=lambda a: a.name)
+def test_runtime_function_and_derivative_equal_the_sympy_definition(activation):
+    points = POINTS if activation.name != "log" else np.abs(POINTS)
+    exact = sympy.lambdify(x, activation.definition, "numpy")
+    derivative = sympy.lambdify(x, activation.derivative, "numpy")
+    f = getattr(runtime, activation.runtime)
+    f_prime = getattr(runtime, activation.runtime + "_grad")
+    np.testing.assert_allclose(f(points), np.broadcast_to(exact(points), points.shape), rtol=1e-12)
+    np.testing.assert_allclose(f_prime(points), np.broadcast_to(derivative(points), points.shape), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_runtime_functions_are_stable_and_keep_the_dtype(name, dtype):
+    z = np.array([-1e3, -50.0, 0.0, 50.0, 1e3], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for f in (getattr(runtime, name), getattr(runtime, name + "_grad")):
+            out = f(z)
+            assert out.dtype == dtype
+            assert np.all(np.isfinite(out))
+
+
+def test_softmax_and_log_softmax_are_stable():
+    z = np.array([[1e3, -1e3], [0.0, 1e3], [-1e3, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = runtime.softmax(z, axis=0)
+        np.testing.assert_allclose(s.sum(axis=0), 1.0)
+        np.testing.assert_allclose(runtime.log_softmax(z, axis=0)[0, 0], 0.0)
+
+
+def test_relu_derivative_is_zero_at_zero_and_leaky_relu_slope_is_one_hundredth():
+    relu, leaky = ACTIVATIONS["relu"], ACTIVATIONS["leaky_relu"]
+    assert relu.derivative.subs(x, 0) == 0
+    assert relu.derivative.subs(x, 2) == 1
+    assert leaky.derivative.subs(x, -3) == sympy.Rational(1, 100)
+    assert runtime.relu_grad(np.array([0.0]))[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "formula, definition, derivative",
+    [
+        ("x**3", x**3, 3 * x**2),
+        ("log(1 + exp(x))", sympy.log(1 + sympy.exp(x)), sympy.exp(x) / (1 + sympy.exp(x))),
+        ("x^2/2", x**2 / 2, x),
+        ("2x + 1", 2 * x + 1, 2),
+        ("x * tanh(x)", x * sympy.tanh(x), x * (1 - sympy.tanh(x) ** 2) + sympy.tanh(x)),
+    ],
+)
+def test_custom_activation_parses_a_formula_in_x_and_derives_its_derivative(formula, definition, derivative):
+    activation = get_activation(formula)
+    assert sympy.simplify(activation.definition - definition) == 0
+    assert sympy.simplify(activation.derivative - derivative) == 0
+    assert activation.formula == formula
+
+
+@pytest.mark.parametrize(
+    "formula, message",
+    [
+        ("x + y", "unknown name 'y'"),
+        ("9**9**9**9", "exponent must be a number"),
+        ("__import__('os').system('true')", "must not start with '_'"),
+        ("x @ x", "not matmul"),
+        ("exp(x", "expected ')'"),
+        ("W1 * x", "unknown name 'W1'"),
+    ],
+)
+def test_custom_activation_that_is_not_a_formula_of_x_alone_is_refused(formula, message):
+    with pytest.raises(SpecError, match="custom activation") as info:
+        get_activation(formula)
+    assert message in str(info.value)
+
+
+def test_unknown_activation_name_lists_the_known_names():
+    with pytest.raises(UnknownNameError) as info:
+        get_activation("sigmod")
+    message = str(info.value)
+    for name in ACTIVATIONS:
+        assert name in message
+
+
+def test_custom_activation_name_must_be_an_identifier_not_a_builtin():
+    with pytest.raises(SpecError):
+        custom_activation("x**2", name="sigmoid")
+    with pytest.raises(SpecError):
+        custom_activation("x**2", name="not a name")

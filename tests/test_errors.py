@@ -1,0 +1,127 @@
+"""Bad input: a clear symbackprop error naming the thing at fault, never a traceback."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from symbackprop import (
+    Dense,
+    Network,
+    ShapeError,
+    SpecError,
+    SymbackpropError,
+    UnknownNameError,
+    derive,
+    evaluate,
+    load_spec,
+)
+from symbackprop.cli import main
+
+
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda: Dense(4, "sigmod"), UnknownNameError, "unknown activation 'sigmod'; known: identity, leaky_relu"),
+        (lambda: Network(3, [Dense(2)], cost="l2"), UnknownNameError, "unknown cost 'l2'; known: binary_cross_entropy"),
+        (lambda: Dense(0), SpecError, "layer width must be a positive integer"),
+        (lambda: Dense(-3), SpecError, "positive integer"),
+        (lambda: Dense(2.5), SpecError, "not float"),
+        (lambda: Dense(True), SpecError, "not True"),
+        (lambda: Dense("n 1"), SpecError, "'n 1' is not a valid symbol name"),
+        (lambda: Dense("W1"), SpecError, "a name symbackprop uses"),
+        (lambda: Dense(3, "x + y"), SpecError, "unknown name 'y'"),
+        (lambda: Dense(3, bias="yes"), SpecError, "bias must be true or false"),
+        (lambda: Network(3, [Dense(2, "softmax"), Dense(2)]), SpecError, "layer 1: softmax can only be the last"),
+        (lambda: Network(3, [Dense(2, "sigmoid")], cost="softmax_cross_entropy"), SpecError,
+         "softmax_cross_entropy needs a softmax output layer; the last layer has sigmoid"),
+        (lambda: Network(3, []), SpecError, "the network has no layers"),
+        (lambda: Network(3, "dense"), SpecError, "layers must be a list"),
+        (lambda: Network(3, [4]), SpecError, "layer 1 must be a Dense layer"),
+        (lambda: Network(3, [Dense(2)], layout="cols"), SpecError, "unknown layout 'cols'; known: columns, rows"),
+        (lambda: Network(3, [Dense(2)], weight_decay=-1), SpecError, "weight_decay must be a finite number"),
+        (lambda: Network(3, [Dense(2)], batch=0), SpecError, "batch must be a positive integer"),
+        (lambda: derive("net"), SymbackpropError, "derive takes a Network"),
+    ],
+)
+def test_bad_network_raises_a_clear_error(build, error, message):
+    with pytest.raises(error) as info:
+        build()
+    assert message in str(info.value)
+
+
+def test_evaluate_names_the_parameter_the_expected_and_the_given_shape():
+    d = derive(Network(3, [Dense(4, "tanh")], batch="m"))
+    values = {"X": np.ones((3, 5)), "Y": np.ones((4, 5)), "W1": np.ones((3, 4)), "b1": np.ones((4, 1))}
+    with pytest.raises(ShapeError) as info:
+        evaluate(d.gradients["W1"], values)
+    assert str(info.value) == "W1: expected shape (4, 3), given (3, 4)"
+
+
+def test_evaluate_names_a_conflicting_symbolic_size_and_where_it_came_from():
+    d = derive(Network("n_0", [Dense(4, "tanh")], batch="m"))
+    values = {"X": np.ones((3, 5)), "Y": np.ones((4, 6)), "W1": np.ones((4, 3)), "b1": np.ones((4, 1))}
+    with pytest.raises(ShapeError, match=r"Y: expected shape \(4, 5\) \(m = 5 from X\), given \(4, 6\)"):
+        evaluate(d.cost, values)
+
+
+def test_evaluate_reports_a_missing_value():
+    d = derive(Network(3, [Dense(4)]))
+    with pytest.raises(SymbackpropError, match="no value for W1"):
+        evaluate(d.gradients["W1"], {"X": np.ones((3, 1)), "Y": np.ones((4, 1))})
+
+
+def _write(tmp_path, text, name="net.toml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[network]\ninputs = 3\n", "no [[layers]]"),
+        ("[[layers]]\nunits = 2\n", "missing [network] table"),
+        ("[network]\ninputs = 3\ncolour = 1\n[[layers]]\nunits = 2\n", "unknown key [network].'colour'; known keys: inputs"),
+        ("[network]\ninputs = 3\n[[layers]]\nunits = 2\nactivaton = 'tanh'\n", "unknown key in [[layers]] #1: 'activaton'"),
+        ("[network]\ninputs = 3\n[[layers]]\nactivation = 'tanh'\n", "[[layers]] #1 needs the key 'units'"),
+        ("[network]\ninputs = 3\n[[layers]]\nunits = 2\n[[layers]]\nunits = 2\nactivation = 'sigmod'\n",
+         "[[layers]] #2: unknown activation 'sigmod'"),
+        ("[network]\ninputs = 3\ncost = 'l1'\n[[layers]]\nunits = 2\n", "[network]: unknown cost 'l1'"),
+        ("[network]\ncost = 'l1'\n[[layers]]\nunits = 2\n", "[network] needs the key 'inputs'"),
+        ("[network]\ninputs = 3\n[[layers]\nunits = 2\n", "not valid TOML"),
+        ("[network]\ninputs = 3\n[[layers]]\nunits = 2\n[extra]\n", "unknown key 'extra'"),
+        ("[network]\ninputs = 3\n[[layers]]\nunits = 2\n[train]\nrate = 1\n", "unknown key [train].'rate'"),
+    ],
+)
+def test_spec_errors_name_the_file_and_the_key(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value).startswith(str(path))
+    assert message in str(info.value)
+
+
+def test_missing_spec_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec(tmp_path / "missing.toml")
+
+
+def test_cli_prints_one_line_and_exits_2_on_bad_input(tmp_path, capsys):
+    path = _write(tmp_path, "[network]\ninputs = 3\n[[layers]]\nunits = 2\nactivation = 'sigmod'\n")
+    assert main(["derive", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "unknown activation 'sigmod'" in lines[0]
+
+
+def test_cli_in_a_subprocess_shows_no_traceback(tmp_path):
+    path = _write(tmp_path, "[network]\ninputs = 'n 0'\n[[layers]]\nunits = 2\n")
+    result = subprocess.run([sys.executable, "-m", "symbackprop", "derive", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
