@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 
 from sympy import MatrixSymbol, Symbol, Trace
@@ -43,6 +45,23 @@ def sympy_diff_all(depth: int) -> None:
         cost.diff(W)
 
 
+COLD = """
+import time
+start = time.perf_counter()
+from symbackprop import Dense, Network, derive
+imported = time.perf_counter()
+derive(Network("n_0", [Dense(f"n_{l}", "tanh") for l in range(1, 65)], batch="m"))
+print(imported - start, time.perf_counter() - imported)
+"""
+
+
+def cold_start() -> tuple[float, float]:
+    """Import time and first 64-layer derive in a fresh interpreter (empty SymPy caches)."""
+    out = subprocess.run([sys.executable, "-c", COLD], capture_output=True, text=True, check=True).stdout
+    imported, derived = map(float, out.split())
+    return imported, derived
+
+
 def median_time(function, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -68,6 +87,8 @@ def main() -> None:
         print(f"  depth {depth:3d}: {seconds * 1e3:8.1f} ms   ({seconds / depth * 1e3:.2f} ms per layer)")
     print(f"  growth 16/8 = {times[16] / times[8]:.2f}, 32/16 = {times[32] / times[16]:.2f}, "
           f"64/32 = {times[64] / times[32]:.2f}   (2.00 is linear)")
+    imported, first = cold_start()
+    print(f"  fresh interpreter: import {imported * 1e3:.0f} ms, first depth-64 derive {first * 1e3:.0f} ms")
     print("linear network, depth 16, every gradient:")
     print(f"  symbackprop derive: {ours16 * 1e3:8.1f} ms")
     print(f"  SymPy's diff:       {sympy16 * 1e3:8.1f} ms   (symbackprop is {sympy16 / ours16:.1f}x faster)")

@@ -86,17 +86,16 @@ def _is_elementwise(node: Basic) -> bool:
 
 
 def _algebraic(node: Elementwise) -> Expr | None:
-    """The scalar function of ``node`` when it is a rational function of x, else None.
+    """The scalar function of ``node`` when it is no longer than its name, else None.
 
-    Such functions (the identity and its derivative 1, log' = 1/x, a custom
-    x³) are written out, so that ``G ⊙ id'(Z)`` becomes ``G`` and
-    ``G ⊙ log'(A)`` becomes ``G ⊘ A``; named transcendental functions (σ, tanh,
-    ReLU) keep their names.
+    Such functions (the identity, its derivative 1, log' = 1/x) are written
+    out, so that ``G ⊙ id'(Z)`` becomes ``G`` and ``G ⊙ log'(A)`` becomes
+    ``G ⊘ A``; every other function keeps its name (``σ'(z)``, ``φ'(z)``).
     """
     function = node.scalar_function()
     (variable,) = function.variables
     expr = function.expr.xreplace({variable: _X})
-    return expr if expr.is_rational_function(_X) else None
+    return expr if expr.is_rational_function(_X) and operation_count(expr) <= 1 else None
 
 
 class _Atoms:

@@ -153,3 +153,12 @@ def test_derivation_size_grows_linearly_with_depth():
 def test_derivation_is_deterministic():
     net = Network("n_0", [Dense("n_1", "sigmoid"), Dense(2, "softmax")], cost="softmax_cross_entropy", batch="m")
     assert derive(net).text() == derive(net).text()
+
+
+def test_distinct_custom_activations_get_distinct_names_and_correct_gradients():
+    net = Network(2, [Dense(3, "x**3/3 + x"), Dense(3, "x*tanh(x)"), Dense(2, "x**3/3 + x")], batch="m")
+    names = [a.name for a in net.activations]
+    assert names == ["phi1", "phi2", "phi1"]
+    d = derive(net)
+    assert to_text(d.deltas["delta1"].definition) == "(W⁽²⁾ᵀ δ⁽²⁾) ⊙ phi1'(z⁽¹⁾)"
+    assert check_gradients(d).ok
