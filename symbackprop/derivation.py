@@ -26,7 +26,7 @@ from .chainrule import backward, hadamard_power
 from .costs import distribution_assumption
 from .expressions import Adjoint, Broadcast, Elementwise, Named, SumEntries, new_scope
 from .network import Network
-from .simplify import _Atoms, _from_scalar, mentions, substitute, tidy, walk_outside_names
+from .simplify import _Atoms, _from_scalar, expand_names, mentions, substitute, tidy, walk
 
 __all__ = ["Derivation", "Step", "derive", "expand_names"]
 
@@ -107,26 +107,6 @@ class Derivation:
         from .evaluation import evaluate
 
         return evaluate(self.quantity(expr) if isinstance(expr, str) else expr, values)
-
-
-def expand_names(expr: Basic) -> Basic:
-    """``expr`` with every named quantity replaced by its definition, recursively."""
-    memo: dict[Basic, Basic] = {}
-
-    def expand(node: Basic) -> Basic:
-        if node in memo:
-            return memo[node]
-        if isinstance(node, Named):
-            result = expand(node.definition)
-        elif not node.args or isinstance(node, MatrixSymbol):
-            result = node
-        else:
-            args = tuple(expand(a) for a in node.args)
-            result = node if args == node.args else node.func(*args)
-        memo[node] = result
-        return result
-
-    return expand(expr)
 
 
 def _size_of(expr: Basic) -> int:
@@ -263,7 +243,7 @@ def _assume_distributions(expr: Expr, Y: MatrixSymbol, columns: bool) -> Expr:
     """Use 1ᵀY = 1ᵀ (columns) or Y1 = 1 (rows): each sample's targets sum to one."""
     rows, cols = Y.shape
     replacement = {}
-    for node in walk_outside_names(expr):
+    for node in walk(expr):
         if isinstance(node, sympy.MatMul) and len(node.args) == 2:
             first, second = node.args
             if columns and second == Y and isinstance(first, OneMatrix):

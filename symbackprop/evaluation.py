@@ -38,6 +38,7 @@ from . import naming, runtime
 from .activations import ACTIVATIONS, LOG
 from .errors import ShapeError, SymbackpropError
 from .expressions import Adjoint, Broadcast, Elementwise, Named, Softmax, SumEntries
+from .simplify import walk
 
 __all__ = ["evaluate", "Evaluator"]
 
@@ -136,7 +137,7 @@ class Evaluator:
     def bind(self, expr: Basic) -> None:
         """Check every matrix ``expr`` uses in the reading order X, W1, b1, …, Y, so a
         size conflict is reported against the quantity a reader expects."""
-        symbols = {node for node in _preorder(expr) if isinstance(node, MatrixSymbol)}
+        symbols = {node for node in walk(expr, into_names=True) if isinstance(node, MatrixSymbol)}
 
         def reading_order(symbol: MatrixSymbol):
             split = naming.split_layer_name(symbol.name)
@@ -212,19 +213,6 @@ class Evaluator:
                 return float(self.values[node.name])
             raise SymbackpropError(f"no value for the symbol {node.name}")
         raise SymbackpropError(f"cannot evaluate {type(node).__name__} ({node})")
-
-
-def _preorder(expr: Basic):
-    """Every node, looking inside named quantities, each visited once."""
-    seen, stack = set(), [expr]
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        yield node
-        if not isinstance(node, MatrixSymbol):
-            stack.extend(node.args)
 
 
 def evaluate(expr: Basic, values: Mapping[str, object]):
