@@ -50,6 +50,12 @@ class Activation:
     runtime: str | None = None
     last_layer_only: bool = False
     formula: str | None = field(default=None, compare=False)
+    text: str | None = None
+
+    @property
+    def text_name(self) -> str:
+        """How plain text writes the function (``σ`` for the sigmoid)."""
+        return self.text or self.name
 
     @property
     def is_elementwise(self) -> bool:
@@ -88,11 +94,12 @@ def _piecewise_linear(negative_slope) -> Expr:
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", r"\operatorname{id}", x, sympy.Integer(1), "identity"),
-        Activation("sigmoid", r"\sigma", 1 / (1 + exp(-x)), y * (1 - y), "sigmoid"),
+        Activation("identity", r"\operatorname{id}", x, sympy.Integer(1), "identity", text="id"),
+        Activation("sigmoid", r"\sigma", 1 / (1 + exp(-x)), y * (1 - y), "sigmoid", text="σ"),
         Activation("tanh", r"\tanh", tanh(x), 1 - y**2, "tanh"),
-        Activation("relu", r"\operatorname{ReLU}", _piecewise_linear(0), None, "relu"),
-        Activation("leaky_relu", r"\operatorname{LReLU}", _piecewise_linear(Rational(1, 100)), None, "leaky_relu"),
+        Activation("relu", r"\operatorname{ReLU}", _piecewise_linear(0), None, "relu", text="ReLU"),
+        Activation("leaky_relu", r"\operatorname{LReLU}", _piecewise_linear(Rational(1, 100)), None, "leaky_relu",
+                   text="LReLU"),
         Activation("softplus", r"\operatorname{softplus}", log(1 + exp(x)), None, "softplus"),
         Activation("softmax", r"\operatorname{softmax}", None, None, "softmax", last_layer_only=True),
     )
@@ -146,6 +153,8 @@ def custom_activation(formula: str, name: str = "phi", latex: str | None = None)
         raise SpecError(f"custom activation {formula!r}: {err}") from None
     if definition.free_symbols - {x}:
         raise SpecError(f"custom activation {formula!r} must be a formula of x alone")
+    if definition.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan, sympy.I):
+        raise SpecError(f"custom activation {formula!r} is not a finite real function ({definition})")
     if latex is None:
         latex = r"\phi" if name == "phi" else rf"\operatorname{{{name}}}"
     return Activation(name, latex, definition, formula=formula)

@@ -229,7 +229,7 @@ def _mul(g, node, i):
 
 @defvjp(Pow, "scalar power")
 def _pow(g, node, i):
-    """C = f(tᵏ):  ∂C/∂t = g k tᵏ⁻¹ (constant k)."""
+    """C = f(tᵏ):  ∂C/∂t = g k tᵏ⁻¹;  ∂C/∂k = g tᵏ log t."""
     base, exponent = node.args
     if i == 1:
         return g * node * sympy.log(base)
@@ -362,6 +362,8 @@ def grad(expr: Expr, wrt: MatrixSymbol) -> Expr:
     """
     from .simplify import tidy
 
+    if not isinstance(expr, Basic):
+        raise SymbackpropError(f"grad needs a SymPy expression, not {type(expr).__name__}")
     if not isinstance(wrt, (MatrixSymbol, Named)):
         raise SymbackpropError(f"grad differentiates with respect to a MatrixSymbol, not {type(wrt).__name__} {wrt}")
     if getattr(expr, "is_Matrix", False):

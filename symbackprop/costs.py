@@ -75,6 +75,7 @@ def get_cost(name: str) -> Cost:
     """Look up a cost by name; an unknown name lists the known ones."""
     if isinstance(name, Cost):
         return name
-    if not isinstance(name, str) or name not in COSTS:
+    key = name.strip() if isinstance(name, str) else name
+    if key not in COSTS:
         raise UnknownNameError("cost", name, sorted(COSTS))
-    return COSTS[name]
+    return COSTS[key]

@@ -75,16 +75,31 @@ class Evaluator:
         self.bound_by: dict[sympy.Symbol, str] = {}
         self.memo: dict[Basic, object] = {}
         for name, value in self.values.items():
+            if not isinstance(name, str):
+                raise SymbackpropError(f"values are keyed by names such as 'X' or 'W1', not {name!r}")
             if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
                 self.sizes[sympy.Symbol(name, integer=True, positive=True)] = int(value)
                 self.bound_by[sympy.Symbol(name, integer=True, positive=True)] = "the values given"
+        self.bound: set[Basic] = set()
 
-    def __call__(self, node: Basic):
-        result = self.memo.get(node)
-        if result is None:
-            result = self._evaluate(node)
-            self.memo[node] = result
-        return result
+    def __call__(self, root: Basic):
+        """The value of ``root``: its parts are computed children first, without recursion,
+        so a network of any depth evaluates."""
+        if root in self.memo:
+            return self.memo[root]
+        if root not in self.bound:
+            self.bind(root)
+        stack: list[tuple[Basic, bool]] = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in self.memo:
+                continue
+            if ready:
+                self.memo[node] = self._evaluate(node)
+                continue
+            stack.append((node, True))
+            stack.extend((child, False) for child in _operands(node) if child not in self.memo)
+        return self.memo[root]
 
     # --- sizes -------------------------------------------------------------------------
 
@@ -113,7 +128,10 @@ class Evaluator:
         if name not in self.values:
             given = ", ".join(sorted(self.values)) or "nothing"
             raise SymbackpropError(f"no value for {name}; values were given for {given}")
-        array = np.asarray(self.values[name])
+        try:
+            array = np.asarray(self.values[name])
+        except (ValueError, TypeError) as err:
+            raise SymbackpropError(f"{name} is not an array of numbers ({err})") from None
         if array.dtype.kind not in "fiub":
             raise SymbackpropError(f"{name} must hold numbers, not {array.dtype}")
         if array.dtype.kind != "f":
@@ -129,7 +147,7 @@ class Evaluator:
                 self.sizes[size] = given
                 self.bound_by[size] = name
             elif known != given:
-                expected_now = tuple(self.dimension(d, name) or d for d in expected)
+                expected_now = tuple(d if (v := self.dimension(d, name)) is None else v for d in expected)
                 source = f" ({size} = {known} from {self.bound_by[size]})" if size in self.bound_by else ""
                 raise ShapeError(f"{name}: expected shape {_shape_text(expected_now)}{source}, given {array.shape}")
         return array
@@ -137,6 +155,7 @@ class Evaluator:
     def bind(self, expr: Basic) -> None:
         """Check every matrix ``expr`` uses in the reading order X, W1, b1, …, Y, so a
         size conflict is reported against the quantity a reader expects."""
+        self.bound.add(expr)
         symbols = {node for node in walk(expr, into_names=True) if isinstance(node, MatrixSymbol)}
 
         def reading_order(symbol: MatrixSymbol):
@@ -148,7 +167,8 @@ class Evaluator:
             return (2 if symbol.name == naming.TARGET else 3, 0, symbol.name)
 
         for symbol in sorted(symbols, key=reading_order):
-            self(symbol)
+            if symbol not in self.memo:
+                self.memo[symbol] = self._symbol(symbol)
 
     # --- the walk ------------------------------------------------------------------------
 
@@ -204,15 +224,31 @@ class Evaluator:
             return np.log(self(node.args[0]))
         if isinstance(node, sympy.exp):
             return np.exp(self(node.args[0]))
-        if node.is_Number:
+        if node.is_number:  # 2, 1/3, but also pi and e from a custom activation
             return float(node)
         if isinstance(node, sympy.Symbol):
             if node in self.sizes:
                 return self.sizes[node]
             if node.name in self.values:
-                return float(self.values[node.name])
+                value = self.values[node.name]
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                    raise SymbackpropError(f"{node.name} must be a real number, not {value!r}")
+                return float(value)
             raise SymbackpropError(f"no value for the symbol {node.name}")
         raise SymbackpropError(f"cannot evaluate {type(node).__name__} ({node})")
+
+
+def _operands(node: Basic) -> tuple[Basic, ...]:
+    """The parts of ``node`` whose values its own value is computed from."""
+    if isinstance(node, Named):
+        return (node.definition,)
+    if isinstance(node, (Elementwise, Softmax, SumEntries)):
+        return (node.arg,)
+    if isinstance(node, Broadcast):
+        return (node.vector,)
+    if isinstance(node, (MatrixSymbol, OneMatrix, ZeroMatrix, Identity, sympy.Symbol, Adjoint)) or not node.args:
+        return ()
+    return tuple(a for a in node.args if isinstance(a, sympy.Expr))
 
 
 def evaluate(expr: Basic, values: Mapping[str, object]):
@@ -229,9 +265,11 @@ def evaluate(expr: Basic, values: Mapping[str, object]):
     >>> round(float(evaluate(d.gradients["W1"], {"X": [[5.7]], "Y": [[50.1]], "W1": [[-23.1]]})[0, 0]), 6)
     -2072.178
     """
-    evaluator = Evaluator(values)
-    evaluator.bind(expr)
-    result = evaluator(expr)
+    if not isinstance(expr, Basic):
+        raise SymbackpropError(
+            f"evaluate takes a SymPy expression, not {type(expr).__name__}; "
+            "to evaluate a quantity by name use Derivation.evaluate")
+    result = Evaluator(values)(expr)
     if np.ndim(result) == 0:
         return float(result)
     return result

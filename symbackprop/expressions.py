@@ -61,7 +61,9 @@ class Named(MatrixExpr):
 
     ``scope`` tells apart the quantities of different derivations: two
     ``z1`` of two networks are different quantities, and comparing them stops
-    at the scope instead of walking both definitions down the whole network.
+    at the name or the scope instead of walking both definitions down the
+    whole network.  Sorting (SymPy orders the terms of a sum) looks at the name
+    and scope only, for the same reason.
 
     >>> from sympy import MatrixSymbol
     >>> W, x = MatrixSymbol("W", 2, 3), MatrixSymbol("X", 3, 1)
@@ -90,6 +92,9 @@ class Named(MatrixExpr):
     @property
     def definition(self) -> MatrixExpr:
         return self.args[1]
+
+    def sort_key(self, order=None):
+        return self.class_key(), (2, (self.name, self.scope)), (), sympy.Integer(1)
 
     @property
     def scope(self) -> int:

@@ -39,7 +39,6 @@ FUNCTIONS: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
     "cos": sympy.cos,
     "atan": sympy.atan,
     "arctan": sympy.atan,
-    "erf": sympy.erf,
     "abs": sympy.Abs,
     "sigmoid": lambda t: 1 / (1 + sympy.exp(-t)),
     "sigma": lambda t: 1 / (1 + sympy.exp(-t)),

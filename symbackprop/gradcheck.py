@@ -33,7 +33,7 @@ def random_values(
 
     Symbolic sizes take the value in ``sizes`` or a random value from 1 to 4;
     their names are included in the result (``"m": 3``).  Weights are drawn
-    with variance 1/fan-in (Glorot's scaling), so activations stay of order
+    with variance 1/fan-in (LeCun's scaling), so activations stay of order
     one and sigmoids do not saturate: finite differences stay informative.
     """
     rng = np.random.default_rng(seed)
@@ -153,6 +153,10 @@ def check_gradients(
     rng = np.random.default_rng(seed)
     if values is None:
         values = random_values(derivation.network, seed=rng)
+    values = dict(values)
+    for name in derivation.gradients:  # a scalar for a 1×1 parameter, as evaluate accepts
+        if name in values and np.ndim(values[name]) < 2 and np.size(values[name]) == 1:
+            values[name] = np.reshape(np.asarray(values[name], dtype=np.float64), (1, 1))
     step = 1e-3  # Richardson's O(h⁴) error is then ~1e-12, and rounding noise small
     cost = evaluate(derivation.cost, values)
     kinks = _kinked_preactivations(derivation)
@@ -192,5 +196,6 @@ def _crosses_kink(kinks: list, values: Mapping[str, object], name: str, directio
     for t in (-step, 0.0, step):
         moved = dict(values)
         moved[name] = np.asarray(values[name], dtype=np.float64) + t * direction
-        signs.append([np.sign(evaluate(z, moved)) for z in kinks])
+        evaluator = Evaluator(moved)  # one per offset: the layers below each kink are shared
+        signs.append([np.sign(evaluator(z)) for z in kinks])
     return any(not np.array_equal(a, b) for before, after in zip(signs, signs[1:]) for a, b in zip(before, after))

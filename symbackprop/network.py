@@ -12,8 +12,10 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Sequence
 
+import numpy as np
 import sympy
 
 from . import naming
@@ -113,6 +115,10 @@ class Network:
         for index, activation in enumerate(self.activations, 1):
             if activation.last_layer_only and index != len(layers):
                 raise SpecError(f"layer {index}: {activation.name} can only be the last layer's activation")
+            if activation.name == "softmax" and layers[index - 1].units == 1:
+                raise SpecError(f"layer {index}: softmax over a single unit is the constant 1; give it 2 units or more")
+        if isinstance(self.weight_decay, sympy.Symbol) and self.weight_decay.name in {s.name for s in self.size_symbols}:
+            raise SpecError(f"weight_decay {self.weight_decay.name!r} is also the name of a size; pick another name")
         if self.cost.requires_output and self.activations[-1].name != self.cost.requires_output:
             raise SpecError(
                 f"cost {self.cost.name} needs a {self.cost.requires_output} output layer; "
@@ -121,20 +127,26 @@ class Network:
 
     @staticmethod
     def _weight_decay(value: object) -> sympy.Expr:
+        problem = f"weight_decay must be a finite number ≥ 0 or a symbol name, not {value!r}"
         if isinstance(value, bool):
-            raise SpecError(f"weight_decay must be a number ≥ 0 or a symbol name, not {value!r}")
-        if isinstance(value, (int, float)):
-            if not value >= 0 or value != value or value == float("inf"):
-                raise SpecError(f"weight_decay must be a finite number ≥ 0, not {value}")
-            return sympy.nsimplify(value) if isinstance(value, float) else sympy.Integer(value)
-        if isinstance(value, sympy.Expr) and value.is_number:
-            return value
-        if isinstance(value, str):
+            raise SpecError(problem)
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            # exact: the decimal the user wrote, not a nearby "nice" number
+            decay = sympy.Rational(Fraction(str(value))) if np.isfinite(value) else sympy.nan
+        elif isinstance(value, sympy.Expr) and value.is_number:
+            decay = value
+        elif isinstance(value, sympy.Symbol):
+            decay = sympy.Symbol(value.name, positive=True)
+        elif isinstance(value, str):
             name = value.strip()
-            if not _SYMBOL_NAME.match(name) or _RESERVED.match(name):
+            if not _SYMBOL_NAME.match(name) or _RESERVED.match(name) or keyword.iskeyword(name):
                 raise SpecError(f"weight_decay {value!r} is neither a number nor a valid symbol name")
-            return sympy.Symbol(name, positive=True)
-        raise SpecError(f"weight_decay must be a number ≥ 0 or a symbol name, not {type(value).__name__}")
+            decay = sympy.Symbol(name, positive=True)
+        else:
+            raise SpecError(problem)
+        if decay.is_number and not (decay.is_extended_real and decay.is_finite and decay >= 0):
+            raise SpecError(problem)
+        return decay
 
     @staticmethod
     def _activations(layers: tuple[Dense, ...]) -> tuple[Activation, ...]:
@@ -147,8 +159,12 @@ class Network:
         clashing = {a.name for a in custom if sum(c.name == a.name for c in custom) > 1}
         if not clashing:
             return tuple(activations)
-        renamed = {}
-        for number, activation in enumerate((a for a in custom if a.name in clashing), 1):
+        taken = {a.name for a in activations}
+        renamed, number = {}, 0
+        for activation in (a for a in custom if a.name in clashing):
+            number += 1
+            while f"{activation.name}{number}" in taken:  # never reuse a name the user chose
+                number += 1
             renamed[activation.definition] = Activation(
                 f"{activation.name}{number}", rf"{activation.latex}_{{{number}}}", activation.definition,
                 formula=activation.formula)

@@ -93,7 +93,7 @@ def read_spec(path: str | Path) -> Spec:
     """Read a spec file: the network and its ``[train]`` table."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not TOML
     except FileNotFoundError:
         raise SpecError(f"{path}: no such spec file") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -102,6 +102,8 @@ def read_spec(path: str | Path) -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: not a spec file: its values are nested too deeply") from None
     return parse_spec(data, str(path), path.parent)
 
 

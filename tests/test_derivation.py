@@ -44,7 +44,7 @@ def test_squared_error_gives_the_textbook_output_delta():
     "layout, hidden_delta, weight, bias",
     [
         ("columns", "(W⁽³⁾ᵀ δ⁽³⁾) ⊙ tanh'(z⁽²⁾)", "δ⁽²⁾ a⁽¹⁾ᵀ", "δ⁽²⁾ 1"),
-        ("rows", "(δ⁽³⁾ W⁽³⁾ᵀ) ⊙ tanh'(z⁽²⁾)", "a⁽¹⁾ᵀ δ⁽²⁾", "1 δ⁽²⁾"),
+        ("rows", "(δ⁽³⁾ W⁽³⁾ᵀ) ⊙ tanh'(z⁽²⁾)", "a⁽¹⁾ᵀ δ⁽²⁾", "1ᵀ δ⁽²⁾"),
     ],
 )
 def test_hidden_layers_follow_the_four_backprop_equations(layout, hidden_delta, weight, bias):
@@ -67,8 +67,8 @@ def test_gradients_are_ordered_and_shaped_like_their_parameters():
 
 
 def test_weight_decay_adds_two_lambda_w():
-    d = derive(Network(3, [Dense(2, "tanh")], weight_decay="lambda", batch="m"))
-    assert _text(d, "W1") == "2·lambda W⁽¹⁾ + δ⁽¹⁾ Xᵀ"
+    d = derive(Network(3, [Dense(2, "tanh")], weight_decay="lam", batch="m"))
+    assert _text(d, "W1") == "2·lam W⁽¹⁾ + δ⁽¹⁾ Xᵀ"
     assert check_gradients(d).ok
 
 

@@ -17,6 +17,7 @@ from symbackprop import (
     derive,
     evaluate,
     load_spec,
+    random_values,
 )
 from symbackprop.cli import main
 
@@ -125,3 +126,43 @@ def test_cli_in_a_subprocess_shows_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Network(2, [Dense(3, "tanh")], batch="m", weight_decay="m"), "also the name of a size"),
+        (lambda: Network(2, [Dense(3, "tanh")], weight_decay=float("nan")), "finite number"),
+        (lambda: Network(2, [Dense(1, "softmax")]), "softmax over a single unit"),
+        (lambda: Dense(2, "log(0*x)"), "not a finite real function"),
+        (lambda: Dense(2, "sqrt(-1)*x"), "not a finite real function"),
+    ],
+)
+def test_degenerate_networks_are_refused(build, message):
+    with pytest.raises(SpecError, match=message):
+        build()
+
+
+def test_evaluate_refuses_names_and_bad_scalar_values_clearly():
+    d = derive(Network(2, [Dense(2, "tanh")], weight_decay="lam", batch="m"))
+    values = random_values(d.network, seed=0)
+    with pytest.raises(SymbackpropError, match="use Derivation.evaluate"):
+        evaluate("delta1", values)
+    with pytest.raises(SymbackpropError, match="lam must be a real number"):
+        evaluate(d.cost, {**values, "lam": "abc"})
+    with pytest.raises(SymbackpropError, match="X is not an array of numbers"):
+        evaluate(d.cost, {**values, "X": [[1.0, 2.0], [3.0]]})
+
+
+def test_deep_networks_with_weight_decay_derive_and_evaluate():
+    net = Network("n_0", [Dense(f"n_{l}", "tanh") for l in range(1, 121)], batch="m", weight_decay=0.01)
+    d = derive(net)
+    values = random_values(net, seed=0, sizes={s.name: 2 for s in net.size_symbols})
+    assert np.isfinite(evaluate(d.cost, values))
+    assert evaluate(d.gradients["W1"], values).shape == (2, 2)
+
+
+def test_constants_in_custom_activations_evaluate():
+    from symbackprop import check_gradients
+
+    assert check_gradients(derive(Network(2, [Dense(2, "pi*x")], batch=2))).ok

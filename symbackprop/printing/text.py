@@ -12,13 +12,13 @@ from sympy import Add, HadamardPower, HadamardProduct, MatAdd, MatMul, Mul, Pow
 from sympy.printing.str import StrPrinter
 
 from .. import naming
+from ..activations import ACTIVATIONS
 from ..expressions import Elementwise
 from .precedence import ADD, ATOM, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 
 __all__ = ["TextPrinter", "to_text", "superscript"]
 
 _SUPERSCRIPT = str.maketrans("0123456789-+()L", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺⁽⁾ᴸ")
-_FUNCTION_NAMES = {"sigmoid": "σ", "identity": "id", "relu": "ReLU", "leaky_relu": "LReLU"}
 _KIND_NAMES = {"delta": "δ"}
 
 
@@ -66,7 +66,8 @@ class TextPrinter(StrPrinter):
         return f"∂{expr.cost_name}/∂{self._print(expr.target)}"
 
     def _print_Elementwise(self, expr) -> str:
-        name = _FUNCTION_NAMES.get(expr.name, expr.name)
+        registered = ACTIVATIONS.get(expr.name)
+        name = registered.text_name if registered is not None else expr.name
         return f"{name}{chr(39) * expr.order}({self._print(expr.arg)})"
 
     def _print_Softmax(self, expr) -> str:
@@ -80,10 +81,16 @@ class TextPrinter(StrPrinter):
         return f"Σ({self._print(expr.arg)})"
 
     def _print_OneMatrix(self, expr) -> str:
-        return "1"
+        """A column of ones is 1, a row 1ᵀ, a matrix 1 1ᵀ: the shape shows in a product."""
+        rows, cols = expr.shape
+        if cols == 1:
+            return "1"
+        if rows == 1:
+            return "1ᵀ"
+        return "1 1ᵀ"
 
     def _print_Identity(self, expr) -> str:
-        return "I"
+        return "1" if expr.shape == (1, 1) else "I"
 
     def _print_ZeroMatrix(self, expr) -> str:
         return "0"
@@ -118,7 +125,12 @@ class TextPrinter(StrPrinter):
                 sign, factors = "−", factors[1:]
             elif factors[0].is_negative:
                 sign, factors = "−", [-factors[0], *factors[1:]]
-        return sign + separator.join(self.parenthesize(f, PRODUCT) for f in factors)
+        printed = [self.parenthesize(f, PRODUCT) for f in factors]
+        out = printed[0] if printed else ""
+        for before, after in zip(printed, printed[1:]):
+            # "2·1 1ᵀ", not "2 1 1ᵀ", which reads as 21
+            out += ("·" if before[-1:].isdigit() and after[:1].isdigit() else separator) + after
+        return sign + out
 
     def _print_MatMul(self, expr) -> str:
         scale, hadamard = scaled_hadamard(expr)
@@ -182,7 +194,7 @@ def scaled_hadamard(expr):
     Printers write ``c (A ⊙ B)`` as the textbook's ``c A ⊙ B``: a scale
     commutes with the Hadamard product.
     """
-    if isinstance(expr, MatMul) and len(expr.args) == 2 and expr.args[0].is_number \
+    if isinstance(expr, MatMul) and len(expr.args) == 2 and not expr.args[0].is_Matrix \
             and isinstance(expr.args[1], HadamardProduct):
         return expr.args[0], expr.args[1]
     return None, None
