@@ -20,6 +20,7 @@ __all__ = [
     "MissingRuleError",
     "NotationError",
     "TrainingError",
+    "OutputError",
 ]
 
 
@@ -99,3 +100,7 @@ class NotationError(SymbackpropError, ValueError):
 
 class TrainingError(SymbackpropError, ValueError):
     """Training data or settings are invalid."""
+
+
+class OutputError(SymbackpropError, OSError):
+    """An output file cannot be written."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import sympy
-from sympy import Determinant, Identity, Inverse, MatrixSymbol, OneMatrix, Trace, log
+from sympy import Determinant, Identity, Inverse, MatrixSymbol, Trace, log
 
 from symbackprop import grad
 from symbackprop.chainrule import VJP, backward, hadamard, hadamard_power, rule_for

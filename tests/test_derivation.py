@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import sympy
-from sympy import MatrixSymbol, Trace
+from sympy import Trace
 
 from symbackprop import Dense, Network, check_gradients, derive, evaluate, random_values
 from symbackprop.derivation import expand_names

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from sympy import Add, HadamardPower, HadamardProduct, MatAdd, MatMul, Mul, Pow
+from sympy import Add, HadamardPower, HadamardProduct, MatMul, Mul, Pow
 from sympy.printing.str import StrPrinter
 
 from .. import naming
