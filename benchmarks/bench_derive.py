@@ -13,18 +13,14 @@ symbackprop against SymPy's diff at depth 16.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
 
 from sympy import MatrixSymbol, Symbol, Trace
 
+from _timing import median_time, tanh_network
+
 from symbackprop import Dense, Network, derive
-
-
-def tanh_network(depth: int) -> Network:
-    return Network("n_0", [Dense(f"n_{l}", "tanh") for l in range(1, depth + 1)], batch="m")
 
 
 def linear_network(depth: int) -> Network:
@@ -60,15 +56,6 @@ def cold_start() -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-c", COLD], capture_output=True, text=True, check=True).stdout
     imported, derived = map(float, out.split())
     return imported, derived
-
-
-def median_time(function, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-from sympy import Add, HadamardPower, HadamardProduct, MatMul, Mul, Pow
+from sympy import Mul, Pow
 from sympy.printing.str import StrPrinter
 
 from .. import naming
 from ..activations import ACTIVATIONS
-from ..expressions import Elementwise
-from .precedence import ADD, ATOM, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
+from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard
+from .precedence import ATOM, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 
 __all__ = ["TextPrinter", "to_text", "superscript"]
 
@@ -26,22 +26,11 @@ def superscript(text: str) -> str:
     return text.translate(_SUPERSCRIPT)
 
 
-def _split_terms(terms):
-    """Positive terms first, so ``-Y + a2`` reads ``a2 − Y``; order otherwise kept."""
-    return sorted(terms, key=lambda t: _is_negative(t))
-
-
-def _is_negative(term) -> bool:
-    if isinstance(term, (MatMul, Mul)) and term.args:
-        first = term.args[0]
-        return bool(getattr(first, "is_number", False) and first.is_negative)
-    return bool(getattr(term, "is_number", False) and term.is_negative)
-
-
-class TextPrinter(StrPrinter):
+class TextPrinter(SumPrinting, StrPrinter):
     """Prints matrix expressions as a textbook would, in Unicode."""
 
     printmethod = "_symbackprop_text"
+    minus = "−"
 
     def parenthesize(self, item, level, strict=False):  # type: ignore[override]
         p = precedence(item)
@@ -101,22 +90,6 @@ class TextPrinter(StrPrinter):
     def _print_Trace(self, expr) -> str:
         return f"tr({self._print(expr.arg)})"
 
-    def _print_sum(self, terms) -> str:
-        out = ""
-        for index, term in enumerate(_split_terms(terms)):
-            if _is_negative(term):
-                body = self.parenthesize(-term, ADD, strict=True) if index else self.parenthesize(-term, ADD)
-                out += f" − {body}" if index else f"−{body}"
-            else:
-                out += (" + " if index else "") + self.parenthesize(term, ADD)
-        return out
-
-    def _print_MatAdd(self, expr) -> str:
-        return self._print_sum(expr.args)
-
-    def _print_Add(self, expr, order=None) -> str:
-        return self._print_sum(Add.make_args(expr))
-
     def _print_product(self, factors, separator: str) -> str:
         factors = list(factors)
         sign = ""
@@ -156,8 +129,8 @@ class TextPrinter(StrPrinter):
         return f"{top}/{bottom}" if len(denominator) == 1 else f"{top}/({bottom})"
 
     def _print_HadamardProduct(self, expr, scale=None) -> str:
-        numerator = hadamard_order(a for a in expr.args if not _is_reciprocal(a))
-        denominator = [a.args[0] for a in expr.args if _is_reciprocal(a)]
+        numerator = hadamard_order(a for a in expr.args if not is_reciprocal(a))
+        denominator = [a.args[0] for a in expr.args if is_reciprocal(a)]
         printed = [self.parenthesize(f, PRODUCT, strict=True) for f in numerator] or ["1"]
         if scale is not None:
             printed[0] = self._print_product([scale], " ") + " " + printed[0] if scale not in (1, -1) \
@@ -186,27 +159,6 @@ class TextPrinter(StrPrinter):
 
     def _print_Symbol(self, expr) -> str:
         return expr.name
-
-
-def scaled_hadamard(expr):
-    """``(c, H)`` when ``expr`` is a number times a Hadamard product, else ``(None, None)``.
-
-    Printers write ``c (A ⊙ B)`` as the textbook's ``c A ⊙ B``: a scale
-    commutes with the Hadamard product.
-    """
-    if isinstance(expr, MatMul) and len(expr.args) == 2 and not expr.args[0].is_Matrix \
-            and isinstance(expr.args[1], HadamardProduct):
-        return expr.args[0], expr.args[1]
-    return None, None
-
-
-def hadamard_order(factors):
-    """Hadamard factors as a textbook orders them: activation derivatives last, ``∂C/∂a ⊙ σ'(z)``."""
-    return sorted(factors, key=lambda f: isinstance(f, Elementwise) and f.order > 0)
-
-
-def _is_reciprocal(factor) -> bool:
-    return isinstance(factor, HadamardPower) and factor.args[1] == -1
 
 
 def to_text(expr) -> str:

@@ -1,0 +1,430 @@
+"""LaTeX and Markdown rendering: the printer's notation, the document, golden files, pdflatex.
+
+Golden files live in tests/golden/.  After a deliberate change of the output,
+review the new files by eye and lock them with
+
+    SYMBACKPROP_REGENERATE=1 python3 -m pytest tests/test_latex.py
+
+which rewrites tests/golden/* and docs/derivation-2layer.png instead of comparing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sympy import HadamardPower, Inverse, MatMul, MatrixSymbol, OneMatrix, Rational, Symbol, Trace
+
+from symbackprop import Dense, Network, NotationError, derive, load_spec
+from symbackprop.cli import main
+from symbackprop.derivation import expand_names
+from symbackprop.expressions import Adjoint, Broadcast, SumEntries
+from symbackprop.printing import LatexPrinter, to_latex
+from symbackprop.rendering import OutputError, break_lines, latex_width, parse_notation, write_output
+from symbackprop.simplify import tidy
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+REGENERATE = os.environ.get("SYMBACKPROP_REGENERATE") == "1"
+SEED_NOTATION = {"symbols": {"W1": "w", "X": "a", "Y": "y"}, "learning_rate": "R", "scalar": True, "inline": True}
+
+
+def seed() -> Network:
+    return load_spec(ROOT / "examples" / "seed.toml")
+
+
+def sigmoid2() -> Network:
+    return Network("n_0", [Dense("n_1", "sigmoid"), Dense("n_2", "sigmoid")], cost="squared_error", batch="m")
+
+
+def softmax3() -> Network:
+    return Network(4, [Dense(8, "relu"), Dense(8, "relu"), Dense(3, "softmax")], cost="softmax_cross_entropy",
+                   batch="m")
+
+
+def five_layers() -> Network:
+    """The stress case: five layers, symbolic widths, a batch, weight decay."""
+    return Network("n_0", [Dense(f"n_{l}", "tanh") for l in range(1, 5)] + [Dense("n_5", "softmax")],
+                   cost="softmax_cross_entropy", batch="m", weight_decay="mu")
+
+
+def five_layers_mixed() -> Network:
+    """Five layers in the rows layout, every kind of activation, a layer without bias, binary cross-entropy."""
+    activations = ["relu", "x**3", "tanh", "leaky_relu"]
+    return Network("n_0", [Dense(f"n_{l}", a) for l, a in enumerate(activations, 1)] + [Dense("n_5", "sigmoid",
+                   bias=False)], cost="binary_cross_entropy", batch="m", layout="rows", weight_decay=0.01)
+
+
+# --- the printer -----------------------------------------------------------------------
+
+W2, d2, a1 = MatrixSymbol("W2", 3, 4), MatrixSymbol("delta2", 3, 1), MatrixSymbol("a1", 3, 1)
+Y, z1, b1 = MatrixSymbol("Y", 3, 1), MatrixSymbol("z1", 3, 1), MatrixSymbol("b1", 3, 1)
+SIGMOID = Network(1, [Dense(1, "sigmoid")]).activations[0]
+
+
+@pytest.mark.parametrize(
+    "expr, latex",
+    [
+        (W2.T * d2, r"W^{(2)\top} \delta^{(2)}"),
+        (MatrixSymbol("X", 4, 1), "a^{(0)}"),
+        (Y, "y"),
+        (Adjoint(MatrixSymbol("W1", 3, 4)), r"\frac{\partial C}{\partial W^{(1)}}"),
+        (SIGMOID.apply(z1).derivative(), r"\sigma'(z^{(1)})"),
+        (MatMul(2, a1 - Y), "2 (a^{(1)} - y)"),
+        (Broadcast(b1, 3, Symbol("m")), r"b^{(1)} \mathbf{1}^\top"),
+        (Broadcast(MatrixSymbol("b1", 1, 3), Symbol("m"), 3), r"\mathbf{1} b^{(1)}"),
+        (SumEntries(HadamardPower(a1 - Y, 2)), r"\lVert a^{(1)} - y \rVert_F^2"),
+        (SumEntries(a1), r"\sum_{i,j} [a^{(1)}]_{ij}"),
+        (OneMatrix(3, 3) * a1, r"\mathbf{1}\,\mathbf{1}^\top a^{(1)}"),
+        (d2 * OneMatrix(1, 5), r"\delta^{(2)} \mathbf{1}^\top"),
+        (HadamardPower(z1, 2), r"(z^{(1)})^{\circ 2}"),
+        (Rational(1, 2) * SumEntries(a1), r"\frac{1}{2} \sum_{i,j} [a^{(1)}]_{ij}"),
+        (Trace(MatrixSymbol("A", 3, 3)), r"\operatorname{tr}(A)"),
+        (Inverse(MatrixSymbol("W1", 3, 3)), r"(W^{(1)})^{-1}"),
+    ],
+    ids=["transpose merges the layer superscript", "input is a0", "target is y", "adjoint", "sigma prime",
+         "scaled difference", "bias broadcast across columns", "bias broadcast down rows", "frobenius norm",
+         "sum of entries", "square ones matrix as 1 1T", "ones row vector", "power of a superscripted name",
+         "rational coefficient", "trace", "inverse of a superscripted name"],
+)
+def test_printer_writes_paper_notation(expr, latex):
+    assert to_latex(expr) == latex
+
+
+def test_hadamard_product_puts_the_activation_derivative_last_and_keeps_the_scale_in_front():
+    d = derive(Network(3, [Dense(2, "sigmoid")], batch="m"))
+    assert to_latex(d.deltas["delta1"].definition) == r"2 (a^{(1)} - y) \odot \sigma'(z^{(1)})"
+
+
+def test_hadamard_division_prints_as_oslash():
+    d = derive(softmax3())
+    assert to_latex(d.steps[0].rhs) == r"-y \oslash a^{(3)}"
+
+
+def test_hidden_delta_follows_the_textbook_product_form():
+    d = derive(sigmoid2())
+    assert to_latex(d.deltas["delta1"].definition) == r"(W^{(2)\top} \delta^{(2)}) \odot \sigma'(z^{(1)})"
+
+
+def test_bold_writes_latin_matrices_upright_bold_and_greek_ones_bold_symbols():
+    assert to_latex(W2.T * d2, bold=True) == r"\mathbf{W}^{(2)\top} \boldsymbol{\delta}^{(2)}"
+
+
+def test_symbols_rename_a_quantity_or_a_whole_kind():
+    assert to_latex(W2.T * d2, symbols={"W2": "V", "delta": r"\epsilon"}) == r"V^\top \epsilon^{(2)}"
+
+
+def test_layer_labels_give_the_general_form():
+    W3, d3 = MatrixSymbol("W3", 3, 4), MatrixSymbol("delta3", 3, 1)
+    assert to_latex(W3.T * d3, layer_labels={3: "l+1"}) == r"W^{(l+1)\top} \delta^{(l+1)}"
+
+
+def test_generic_activations_are_written_sigma_subscripted_by_layer():
+    printer = LatexPrinter({"layer_labels": {1: "l"}, "generic_activations": True})
+    assert printer.doprint(SIGMOID.apply(z1).derivative()) == r"\sigma_{l}'(z^{(l)})"
+
+
+def test_scalar_notation_drops_transposes_and_orders_factors_as_algebra_does():
+    d = derive(seed())
+    gradient = tidy(expand_names(d.gradients["W1"]))
+    printer = LatexPrinter({"scalar": True, "symbols": {"W1": "w", "X": "a"}})
+    assert printer.doprint(gradient) == "2 a (a w - y)"
+
+
+def test_custom_activation_prints_with_its_own_name():
+    d = derive(Network(2, [Dense(3, "x**3"), Dense(1)]))
+    assert r"\phi'(z^{(1)})" in d.latex()
+    assert r"$\phi(x) = x^{3}$" in d.latex()
+
+
+# --- the document --------------------------------------------------------------------------
+
+def test_latex_follows_the_order_a_reader_needs():
+    tex = derive(sigmoid2()).latex()
+    headings = ["Network.", "Shapes", "Forward pass.", "Cost.", "Backward pass: the chain rule.",
+                "Delta recursion.", "Gradients.", "Gradient descent."]
+    positions = [tex.index(heading) for heading in headings]
+    assert positions == sorted(positions)
+
+
+def test_shapes_are_stated_in_general_and_for_every_quantity():
+    tex = derive(sigmoid2()).latex()
+    assert r"W^{(l)} &\in \mathbb{R}^{n_{l} \times n_{l-1}}" in tex
+    assert r"W^{(2)} &\in \mathbb{R}^{n_{2} \times n_{1}}" in tex
+    assert r"z^{(1)}, a^{(1)}, \delta^{(1)} &\in \mathbb{R}^{n_{1} \times m}" in tex
+
+
+def test_general_form_covers_the_hidden_layers_and_the_explicit_form_every_layer():
+    tex = derive(softmax3()).latex()
+    assert r"For $l = L-1, \dots, 1$:" in tex
+    assert r"&= (W^{(l+1)\top} \delta^{(l+1)}) \odot \operatorname{ReLU}'(z^{(l)})" in tex
+    assert r"\frac{\partial C}{\partial W^{(l)}} &= \delta^{(l)} a^{(l-1)\top}" in tex
+    for layer in (1, 2, 3):
+        assert rf"\frac{{\partial C}}{{\partial W^{{({layer})}}}} &= \delta^{{({layer})}}" in tex
+
+
+def test_every_step_names_its_rule():
+    d = derive(softmax3())
+    tex = d.latex()
+    for step in d.steps:
+        assert rf"\tag*{{\small[{step.rule}]}}" in tex
+
+
+def test_the_softmax_step_states_the_distribution_assumption():
+    d = derive(softmax3())
+    (assumption,) = d.assumptions
+    assert rf"\intertext{{\small Assuming {assumption}.}}" in d.latex()
+    assert f"*Assuming {assumption}.*" in d.markdown()
+
+
+def test_update_rule_uses_the_chosen_learning_rate():
+    tex = derive(sigmoid2()).latex(learning_rate=r"\alpha")
+    assert r"W^{(l)} &\leftarrow W^{(l)} - \alpha \frac{\partial C}{\partial W^{(l)}}" in tex
+    assert r"W^{(1)} &\leftarrow W^{(1)} - \alpha \delta^{(1)} a^{(0)\top}" in tex
+
+
+def test_seed_update_rule_in_the_seeds_notation():
+    tex = derive(seed()).latex(**SEED_NOTATION)
+    assert r"w &\leftarrow w - R \cdot 2 a (a w - y)" in tex
+
+
+def test_inline_writes_every_named_quantity_out():
+    tex = derive(sigmoid2()).latex(inline=True)
+    updates = tex[tex.index("that is"):]
+    assert r"\delta" not in updates and r"\sigma'(W^{(2)} \sigma(W^{(1)} a^{(0)}" in updates
+
+
+def test_long_lines_are_broken_at_top_level_operators_within_the_width():
+    latex = " + ".join(rf"\lVert W^{{({l})}} \rVert_F^2" for l in range(1, 9))
+    lines = break_lines(latex, 20)
+    assert len(lines) > 1 and all(line.startswith("+ ") for line in lines[1:])
+    assert all(latex_width(line) <= 20 for line in lines)
+    assert " ".join(lines) == latex
+
+
+def test_no_line_is_broken_inside_braces():
+    assert break_lines(r"\frac{a + b + c + d}{e} + f", 3) == (r"\frac{a + b + c + d}{e}", "+ f")
+
+
+def test_standalone_is_a_whole_document_around_the_same_body():
+    d = derive(sigmoid2())
+    document = d.latex(standalone=True)
+    assert document.startswith(r"\documentclass") and document.endswith("\\end{document}\n")
+    assert d.latex() in document
+
+
+def test_markdown_has_math_blocks_and_no_latex_only_commands():
+    md = derive(softmax3()).markdown()
+    assert md.count("$$") % 2 == 0 and r"\begin{aligned}" in md
+    assert r"\tag" not in md and r"\intertext" not in md and r"\paragraph" not in md
+    assert r"&& \text{[softmax]}" in md
+
+
+def test_notebooks_show_a_derivation_by_evaluating_it():
+    d = derive(sigmoid2())
+    assert d._repr_markdown_() == d.markdown()
+    summary = d._repr_latex_()
+    assert summary.startswith("$$\n\\begin{aligned}") and summary.rstrip().endswith("$$")
+    assert r"\delta^{(1)} &= (W^{(2)\top} \delta^{(2)}) \odot \sigma'(z^{(1)})" in summary
+
+
+def test_same_input_gives_byte_identical_output():
+    first, second = derive(softmax3()), derive(softmax3())
+    assert first.latex(standalone=True) == second.latex(standalone=True)
+    assert first.markdown() == second.markdown()
+
+
+def test_user_templates_replace_the_bundled_ones_by_name(tmp_path):
+    (tmp_path / "derivation.md.j2").write_text("{% for e in gradients.equations %}{{ e.lhs }}\n{% endfor %}")
+    md = derive(Network(2, [Dense(1, bias=False)])).markdown(template_dir=tmp_path)
+    assert md == r"\frac{\partial C}{\partial W^{(1)}}" + "\n"
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"colour": "red"}, "unknown notation option 'colour'; known: bold, learning_rate, symbols, scalar, inline"),
+        ({"bold": "yes"}, "notation option bold must be true or false, not 'yes'"),
+        ({"learning_rate": ""}, "learning_rate must be a non-empty LaTeX string"),
+        ({"learning_rate": r"\eta_{"}, "learning_rate has unbalanced braces"),
+        ({"learning_rate": "$R$"}, "must be math-mode LaTeX, without an unescaped $, &, % or #"),
+        ({"symbols": {"W1": "w % weight"}}, "symbols['W1'] must be math-mode LaTeX"),
+        ({"symbols": {"W9": "w"}}, "symbols: unknown quantity 'W9'; known: C, X, Y, W, b, z, a, delta, W1, b1"),
+        ({"symbols": ["W1"]}, "symbols must map names to LaTeX"),
+        ({"scalar": True}, "scalar notation needs every quantity 1×1"),
+        ({"line_width": 0}, "line_width must be a number of em from 10 to 1000"),
+        ({"template_dir": "/no/such/folder"}, "template_dir '/no/such/folder' is not a folder"),
+    ],
+)
+def test_bad_notation_is_a_clear_error(options, message):
+    d = derive(sigmoid2())
+    with pytest.raises(NotationError, match=re.escape(message)):
+        d.latex(**options)
+
+
+def test_a_broken_user_template_is_a_notation_error(tmp_path):
+    (tmp_path / "derivation.tex.j2").write_text("{{ no_such_part }}")
+    with pytest.raises(NotationError, match="template derivation.tex.j2.*'no_such_part' is undefined"):
+        derive(sigmoid2()).latex(template_dir=tmp_path)
+
+
+def test_unwritable_output_is_an_error_and_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "missing" / "out.tex"
+    with pytest.raises(OutputError, match="cannot write"):
+        write_output("text", target)
+    folder = tmp_path / "folder.tex"
+    folder.mkdir()
+    with pytest.raises(OutputError):
+        write_output("text", folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["folder.tex"] and not any(folder.iterdir())
+
+
+def test_output_replaces_a_file_whole(tmp_path):
+    target = tmp_path / "out.tex"
+    target.write_text("old")
+    write_output("new", target)
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["out.tex"]
+
+
+def test_notation_from_the_command_line_is_parsed_or_refused():
+    assert parse_notation(["bold=yes", "symbols.X=a"]) == {"bold": True, "symbols": {"X": "a"}}
+    for item, message in [("bold", "is not KEY=VALUE"), ("scalar=maybe", "true or false"),
+                          ("line_width=wide", "line_width must be a number")]:
+        with pytest.raises(NotationError, match=message):
+            parse_notation([item])
+
+
+def test_the_examples_in_the_documentation_run(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    for block in re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "latex.md").read_text(encoding="utf-8"), re.S):
+        exec(compile(block, "docs/latex.md", "exec"), {})
+
+
+# --- the command line --------------------------------------------------------------------------
+
+def test_cli_writes_standalone_latex_and_markdown(tmp_path, capsys):
+    tex, md = tmp_path / "seed.tex", tmp_path / "seed.md"
+    assert main(["derive", str(ROOT / "examples" / "seed.toml"), "--latex", str(tex), "--standalone",
+                 "--markdown", str(md)]) == 0
+    d = derive(seed())
+    assert tex.read_text() == d.latex(standalone=True) and md.read_text() == d.markdown()
+    assert capsys.readouterr().out == ""
+
+
+def test_cli_writes_to_stdout_in_the_seeds_notation(capsys):
+    argv = ["derive", str(ROOT / "examples" / "seed.toml"), "--latex", "-", "--notation", "learning_rate=R",
+            "--notation", "scalar=true", "--notation", "inline=true"]
+    for name, latex in SEED_NOTATION["symbols"].items():
+        argv += ["--notation", f"symbols.{name}={latex}"]
+    assert main(argv) == 0
+    assert r"w &\leftarrow w - R \cdot 2 a (a w - y)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--standalone"], "--standalone needs --latex FILE"),
+        (["--latex", "{out}", "--notation", "colour=red"], "unknown notation option 'colour'"),
+        (["--latex", "{missing}/out.tex"], "cannot write"),
+        (["--notation", "bold=true"], "--notation needs --latex FILE or --markdown FILE"),
+    ],
+)
+def test_cli_bad_input_is_one_error_line_and_leaves_existing_files_alone(tmp_path, capsys, extra, message):
+    out = tmp_path / "out.tex"
+    out.write_text("kept")
+    argv = [a.format(out=out, missing=tmp_path / "missing") for a in extra]
+    assert main(["derive", str(ROOT / "examples" / "seed.toml"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert out.read_text() == "kept" and [p.name for p in tmp_path.iterdir()] == ["out.tex"]
+
+
+# --- golden files ---------------------------------------------------------------------------------
+
+GOLDEN_CASES = {
+    "seed.tex": lambda: derive(seed()).latex(),
+    "seed.md": lambda: derive(seed()).markdown(),
+    "seed-notation.tex": lambda: derive(seed()).latex(**SEED_NOTATION),
+    "sigmoid2.tex": lambda: derive(sigmoid2()).latex(),
+    "sigmoid2.md": lambda: derive(sigmoid2()).markdown(),
+    "softmax3.tex": lambda: derive(softmax3()).latex(),
+    "softmax3.md": lambda: derive(softmax3()).markdown(),
+}
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_rendering_matches_its_golden_file(name):
+    rendered = GOLDEN_CASES[name]()
+    path = GOLDEN / name
+    if REGENERATE:
+        path.write_text(rendered, encoding="utf-8", newline="\n")
+    assert rendered == path.read_text(encoding="utf-8"), f"{name} changed; review, then regenerate (see top)"
+
+
+# --- pdflatex ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pdflatex() -> str:
+    found = shutil.which("pdflatex")
+    if found is None:
+        reason = "pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must install it (.ci/run does)")
+        pytest.skip(reason)
+    return found
+
+
+def _plain_article(body: str) -> str:
+    """The body in a default ``article``, the narrowest page the default line width is meant for."""
+    return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n\\allowdisplaybreaks\n"
+            f"\\begin{{document}}\n{body}\\end{{document}}\n")
+
+
+DOCUMENTS = {
+    "seed": lambda: derive(seed()).latex(standalone=True),
+    "seed-notation": lambda: derive(seed()).latex(standalone=True, **SEED_NOTATION),
+    "sigmoid2": lambda: derive(sigmoid2()).latex(standalone=True),
+    "softmax3": lambda: derive(softmax3()).latex(standalone=True),
+    "five-layers": lambda: derive(five_layers()).latex(standalone=True),
+    "five-layers-article": lambda: _plain_article(derive(five_layers()).latex()),
+    "five-layers-mixed-bold": lambda: _plain_article(derive(five_layers_mixed()).latex(bold=True)),
+    "sigmoid2-inline": lambda: _plain_article(derive(sigmoid2()).latex(inline=True)),
+}
+
+
+def _compile(pdflatex: str, folder: Path, name: str, source: str) -> tuple[str, list[str]]:
+    (folder / f"{name}.tex").write_text(source, encoding="utf-8")
+    result = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+                             f"{name}.tex"], cwd=folder, capture_output=True, text=True, timeout=120)
+    log = (folder / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+    problems = [line for line in log.splitlines() if line.startswith("!") or line.startswith("Overfull \\hbox")]
+    if result.returncode != 0 and not problems:
+        problems = [f"pdflatex exited with {result.returncode}"]
+    return name, problems
+
+
+def test_standalone_documents_compile_without_errors_or_overfull_boxes(pdflatex, tmp_path):
+    sources = {name: build() for name, build in DOCUMENTS.items()}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(pool.map(lambda item: _compile(pdflatex, tmp_path, *item), sources.items()))
+    assert results == {name: [] for name in DOCUMENTS}
+    if REGENERATE and shutil.which("pdftoppm"):
+        subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile",
+                        str(tmp_path / "sigmoid2.pdf"), str(ROOT / "docs" / "derivation-2layer")], check=True)
+
+
+# --- speed ---------------------------------------------------------------------------------------------
+
+def test_rendering_a_64_layer_derivation_is_fast():
+    d = derive(Network("n_0", [Dense(f"n_{l}", "tanh") for l in range(1, 65)], batch="m"))
+    d.latex()  # templates compiled once, as in a session
+    start = time.perf_counter()
+    d.latex(standalone=True)
+    assert time.perf_counter() - start < 2.0  # benchmarks/bench_latex.py: about 0.1 s
