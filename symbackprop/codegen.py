@@ -1,0 +1,615 @@
+"""Executable update functions: NumPy code generated from a derivation.
+
+:func:`module_source` writes a standalone Python module that imports only
+NumPy and defines ``PARAMS``, ``SHAPES``, ``forward``, ``cost``, ``gradients``,
+``step``, ``step_inplace`` and ``init_params``; :func:`compile_numpy` runs the
+same source in-process and returns its functions as an :class:`UpdateFunctions`.
+
+Every right-hand side is printed by
+:class:`~symbackprop.printing.numpy.NumPyCodePrinter` from the derivation's
+own expressions; the Jinja2 template ``numpy_module.py.j2`` only lays the
+printed lines out.  The code computes each ``z``, ``a`` and ``δ`` once per
+call, broadcasts biases, and uses the stable helpers of
+:mod:`symbackprop.runtime` (copied into the module, only those it calls).
+
+>>> from symbackprop import Dense, Network, derive
+>>> import numpy as np
+>>> f = compile_numpy(derive(Network(1, [Dense(1, bias=False)])))
+>>> params = {"W1": np.array([[-23.1]])}
+>>> f.step(params, np.array([[5.7]]), np.array([[50.1]]), 0.007)["W1"].round(4)
+array([[-8.5948]])
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import hashlib
+import inspect
+import linecache
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+import sympy
+from sympy import Basic, HadamardProduct, Integer, MatAdd, MatrixExpr, Piecewise
+
+from . import naming, runtime
+from .activations import ACTIVATIONS
+from .chainrule import hadamard
+from .derivation import Derivation
+from .errors import ShapeError, SpecError
+from .errors import TrainingError as ArgumentError
+from .expressions import SumEntries
+from .printing.numpy import NumPyCodePrinter, is_negative_term, scaled
+from .templating import environment
+
+__all__ = ["LogSoftmax", "NUMPY_COSTS", "UpdateFunctions", "compile_numpy", "module_source", "numpy_cost"]
+
+
+class LogSoftmax(MatrixExpr):
+    """log(softmax(z)) of each column (``axis=0``) or row (``axis=1``), computed from z.
+
+    Generated code only: the stable cost of softmax with cross-entropy is
+    written with it, so no logarithm of a rounded probability is ever taken.
+    """
+
+    is_commutative = False
+
+    def __new__(cls, arg: MatrixExpr, axis: int = 0) -> "LogSoftmax":
+        return Basic.__new__(cls, arg, Integer(axis))
+
+    @property
+    def arg(self) -> MatrixExpr:
+        return self.args[0]
+
+    @property
+    def axis(self) -> int:
+        return int(self.args[1])
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self.arg.shape
+
+
+@dataclass(frozen=True)
+class CostForm:
+    """A cost rewritten through the last pre-activation z, for an output activation it assumes."""
+
+    output: str
+    build: Callable[[MatrixExpr, MatrixExpr, int], sympy.Expr]
+
+
+#: cost name → its numerically stable NumPy form; −Σ Y ⊙ log σ(z) … never takes log of a rounded a
+NUMPY_COSTS: dict[str, CostForm] = {
+    "softmax_cross_entropy": CostForm("softmax", lambda z, Y, axis: -SumEntries(hadamard(Y, LogSoftmax(z, axis)))),
+    # −[y log σ(z) + (1 − y) log(1 − σ(z))] = softplus(z) − y z
+    "binary_cross_entropy": CostForm("sigmoid", lambda z, Y, axis: SumEntries(
+        ACTIVATIONS["softplus"].apply(z) - hadamard(Y, z))),
+}
+
+
+def numpy_cost(derivation: Derivation) -> sympy.Expr:
+    """The derivation's cost, with the cross-entropies written in their stable form through z.
+
+    >>> from symbackprop import Dense, Network, derive
+    >>> d = derive(Network(2, [Dense(1, "sigmoid")], cost="binary_cross_entropy"))
+    >>> from symbackprop.printing.numpy import to_numpy
+    >>> to_numpy(numpy_cost(d))
+    'np.sum(softplus(z1) - Y * z1)'
+    """
+    net = derivation.network
+    form = NUMPY_COSTS.get(net.cost.name)
+    if form is None or net.activations[-1].name != form.output:
+        return derivation.cost
+    z, a = derivation.forward[-2:]
+    Y = derivation.symbols[naming.TARGET]
+    plain = net.cost.build(a, Y)
+    return derivation.cost.xreplace({plain: form.build(z, Y, 0 if net.layout == "columns" else 1)})
+
+
+# --- support code, copied into every generated module ------------------------------------
+# It raises ShapeError and ArgumentError: the library's classes here, the module's own there.
+
+
+def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
+    """The parameters in the order of ``shapes``, then X (and Y), as arrays of one float dtype.
+
+    Checks the parameter names, every shape (a size given as a name is bound by
+    the first array that has it) and the dtypes; X and Y take the parameters' dtype.
+    """
+    if not isinstance(params, dict):
+        raise ArgumentError(f"params must be a dict of arrays keyed {', '.join(shapes)}, not {type(params).__name__}")
+    if params.keys() != shapes.keys():
+        missing = [name for name in shapes if name not in params]
+        unknown = [str(name) for name in params if name not in shapes]
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unknown {', '.join(unknown)}"] if unknown else [])
+        raise ArgumentError(f"params: {'; '.join(problems)}; expected {', '.join(shapes)}")
+    arrays = []
+    for name in shapes:
+        value = params[name]
+        if in_place and not (isinstance(value, np.ndarray) and value.flags.writeable):
+            raise ArgumentError(f"{name}: step_inplace updates the caller's arrays, so {name} must be a "
+                                f"writeable NumPy array, not {type(value).__name__}")
+        array = np.asarray(value)
+        if array.dtype.kind != "f":
+            if in_place or array.dtype.kind not in "biu":
+                raise ArgumentError(f"{name}: expected a floating-point array (float32 or float64), given {array.dtype}")
+            array = array.astype(np.float64)
+        if arrays and array.dtype != arrays[0].dtype:
+            first = next(iter(shapes))
+            raise ArgumentError(f"{name}: dtype {array.dtype} differs from {first}'s {arrays[0].dtype}; "
+                                f"give every parameter the same dtype")
+        arrays.append(array)
+    dtype = arrays[0].dtype
+    data = {"X": X} if Y is None else {"X": X, "Y": Y}
+    for name, value in data.items():
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise ArgumentError(f"{name}: expected numbers, given an array of {array.dtype}")
+        data[name] = array if array.dtype == dtype else array.astype(dtype)
+    sizes, bound_by = {}, {}
+    checked = [("X", data["X"], data_shapes["X"]), *zip(shapes, arrays, shapes.values())]
+    if Y is not None:
+        checked.append(("Y", data["Y"], data_shapes["Y"]))
+    for name, array, expected in checked:
+        if array.ndim != 2:
+            raise ShapeError(f"{name}: expected a 2-d array of shape ({', '.join(map(str, expected))}), "
+                             f"given shape {array.shape}")
+        for size, given in zip(expected, array.shape):
+            known = sizes.setdefault(size, given) if isinstance(size, str) else size
+            if known != given:
+                shown = ", ".join(str(sizes.get(s, s)) for s in expected)
+                source = f" ({size} = {known} from {bound_by[size]})" if size in bound_by else ""
+                raise ShapeError(f"{name}: expected shape ({shown}){source}, given {array.shape}")
+            if isinstance(size, str):
+                bound_by.setdefault(size, name)
+    return (*arrays, *data.values())
+
+
+def _learning_rate(lr):
+    """``lr`` as a Python float (so it never changes the arrays' dtype), checked positive and finite."""
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)):
+        raise ArgumentError(f"lr: expected a positive number, given {type(lr).__name__} {lr!r}")
+    if not 0 < float(lr) < float("inf"):
+        raise ArgumentError(f"lr: the learning rate must be a positive finite number, given {lr}")
+    return float(lr)
+
+
+def _scalar(name, value):
+    """A scalar setting such as a weight decay, as a Python float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ArgumentError(f"{name}: expected a number, given {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _workspace(buffers, name, like):
+    """A cached work array shaped and typed like ``like``, reused by every call with that shape and dtype."""
+    array = buffers.get(name)
+    if array is None or array.shape != like.shape or array.dtype != like.dtype:
+        array = buffers[name] = np.empty_like(like)
+    return array
+
+
+def _random_parameters(shapes, fan_in, seed, dtype, sizes):
+    """Weights drawn from N(0, 1/fan-in), biases zero, for the given sizes."""
+    needed = sorted({size for shape in shapes.values() for size in shape if isinstance(size, str)})
+    missing = [size for size in needed if size not in sizes]
+    if missing:
+        raise ShapeError(f"init_params needs the size{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
+                         f"e.g. init_params(0, {missing[0]}=4)")
+    if np.dtype(dtype).kind != "f":
+        raise ArgumentError(f"dtype: expected a floating-point dtype, given {np.dtype(dtype)}")
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in shapes.items():
+        concrete = tuple(sizes[size] if isinstance(size, str) else size for size in shape)
+        if name in fan_in:
+            params[name] = (rng.standard_normal(concrete) / np.sqrt(concrete[fan_in[name]])).astype(dtype)
+        else:
+            params[name] = np.zeros(concrete, dtype=dtype)
+    return params
+
+
+_SUPPORT = (_check_arguments, _learning_rate, _scalar, _workspace, _random_parameters)
+
+# --- the program -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Function:
+    """One generated function: the template writes ``def name(signature):``, the docstring and the body."""
+
+    name: str
+    signature: str
+    doc: str
+    body: tuple[str, ...]
+
+    @property
+    def call(self) -> str:
+        return f"{self.name}({self.signature})"
+
+
+@dataclass(frozen=True)
+class _Product:
+    """A weight's update ``lr c A B`` as printed pieces: ``left operator right``, then maybe ``*= lr``."""
+
+    left: str
+    right: str
+    operator: str
+    scale_after: bool
+    reads: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """Lines of a function body: ``target`` is the name they define (None: they define none), ``reads``
+    the names and symbols they use, for ordering and for dropping what a function does not need."""
+
+    target: str | None
+    code: str
+    reads: tuple[str, ...]
+
+
+_LR = sympy.Symbol("lr", positive=True)
+_DATA_ARGUMENTS = {"forward": "params, X", "cost": "params, X, Y", "gradients": "params, X, Y",
+                   "step": "params, X, Y, lr", "step_inplace": "params, X, Y, lr"}
+_FIXED_NAMES = {"np", "params", "lr", "seed", "dtype", "sizes", "X", "Y", "PARAMS", "SHAPES", "DATA_SHAPES",
+                "FAN_IN", "ShapeError", "ArgumentError", *_DATA_ARGUMENTS, "init_params",
+                *(f.__name__ for f in _SUPPORT), "_BUFFERS"}
+
+
+def _shape_constant(shape) -> tuple[int | str, ...]:
+    return tuple(int(d) if d.is_Integer else str(d) for d in shape)
+
+
+def _update_name(parameter: str) -> str:
+    """The work array holding ``lr`` times ``parameter``'s gradient in ``step_inplace``."""
+    return f"d{parameter}"
+
+
+def _next_name(parameter: str) -> str:
+    """The new value of ``parameter`` in ``step``."""
+    return f"{parameter}_next"
+
+
+class _Generator:
+    """Prints a derivation's quantities once and assembles the functions from them."""
+
+    def __init__(self, derivation: Derivation) -> None:
+        self.d = derivation
+        self.net = derivation.network
+        forward = derivation.forward
+        self.printer = NumPyCodePrinter({"outputs": {forward[i]: forward[i + 1] for i in range(0, len(forward), 2)}})
+        self.params = tuple(self.net.parameter_shapes())
+        self.scalars: dict[str, sympy.Symbol] = {}  # every scalar symbol printed: sizes, lr, weight decay
+        self.sizes = self._size_sources()
+        self.statements = [self._statement(node.name, node.definition) for node in forward]
+        self.statements += [self._statement(name, node.definition) for name, node in reversed(derivation.deltas.items())]
+
+    def _size_sources(self) -> dict[str, str]:
+        """Each symbolic size → the code that reads it from the arrays (``X.shape[1]``)."""
+        sources: dict[str, str] = {}
+        arrays = [(naming.INPUT, self.d.symbols[naming.INPUT].shape)]
+        arrays += [(name, self.d.symbols[name].shape) for name in self.params]
+        arrays.append((naming.TARGET, self.d.symbols[naming.TARGET].shape))
+        for name, shape in arrays:
+            for axis, size in enumerate(shape):
+                if size.is_Symbol:
+                    sources.setdefault(self.printer.doprint(size), f"{name}.shape[{axis}]")
+        return sources
+
+    def print(self, expr, full: bool = True) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """``expr`` printed (with its full shape, or narrow where it meets a full array), with the
+        matrix names and scalar symbols it reads."""
+        self.printer.names.clear()
+        self.printer.symbols.clear()
+        code = self.printer.full(expr) if full else self.printer.doprint(expr)
+        self.scalars.update(self.printer.symbols)
+        return code, tuple(self.printer.names), tuple(self.printer.symbols)
+
+    def _statement(self, target: str, expr) -> _Statement:
+        """``target = expr``; a sum or Hadamard product that holds a matrix product starts from that new
+        array and adds or multiplies the rest into it (``z1 = W1 @ X`` then ``z1 += b1``): one temporary fewer."""
+        operator = "+=" if isinstance(expr, MatAdd) else "*=" if isinstance(expr, HadamardProduct) else None
+        first = next((i for i, term in enumerate(expr.args) if self.printer.is_product(term)), None) \
+            if operator else None
+        if first is None:
+            code, names, symbols = self.print(expr)
+            return _Statement(target, f"{target} = {code}", names + symbols)
+        code, names, symbols = self.print(expr.args[first])
+        lines, reads = [f"{target} = {code}"], [*names, *symbols]
+        for term in expr.args[:first] + expr.args[first + 1:]:
+            if operator == "+=" and is_negative_term(term):
+                code, names, symbols = self.print(scaled(-1, term), full=False)
+                lines.append(f"{target} -= {code}")
+            else:
+                code, names, symbols = self.print(term, full=False)
+                lines.append(f"{target} {operator} {code}")
+            reads += [*names, *symbols]
+        return _Statement(target, "\n".join(lines), tuple(reads))
+
+    def needed(self, reads) -> list[_Statement]:
+        """The statements, in order, that compute what ``reads`` mentions, directly or not."""
+        wanted = set(reads)
+        chosen = []
+        for statement in reversed(self.statements):
+            if statement.target in wanted:
+                chosen.append(statement)
+                wanted.update(statement.reads)
+        return chosen[::-1]
+
+    # --- functions ----------------------------------------------------------------------
+
+    def function(self, name: str, doc: str, result: list[_Statement], in_place: bool = False) -> Function:
+        """A function computing ``result``, preceded by the checks and the statements it needs."""
+        reads = [r for s in result for r in s.reads]
+        body = self.needed(reads)
+        body = self._interleave(body, result) if in_place else body + result
+        everything = [r for s in body for r in s.reads]
+        hyper = [r for r in dict.fromkeys(everything) if r in self.scalars and r not in self.sizes and r != "lr"]
+        signature = _DATA_ARGUMENTS[name] + (", *, " + ", ".join(hyper) if hyper else "")
+        has_y = "Y" in _DATA_ARGUMENTS[name]
+        unpack = ", ".join([*self.params, naming.INPUT, *([naming.TARGET] if has_y else [])])
+        lines = []
+        if "lr" in _DATA_ARGUMENTS[name]:
+            lines.append("lr = _learning_rate(lr)")
+        lines += [f"{h} = _scalar({h!r}, {h})" for h in hyper]
+        lines.append(f"{unpack} = _check_arguments(params, X, {'Y' if has_y else 'None'}, SHAPES, DATA_SHAPES"
+                     f"{', True' if in_place else ''})")
+        lines += [f"{size} = {source}" for size, source in self.sizes.items() if size in everything]
+        for statement in body:
+            lines += statement.code.splitlines()
+        return Function(name, signature, doc, tuple(lines))
+
+    def _interleave(self, body: list[_Statement], updates: list[_Statement]) -> list[_Statement]:
+        """Each in-place update placed after the last statement that still needs the parameter's old value."""
+        out = list(body)
+        for update in updates:
+            parameter = update.reads[-1]
+            after = [i for i, s in enumerate(out) if s.target in update.reads
+                     or (parameter in s.reads and s not in updates)]
+            out.insert(max(after, default=-1) + 1, update)
+        return out
+
+    def _returning(self, entries: dict[str, str], reads: list[str]) -> _Statement:
+        lines = ["return {", *(f'    "{name}": {code},' for name, code in entries.items()), "}"]
+        return _Statement(None, "\n".join(lines), tuple(reads))
+
+    def forward(self) -> Function:
+        output = self.d.output.name
+        return self.function("forward", "The network's output a⁽ᴸ⁾ for the inputs X.",
+                             [_Statement(None, f"return {output}", (output,))])
+
+    def cost(self) -> Function:
+        code, names, symbols = self.print(numpy_cost(self.d))
+        return self.function("cost", "The cost C at ``params`` for inputs X and targets Y (a NumPy scalar).",
+                             [_Statement(None, f"return {code}", names + symbols)])
+
+    def gradients(self) -> Function:
+        entries, reads = {}, []
+        for name, gradient in self.d.gradients.items():
+            entries[name], names, symbols = self.print(gradient)
+            reads += [*names, *symbols]
+        return self.function("gradients", "∂C/∂W⁽¹⁾, ∂C/∂b⁽¹⁾, … at ``params``: a dict of arrays shaped like ``params``.",
+                             [self._returning(entries, reads)])
+
+    def step(self) -> Function:
+        """New arrays; a weight's new value is written over its freshly made update (one array, not three)."""
+        statements, entries, reads = [], {}, []
+        for name, gradient in self.d.gradients.items():
+            product = self._scaled_product(gradient)
+            if product is None:
+                entries[name], names, symbols = self.print(MatAdd(self.d.symbols[name], scaled(-_LR, gradient)))
+                reads += [*names, *symbols]
+                continue
+            work = _next_name(name)
+            lines = [f"{work} = {product.left} {product.operator} {product.right}",
+                     *([f"{work} *= lr"] if product.scale_after else []), f"np.subtract({name}, {work}, out={work})"]
+            statements.append(_Statement(work, "\n".join(lines), (*product.reads, name)))
+            entries[name] = work
+            reads.append(work)
+        return self.function("step", "One step of gradient descent: a new dict, each parameter minus lr times its gradient.",
+                             statements + [self._returning(entries, reads)])
+
+    def step_inplace(self) -> Function:
+        updates = []
+        for name, gradient in self.d.gradients.items():
+            product = self._scaled_product(gradient)
+            if product is None:
+                code, names, symbols = self.print(scaled(_LR, gradient))
+                updates.append(_Statement(None, f"np.subtract({name}, {code}, out={name})", (*names, *symbols, name)))
+                continue
+            function = "np.multiply" if product.operator == "*" else "np.matmul"
+            work = _update_name(name)
+            lines = [f"{work} = {function}({product.left}, {product.right}, out=_workspace(_BUFFERS, {name!r}, {name}))",
+                     *([f"{work} *= lr"] if product.scale_after else [])]
+            updates.append(_Statement(work, "\n".join(lines), (*product.reads, name)))
+            updates.append(_Statement(None, f"np.subtract({name}, {work}, out={name})", (work, name)))
+        return self.function(
+            "step_inplace",
+            "One step of gradient descent that updates the arrays in ``params`` in place; returns None.\n\n"
+            "It allocates no parameter-sized arrays: each weight's update goes through a work\n"
+            "array kept between calls (one per shape and dtype; not for concurrent threads).",
+            updates, in_place=True)
+
+    def _scaled_product(self, gradient) -> "_Product | None":
+        """A gradient ``c A B`` of two matrices, printed so that the learning rate scales the smaller array:
+        the factor ``A`` (activation-sized), or the product when sizes known here show ``A`` is larger."""
+        if not self.printer.is_product(gradient):
+            return None
+        matrices = [a for a in gradient.args if a.is_Matrix]
+        if len(matrices) != 2:
+            return None
+        coefficient = sympy.Mul(*(a for a in gradient.args if not a.is_Matrix))
+        sizes = [sympy.Mul(*m.shape) for m in (matrices[0], gradient)]
+        after = all(n.is_Integer for n in sizes) and sizes[0] > sizes[1]
+        left, left_names, left_symbols = self.print(scaled(coefficient if after else _LR * coefficient, matrices[0]))
+        right, right_names, right_symbols = self.print(matrices[1])
+        return _Product(left, self.printer._operand(matrices[1], right), self.printer.product_operator(matrices[0]),
+                        after, (*left_names, *left_symbols, *right_names, *right_symbols))
+
+    def init_params(self) -> Function:
+        sizes = sorted({d for shape in self.net.parameter_shapes().values() for d in _shape_constant(shape)
+                        if isinstance(d, str)})
+        example = ", ".join(f"{s}=4" for s in sizes)
+        return Function("init_params", "seed=0, dtype=np.float64, **sizes",
+                        "Random parameters: weights from N(0, 1/fan-in), biases zero"
+                        + (f"; give the sizes, e.g. ``init_params(0, {example})``." if sizes else "."),
+                        ("return _random_parameters(SHAPES, FAN_IN, seed, dtype, sizes)",))
+
+
+def _runtime_helpers(names) -> list[str]:
+    """The source of the runtime helpers ``names`` and of those they call, in the runtime module's order."""
+    defined = [name for name, value in vars(runtime).items() if inspect.isfunction(value)]
+    wanted, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name not in wanted:
+            wanted.add(name)
+            calls = {i.argval for i in dis.get_instructions(getattr(runtime, name)) if i.opname == "LOAD_GLOBAL"}
+            stack.extend(n for n in defined if n in calls)
+    return [inspect.getsource(getattr(runtime, name)).rstrip("\n") for name in defined if name in wanted]
+
+
+def _custom_helper(printer: NumPyCodePrinter, name: str, variable: sympy.Symbol, expression) -> Function:
+    """A custom activation (or a derivative of it) as a function of one array."""
+    code = printer.doprint(expression)
+    argument = printer.doprint(variable)
+    foreign = [module for module in printer.module_imports if module != "numpy"]
+    if foreign or printer._not_supported:
+        what = ", ".join(sorted(map(str, printer._not_supported))) or f"{expression} (it needs {', '.join(foreign)})"
+        raise SpecError(f"the activation {name.split('_grad')[0]!r} uses {what}, which NumPy does not provide; "
+                        f"symbackprop cannot generate NumPy code for it")
+    if not expression.has(variable):  # a constant: still one value per entry
+        code = f"np.full_like({argument}, {code})"
+    elif expression.has(Piecewise):  # np.select would promote float32 to float64
+        code = f"np.asarray({code}, dtype={argument}.dtype)"
+    return Function(name, argument, f"{expression}, entry by entry.", (f"return {code}",))
+
+
+@dataclass(frozen=True)
+class Program:
+    """What the module template needs: printed code and constants, no mathematics left to do."""
+
+    summary: str
+    derivation: tuple[str, ...]
+    params: tuple[str, ...]
+    shapes: tuple[tuple[str, tuple], ...]
+    data_shapes: tuple[tuple[str, tuple], ...]
+    fan_in: dict[str, int]
+    helpers: tuple[str, ...]
+    functions: tuple[Function, ...]
+    layout_note: str
+
+
+_EXPORTS = ("PARAMS", "SHAPES", "forward", "cost", "gradients", "step", "step_inplace", "init_params")
+
+
+def program(derivation: Derivation) -> Program:
+    """The printed pieces of the NumPy module for ``derivation``."""
+    if not isinstance(derivation, Derivation):
+        raise SpecError(f"code generation takes a Derivation, not {type(derivation).__name__}")
+    g = _Generator(derivation)
+    net = derivation.network
+    api = [g.forward(), g.cost(), g.gradients(), g.step(), g.step_inplace(), g.init_params()]
+    custom = [_custom_helper(g.printer, name, variable, expression)
+              for name, (variable, expression) in sorted(g.printer.custom.items())]
+    helpers = _runtime_helpers(g.printer.helpers)
+    _check_names(g, [h.split("(")[0].removeprefix("def ") for h in helpers], custom)
+    columns = net.layout == "columns"
+    shapes = net.parameter_shapes()
+    widths = " → ".join(str(n) for n in net.sizes)
+    activations = ", ".join(a.name for a in net.activations)
+    return Program(
+        summary=f"Backpropagation for the network {widths} ({activations}), cost {net.cost.name}.",
+        derivation=tuple(derivation.text().rstrip("\n").splitlines()),
+        params=g.params,
+        shapes=tuple((name, _shape_constant(shape)) for name, shape in shapes.items()),
+        data_shapes=tuple((name, _shape_constant(derivation.symbols[name].shape))
+                          for name in (naming.INPUT, naming.TARGET)),
+        fan_in={name: 1 if columns else 0 for name in shapes if naming.split_layer_name(name)[0] == "W"},
+        helpers=tuple(helpers + [inspect.getsource(f).rstrip("\n") for f in _SUPPORT]),
+        functions=(*custom, *api),
+        layout_note="samples are columns: X is features × samples" if columns
+        else "samples are rows: X is samples × features",
+    )
+
+
+def _check_names(generator: _Generator, helpers: list[str], custom: list[Function]) -> None:
+    """Sizes, weight-decay symbols and custom activations must not take a name the module already uses."""
+    module = _FIXED_NAMES | set(helpers)
+    local = {*generator.params, *(s.target for s in generator.statements), *map(_update_name, generator.params),
+             *map(_next_name, generator.params)}
+    for function in custom:
+        if function.name in module | local | generator.scalars.keys() or function.name in dir(builtins):
+            raise SpecError(f"the custom activation name {function.name!r} is a name the generated NumPy code "
+                            f"uses; give the activation another name")
+    net = generator.net
+    symbols = [*net.size_symbols, *([net.weight_decay] if isinstance(net.weight_decay, sympy.Symbol) else [])]
+    for name in (generator.printer.doprint(symbol) for symbol in symbols):
+        if name in module | local:
+            raise SpecError(f"the symbol {name!r} is a name the generated NumPy code uses; rename it")
+
+
+def module_source(derivation: Derivation) -> str:
+    """The text of a standalone NumPy module for ``derivation`` (byte-identical for the same input).
+
+    >>> from symbackprop import Dense, Network, derive
+    >>> source = module_source(derive(Network(3, [Dense(2, "tanh")], batch="m")))
+    >>> "def gradients(params, X, Y):" in source and "import numpy as np" in source
+    True
+    """
+    from . import __version__
+
+    p = program(derivation)
+    env = environment()
+    env.filters["pyrepr"] = repr
+    template = env.get_template("numpy_module.py.j2")
+    return template.render(
+        summary=p.summary, version=__version__, params=p.params, layout_note=p.layout_note,
+        derivation=p.derivation, functions=p.functions, exports=_EXPORTS, shapes=p.shapes,
+        data_shapes=p.data_shapes, fan_in=p.fan_in, helpers=p.helpers,
+    )
+
+
+class UpdateFunctions:
+    """The generated functions of a derivation, compiled in this process.
+
+    ``forward(params, X)``, ``cost(params, X, Y)``, ``gradients(params, X, Y)``,
+    ``step(params, X, Y, lr)`` (a new dict), ``step_inplace(params, X, Y, lr)``
+    (updates the caller's arrays) and ``init_params(seed=0, dtype=np.float64,
+    **sizes)``; ``params`` is a dict keyed like :attr:`Derivation.gradients`.
+    A weight-decay symbol (``"lam"``) is a keyword argument of ``cost``,
+    ``gradients`` and the steps.  Bad arguments raise
+    :class:`~symbackprop.errors.ShapeError` or :class:`~symbackprop.errors.TrainingError`.
+    ``source`` is the module's text; tracebacks show its lines.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.filename = f"<symbackprop numpy {hashlib.sha256(source.encode()).hexdigest()[:12]}>"
+        linecache.cache[self.filename] = (len(source), None, source.splitlines(keepends=True), self.filename)
+        namespace: dict = {"__name__": "symbackprop_generated"}
+        exec(compile(source, self.filename, "exec"), namespace)  # our own generated code, never user text
+        namespace.update(ShapeError=ShapeError, ArgumentError=ArgumentError)
+        self.namespace = namespace
+        self.params: tuple[str, ...] = namespace["PARAMS"]
+        self.shapes: Mapping[str, tuple] = namespace["SHAPES"]
+        self.data_shapes: Mapping[str, tuple] = namespace["DATA_SHAPES"]
+        self.forward: Callable = namespace["forward"]
+        self.cost: Callable = namespace["cost"]
+        self.gradients: Callable = namespace["gradients"]
+        self.step: Callable = namespace["step"]
+        self.step_inplace: Callable = namespace["step_inplace"]
+        self.init_params: Callable = namespace["init_params"]
+
+    def __repr__(self) -> str:
+        return f"<UpdateFunctions for {', '.join(self.params)}>"
+
+
+def compile_numpy(derivation: Derivation) -> UpdateFunctions:
+    """The generated NumPy functions of ``derivation``, ready to call (see :class:`UpdateFunctions`)."""
+    return UpdateFunctions(module_source(derivation))
+

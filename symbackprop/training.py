@@ -1,0 +1,314 @@
+"""Gradient descent with the generated step: a spec's ``[train]`` table and ``symbackprop train``.
+
+.. code-block:: toml
+
+    [train]
+    x = 5.7                 # a number, nested lists, or a .npz/.npy/.csv file next to the spec
+    y = 50.1
+    init = { W1 = -23.1 }   # per parameter: numbers or "random"; or init = "random" (the default)
+    lr = 0.007
+    steps = 20              # default 100
+    seed = 0                # for "random" initial values
+
+Data are taken in the network's layout (columns: X is features × samples).
+A 1-d list is one sample, unless the network has one input (or one output),
+when it is one value per sample.  Training runs ``step_inplace`` of the
+generated NumPy code and records the cost and the parameters after every step.
+
+>>> import io, pathlib, tempfile
+>>> spec = pathlib.Path(tempfile.mkdtemp()) / "seed.toml"
+>>> _ = spec.write_text('''
+... [network]
+... inputs = 1
+... [[layers]]
+... units = 1
+... bias = false
+... [train]
+... x = 5.7
+... y = 50.1
+... init = { W1 = -23.1 }
+... lr = 0.007
+... steps = 2
+... ''')
+>>> out = io.StringIO()
+>>> _ = train_spec(spec, out=out)
+>>> print(out.getvalue(), end="")
+step 0  cost 33040  W1 = -23.1
+step 1  cost 9818.8  W1 = -8.5948
+step 2  cost 2917.9  W1 = -0.68736
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, TextIO
+
+import numpy as np
+import sympy
+
+from . import naming
+from .codegen import UpdateFunctions
+from .derivation import derive
+from .errors import ShapeError, TrainingError
+from .spec import Spec, read_spec
+
+__all__ = ["TrainingSetup", "History", "training_setup", "train", "train_spec", "format_step", "plot_history"]
+
+_DATA_FILES = (".npz", ".npy", ".csv")
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """Everything a training run needs, read and checked from a ``[train]`` table."""
+
+    functions: UpdateFunctions
+    X: np.ndarray
+    Y: np.ndarray
+    params: dict[str, np.ndarray]
+    lr: float
+    steps: int
+
+
+@dataclass
+class History:
+    """The cost and each parameter after every step; index 0 is the start.
+
+    ``values`` holds, per parameter, its value when it is 1×1 and its Frobenius
+    norm otherwise (``scalar`` tells which).
+    """
+
+    costs: list[float] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=dict)
+    scalar: dict[str, bool] = field(default_factory=dict)
+
+    def record(self, cost: float, params: Mapping[str, np.ndarray]) -> None:
+        self.costs.append(float(cost))
+        for name, array in params.items():
+            self.scalar[name] = array.size == 1
+            value = float(array.reshape(-1)[0]) if array.size == 1 else float(np.linalg.norm(array))
+            self.values.setdefault(name, []).append(value)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TrainingError(f"{where}: expected a number, given {value!r}")
+    return float(value)
+
+
+def _read_file(value: str, key: str, folder: Path, where: str) -> np.ndarray:
+    """An array from a .npz (the array named ``key`` or the only one), .npy or .csv file."""
+    path = folder / value
+    if path.suffix.lower() not in _DATA_FILES:
+        raise TrainingError(f"{where}: {value!r} is neither numbers nor a .npz, .npy or .csv file")
+    if not path.is_file():
+        raise TrainingError(f"{where}: no such file {str(path)!r}")
+    try:
+        if path.suffix.lower() == ".csv":
+            return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        loaded = np.load(path, allow_pickle=False)
+        if path.suffix.lower() == ".npy":
+            return loaded
+        with loaded:
+            names = list(loaded.files)
+            chosen = next((n for n in (key, key.upper()) if n in names), names[0] if len(names) == 1 else None)
+            if chosen is None:
+                raise TrainingError(f"{where}: {str(path)!r} holds {', '.join(names) or 'no arrays'}; "
+                                    f"name one {key!r} or keep a single array in it")
+            return loaded[chosen]
+    except (OSError, ValueError, EOFError) as err:
+        raise TrainingError(f"{where}: cannot read {str(path)!r}: {err}") from None
+
+
+def _as_array(value: Any, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TrainingError(f"{where}: expected numbers or nested lists of numbers (rows of equal length), "
+                            f"given {value!r}"[:300]) from None
+    if not np.all(np.isfinite(array)):
+        raise TrainingError(f"{where}: holds a value that is not a finite number")
+    return array
+
+
+def _matrix(array: np.ndarray, shape: tuple, where: str) -> np.ndarray:
+    """``array`` as a matrix of ``shape`` (ints and size names): a number is 1×1, a 1-d list fills the side that is not 1."""
+    if array.ndim == 0:
+        return array.reshape(1, 1)
+    if array.ndim == 1:
+        rows, cols = shape
+        if cols == 1:
+            return array.reshape(-1, 1)
+        if rows == 1:
+            return array.reshape(1, -1)
+        raise TrainingError(f"{where}: a 1-d list is ambiguous for shape ({rows}, {cols}); give a nested list")
+    if array.ndim != 2:
+        raise TrainingError(f"{where}: expected a matrix, given an array with {array.ndim} dimensions")
+    return array
+
+
+def _data_shape(functions: UpdateFunctions, name: str, layout: str, one_sample: bool) -> tuple:
+    """X's or Y's shape, with the batch side 1 when a 1-d list is one sample of several features."""
+    rows, cols = functions.data_shapes[name]
+    width = rows if layout == "columns" else cols
+    if width == 1 or not one_sample:
+        return (rows, cols)
+    return (rows, 1) if layout == "columns" else (1, cols)
+
+
+def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = None) -> TrainingSetup:
+    """Read and check ``spec``'s ``[train]`` table; ``steps`` and ``lr`` override it."""
+    where = f"{spec.source}: [train]"
+    table = spec.train
+    if table is None:
+        raise TrainingError(f"{spec.source}: no [train] table; add one with x, y, lr and steps")
+    net = spec.network
+    if isinstance(net.weight_decay, sympy.Symbol):
+        raise TrainingError(f"{spec.source}: weight_decay is the symbol {net.weight_decay}; training needs a number")
+    for key in ("x", "y"):
+        if key not in table:
+            raise TrainingError(f"{where} needs the key {key!r} (numbers, nested lists or a .npz/.npy/.csv file)")
+    functions = derive(net).numpy()
+
+    data = {}
+    for key, name in (("x", naming.INPUT), ("y", naming.TARGET)):
+        value = table[key]
+        array = _as_array(_read_file(value, key, spec.folder, f"{where}.{key}") if isinstance(value, str) else value,
+                          f"{where}.{key}")
+        shape = _data_shape(functions, name, net.layout, one_sample=array.ndim == 1)
+        data[name] = _matrix(array, shape, f"{where}.{key}")
+
+    value = table.get("lr") if lr is None else lr
+    if value is None:
+        raise TrainingError(f"{where} needs the key 'lr' (the learning rate, a positive number)")
+    lr = _number(value, f"{where}.lr")
+    if not 0 < lr < float("inf"):
+        raise TrainingError(f"{where}.lr: the learning rate must be a positive number, given {value!r}")
+    steps = table.get("steps", 100) if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise TrainingError(f"{where}.steps: expected a positive whole number of steps, given {steps!r}")
+    seed = table.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TrainingError(f"{where}.seed: expected a whole number ≥ 0, given {seed!r}")
+
+    params = _initial_values(functions, table.get("init", "random"), seed, data, where)
+    try:  # shapes of data and initial values, checked by the generated code itself
+        functions.cost(params, data[naming.INPUT], data[naming.TARGET])
+    except ShapeError as err:
+        raise ShapeError(f"{where}: {err}") from None
+    return TrainingSetup(functions, data[naming.INPUT], data[naming.TARGET], params, lr, steps)
+
+
+def _initial_values(functions: UpdateFunctions, init: Any, seed: int, data: Mapping[str, np.ndarray],
+                    where: str) -> dict[str, np.ndarray]:
+    """The initial parameters: given values, and random ones (N(0, 1/fan-in) weights, zero biases) for "random"."""
+    names = functions.params
+    if init == "random":
+        init = {name: "random" for name in names}
+    if not isinstance(init, Mapping):
+        raise TrainingError(f"{where}.init: expected \"random\" or a table of parameters ({', '.join(names)})")
+    unknown = [key for key in init if key not in names]
+    if unknown:
+        raise TrainingError(f"{where}.init: unknown parameter {unknown[0]!r}; known: {', '.join(names)}")
+    missing = [name for name in names if name not in init]
+    if missing:
+        raise TrainingError(f"{where}.init: no initial value for {', '.join(missing)}; give numbers or \"random\"")
+    given = {name: _matrix(_as_array(value, f"{where}.init.{name}"), functions.shapes[name], f"{where}.init.{name}")
+             for name, value in init.items() if value != "random"}
+    if len(given) == len(names):
+        return {name: given[name] for name in names}
+    sizes: dict[str, int] = {}
+    known = [(functions.data_shapes[name], data[name]) for name in (naming.INPUT, naming.TARGET)]
+    known += [(functions.shapes[name], array) for name, array in given.items()]
+    for shape, array in known:
+        for size, value in zip(shape, array.shape):
+            if isinstance(size, str):
+                sizes.setdefault(size, value)
+    unknown_sizes = sorted({size for shape in functions.shapes.values() for size in shape
+                            if isinstance(size, str) and size not in sizes})
+    if unknown_sizes:
+        raise TrainingError(f"{where}.init: random initial values need the size {', '.join(unknown_sizes)}, which "
+                            f"the data do not fix; give it a number in the spec, or give the parameters' values")
+    drawn = functions.init_params(seed, **sizes)
+    return {name: given.get(name, drawn[name]) for name in names}
+
+
+def format_step(step: int, cost: float, params: Mapping[str, np.ndarray], width: int = 1) -> str:
+    """One line of a training log: the cost and every 1×1 parameter, to 5 significant digits.
+
+    >>> format_step(1, 9818.83, {"W1": np.array([[-8.59478]]), "b1": np.zeros((3, 1))})
+    'step 1  cost 9818.8  W1 = -8.5948'
+    """
+    scalars = "".join(f"  {name} = {float(a.reshape(-1)[0]):.5g}" for name, a in params.items() if a.size == 1)
+    return f"step {step:>{width}}  cost {float(cost):.5g}{scalars}"
+
+
+def train(setup: TrainingSetup, out: TextIO | None = None) -> History:
+    """Run ``setup.steps`` steps of gradient descent; write a line per step to ``out`` if given."""
+    f, X, Y = setup.functions, setup.X, setup.Y
+    params = {name: np.array(value, dtype=np.float64) for name, value in setup.params.items()}
+    history = History()
+    width = len(str(setup.steps))
+    for step in range(setup.steps + 1):
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+            if step:
+                f.step_inplace(params, X, Y, setup.lr)
+            cost = f.cost(params, X, Y)
+        if not np.isfinite(cost):
+            raise TrainingError(f"the cost is {float(cost)} after {step} steps: the learning rate "
+                                f"{setup.lr:g} is too large for this problem")
+        history.record(cost, params)
+        if out is not None:
+            out.write(format_step(step, cost, params, width) + "\n")
+    return history
+
+
+def _pyplot_free_figure():
+    """A matplotlib Figure drawn by the Agg canvas, without touching pyplot's global state."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise TrainingError("--plot needs matplotlib; install it with: pip install 'symbackprop[plot]'") from None
+    figure = Figure(figsize=(8, 6), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def plot_history(history: History, path: str | Path, title: str = "") -> None:
+    """Draw the cost and the parameters (values when 1×1, norms otherwise) over the steps to ``path``."""
+    figure = _pyplot_free_figure()
+    cost_axes, value_axes = figure.subplots(2, 1, sharex=True)
+    steps = range(len(history.costs))
+    cost_axes.plot(steps, history.costs, marker=".")
+    if min(history.costs) > 0:
+        cost_axes.set_yscale("log")
+    cost_axes.set_ylabel("cost C")
+    cost_axes.grid(True)
+    if title:
+        cost_axes.set_title(title)
+    for name, values in history.values.items():
+        value_axes.plot(steps, values, marker=".", label=name if history.scalar[name] else f"‖{name}‖")
+    value_axes.set_xlabel("step")
+    value_axes.xaxis.get_major_locator().set_params(integer=True)
+    value_axes.set_ylabel("parameters")
+    value_axes.grid(True)
+    value_axes.legend()
+    try:
+        figure.savefig(path)
+    except (OSError, ValueError) as err:
+        raise TrainingError(f"--plot: cannot write {str(path)!r}: {err}") from None
+
+
+def train_spec(path: str | Path, *, plot: str | Path | None = None, steps: int | None = None,
+               lr: float | None = None, out: TextIO | None = None) -> History:
+    """Train the network of the spec file at ``path`` as its ``[train]`` table says (``symbackprop train``)."""
+    spec = read_spec(path)
+    if plot is not None:
+        _pyplot_free_figure()  # a missing matplotlib is reported before training, not after
+    setup = training_setup(spec, steps=steps, lr=lr)
+    history = train(setup, out)
+    if plot is not None:
+        plot_history(history, plot, title=Path(path).name)
+    return history

@@ -1,0 +1,476 @@
+"""Generated NumPy code: equal to the symbolic gradients and finite differences, stable, fast-shaped, strict.
+
+The property test draws random networks (every activation including custom
+formulas, every cost, both layouts, with and without biases, one sample or a
+batch, numeric or symbolic sizes, weight decay) and compares the in-process
+functions and the standalone module, imported from a file, with ``evaluate``
+of the derived gradients and with central finite differences of the cost.
+"""
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from sympy import HadamardPower, HadamardProduct, MatrixSymbol, OneMatrix, Symbol
+
+from symbackprop import (
+    ACTIVATIONS,
+    Dense,
+    Network,
+    ShapeError,
+    SpecError,
+    TrainingError,
+    custom_activation,
+    derive,
+    evaluate,
+    random_values,
+)
+from network_strategies import HIDDEN, concrete_sizes, networks
+
+from symbackprop.cli import main
+from symbackprop.codegen import _custom_helper, compile_numpy, module_source
+from symbackprop.expressions import Broadcast, Elementwise, Named, Softmax, SumEntries
+from symbackprop.gradcheck import directional_difference
+from symbackprop.printing.numpy import NumPyCodePrinter, to_numpy
+from symbackprop.templating import template_folder
+
+ROOT = Path(__file__).resolve().parent.parent
+def classifier(layout="columns", batch="m"):
+    return Network(6, [Dense(5, "sigmoid"), Dense(4, "sigmoid"), Dense(3, "softmax")],
+                   cost="softmax_cross_entropy", layout=layout, batch=batch)
+
+
+def arrays(net, seed=0, **sizes):
+    values = random_values(net, seed=seed, sizes=sizes)
+    params = {name: np.asarray(values[name]) for name in net.parameter_shapes()}
+    return values, params
+
+
+def import_file(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def hyper(values):
+    return {"lam": values["lam"]} if "lam" in values else {}
+
+
+# --- equal to the derivation ----------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(net=networks(max_depth=4, max_width=5), seed=st.integers(0, 2**16))
+def test_generated_functions_and_module_equal_evaluate_and_finite_differences(net, seed, tmp_path):
+    d = derive(net)
+    values, params = arrays(net, seed, **concrete_sizes(net, seed, largest=4))
+    output = evaluate(d.output, values)
+    assume(net.cost.name.endswith("squared_error") or np.all((output > 1e-9) & (output < 1 - 1e-9)))
+    source = module_source(d)
+    path = tmp_path / f"generated_{seed}.py"
+    path.write_text(source, encoding="utf-8")
+    X, Y, extra = values["X"], values["Y"], hyper(values)
+    rng = np.random.default_rng(seed)
+    for f in (compile_numpy(d), import_file(path, f"generated_{seed}")):
+        assert np.allclose(f.forward(params, X), output, rtol=1e-10, atol=1e-12)
+        assert np.isclose(f.cost(params, X, Y, **extra), evaluate(d.cost, values), rtol=1e-10, atol=1e-12)
+        gradients = f.gradients(params, X, Y, **extra)
+        assert list(gradients) == list(d.gradients)
+        for name, gradient in d.gradients.items():
+            expected = evaluate(gradient, values)
+            assert gradients[name].shape == expected.shape
+            assert np.allclose(gradients[name], expected, rtol=1e-9, atol=1e-12), name
+        name = list(params)[seed % len(params)]
+        direction = rng.normal(size=params[name].shape)
+        if "relu" not in str([a.name for a in net.activations]):  # a kink may sit inside the difference
+            analytic = float(np.sum(gradients[name] * direction))
+            numeric = directional_difference(d.cost, values, name, direction, step=1e-4)
+            assert abs(analytic - numeric) <= 1e-6 * max(abs(analytic), abs(numeric), 1e-3), (name, analytic, numeric)
+        new = f.step(params, X, Y, 0.05, **extra)
+        updated = {k: v.copy() for k, v in params.items()}
+        assert f.step_inplace(updated, X, Y, 0.05, **extra) is None
+        for k in params:
+            assert np.allclose(new[k], params[k] - 0.05 * gradients[k], rtol=1e-12, atol=1e-14)
+            assert np.allclose(updated[k], new[k], rtol=1e-12, atol=1e-14)
+
+
+def test_standalone_module_runs_in_a_fresh_interpreter_with_only_numpy(tmp_path):
+    net = Network("n_0", [Dense("n_1", "tanh"), Dense(3, "x**3/3 + x", bias=False), Dense(2, "sigmoid")],
+                  cost="binary_cross_entropy", batch="m", weight_decay="lam")
+    d = derive(net)
+    (tmp_path / "net.py").write_text(d.numpy_source(), encoding="utf-8")
+    values, params = arrays(net, seed=3, n_0=4, n_1=5, m=6)
+    np.savez(tmp_path / "values.npz", X=values["X"], Y=values["Y"], **params)
+    script = """
+import json, sys
+import numpy as np
+import net
+data = np.load("values.npz")
+params = {k: data[k] for k in net.PARAMS}
+g = net.gradients(params, data["X"], data["Y"], lam=LAM)
+np.savez("out.npz", cost=net.cost(params, data["X"], data["Y"], lam=LAM), **g)
+print(json.dumps({"modules": sorted(m for m in sys.modules if m.split(".")[0] in ("sympy", "symbackprop", "jinja2")),
+                  "params": list(net.PARAMS), "shapes": {k: list(v) for k, v in net.SHAPES.items()},
+                  "init": {k: list(v.shape) for k, v in net.init_params(0, n_0=4, n_1=5).items()}}))
+""".replace("LAM", repr(values["lam"]))
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["modules"] == []
+    assert report["params"] == ["W1", "b1", "W2", "W3", "b3"]
+    assert report["shapes"]["W1"] == ["n_1", "n_0"] and report["shapes"]["W2"] == [3, "n_1"]
+    assert report["init"] == {"W1": [5, 4], "b1": [5, 1], "W2": [3, 5], "W3": [2, 3], "b3": [2, 1]}
+    out = np.load(tmp_path / "out.npz")
+    assert np.isclose(out["cost"], evaluate(d.cost, values))
+    for name, gradient in d.gradients.items():
+        assert np.allclose(out[name], evaluate(gradient, values), rtol=1e-10)
+    imports = [node for node in ast.walk(ast.parse(d.numpy_source())) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert [ast.unparse(node) for node in imports] == ["import numpy as np"]
+
+
+def test_module_docstring_states_the_network_and_its_formulas():
+    source = derive(classifier()).numpy_source()
+    doc = ast.get_docstring(ast.parse(source))
+    assert doc.startswith("Backpropagation for the network 6 → 5 → 4 → 3 (sigmoid, sigmoid, softmax), "
+                          "cost softmax_cross_entropy.")
+    for formula in ("z⁽¹⁾ = W⁽¹⁾ X + b⁽¹⁾ 1ᵀ", "δ⁽²⁾ = ∂C/∂a⁽²⁾ ⊙ σ'(z⁽²⁾) = (W⁽³⁾ᵀ δ⁽³⁾) ⊙ σ'(z⁽²⁾)",
+                    "∂C/∂W⁽¹⁾ = δ⁽¹⁾ Xᵀ", "every target column is a probability distribution",
+                    "step_inplace(params, X, Y, lr)"):
+        assert formula in doc
+
+
+# --- the shape of the code ----------------------------------------------------------------
+
+
+def _function(source: str, name: str) -> ast.FunctionDef:
+    return next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+@pytest.mark.parametrize("layout", ["columns", "rows"])
+def test_gradients_use_the_hand_written_number_of_matrix_products(depth, layout):
+    net = Network(4, [Dense(3, "tanh") for _ in range(depth - 1)] + [Dense(2, "softmax")],
+                  cost="softmax_cross_entropy", layout=layout, batch="m")
+    source = derive(net).numpy_source()
+    products = [n for n in ast.walk(_function(source, "gradients")) if isinstance(n, ast.MatMult)]
+    assert len(products) == depth + (2 * depth - 1)
+    assert "ones" not in source  # biases broadcast, never multiplied by a matrix of ones
+
+
+def test_each_quantity_is_computed_once_per_call():
+    source = derive(classifier()).numpy_source()
+    for name in ("gradients", "step", "step_inplace"):
+        targets = [t.id for n in ast.walk(_function(source, name)) if isinstance(n, ast.Assign)
+                   for t in n.targets if isinstance(t, ast.Name)]
+        computed = [t for t in targets if t[0] in "za" or t.startswith("delta")]
+        assert computed == ["z1", "a1", "z2", "a2", "z3", "a3", "delta3", "delta2", "delta1"]
+    # the cost needs no a3: the stable form works from z3
+    assert "a3 =" not in ast.unparse(_function(source, "cost"))
+
+
+def test_generated_code_reads_as_the_textbook_formulas():
+    f = derive(classifier()).numpy()
+    body = ast.unparse(_function(f.source, "gradients"))
+    for line in ("z1 = W1 @ X\n    z1 += b1", "a1 = sigmoid(z1)", "a3 = softmax(z3, axis=0)", "delta3 = a3 - Y",
+                 "delta2 = W3.T @ delta3\n    delta2 *= a2 * (1 - a2)", "'W1': delta1 @ X.T",
+                 "'b1': np.sum(delta1, axis=1, keepdims=True)"):
+        assert line in body
+    step = ast.unparse(_function(f.source, "step"))
+    assert "W1_next = lr * delta1 @ X.T\n    np.subtract(W1, W1_next, out=W1_next)" in step
+    assert "'W1': W1_next" in step and "'b1': b1 - lr * np.sum(delta1, axis=1, keepdims=True)" in step
+    assert "return -np.sum(Y * log_softmax(z3, axis=0))" in ast.unparse(_function(f.source, "cost"))
+
+
+def test_one_sample_writes_outer_products_as_broadcasts():
+    source = derive(classifier(batch=1)).numpy_source()
+    step = ast.unparse(_function(source, "step_inplace"))
+    assert "dW1 = np.multiply(lr * delta1, X.T, out=_workspace(_BUFFERS, 'W1', W1))" in step
+    assert "np.subtract(b1, lr * delta1, out=b1)" in step
+    assert "'W1': delta1 * X.T" in ast.unparse(_function(source, "gradients"))
+
+
+def test_same_input_gives_byte_identical_source_in_any_process(tmp_path):
+    spec = tmp_path / "net.toml"
+    spec.write_text('[network]\ninputs = "n_0"\ncost = "binary_cross_entropy"\nbatch = "m"\nweight_decay = "lam"\n'
+                    '[[layers]]\nunits = "n_1"\nactivation = "x*tanh(x)"\n'
+                    '[[layers]]\nunits = 2\nactivation = "sigmoid"\n', encoding="utf-8")
+    outputs = []
+    for hash_seed in ("1", "2"):
+        run = subprocess.run([sys.executable, "-m", "symbackprop", "derive", str(spec), "--numpy", "-"],
+                             capture_output=True, timeout=120, env={**_environment(), "PYTHONHASHSEED": hash_seed})
+        assert run.returncode == 0, run.stderr
+        outputs.append(run.stdout)
+    from symbackprop import load_spec
+
+    in_process = derive(load_spec(spec)).numpy_source().encode()
+    assert outputs[0] == outputs[1] == in_process == derive(load_spec(spec)).numpy_source().encode()
+
+
+def _environment():
+    import os
+
+    return dict(os.environ)
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hidden, cost, output", [
+    ("sigmoid", "softmax_cross_entropy", "softmax"),
+    ("softplus", "binary_cross_entropy", "sigmoid"),
+    ("tanh", "squared_error", "sigmoid"),
+    ("sigmoid", "mean_squared_error", "softmax"),
+])
+@pytest.mark.parametrize("layout", ["columns", "rows"])
+def test_large_pre_activations_neither_overflow_nor_warn(hidden, cost, output, layout):
+    net = Network(2, [Dense(3, hidden), Dense(2, output)], cost=cost, layout=layout, batch=4)
+    f = derive(net).numpy()
+    values, params = arrays(net, seed=1)
+    for name in params:  # pre-activations of ±1e3 in every layer
+        params[name] = np.sign(params[name] + 0.01) * 250.0
+    X = np.sign(values["X"]) * 2
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):  # underflow to 0 is fine
+        warnings.simplefilter("error")
+        for dtype in (np.float64, np.float32):
+            typed = {k: v.astype(dtype) for k, v in params.items()}
+            assert np.all(np.isfinite(f.forward(typed, X)))
+            assert np.isfinite(f.cost(typed, X, values["Y"]))
+            assert all(np.all(np.isfinite(g)) for g in f.gradients(typed, X, values["Y"]).values())
+
+
+@pytest.mark.parametrize("activation", HIDDEN + ["softmax"])
+def test_float32_in_gives_float32_out(activation):
+    net = Network(3, [Dense(4, activation if activation != "softmax" else "tanh"), Dense(2, activation)],
+                  layout="rows", batch="m", weight_decay=0.5)
+    f = derive(net).numpy()
+    values, params = arrays(net, seed=2, m=5)
+    p32 = {k: v.astype(np.float32) for k, v in params.items()}
+    X, Y = values["X"], values["Y"]  # float64 data take the parameters' dtype
+    results = [f.forward(p32, X), f.cost(p32, X, Y), *f.gradients(p32, X, Y).values(),
+               *f.step(p32, X, Y, np.float64(0.1)).values()]
+    assert {r.dtype for r in results} == {np.dtype(np.float32)}
+    before = {k: v.copy() for k, v in p32.items()}
+    f.step_inplace(p32, X, Y, np.float64(0.1))
+    assert all(p32[k].dtype == np.float32 and not np.array_equal(p32[k], before[k]) for k in p32)
+
+
+def test_symbolic_sizes_take_any_concrete_sizes():
+    f = derive(Network("n_0", [Dense("n_1", "tanh"), Dense(2)], batch="m")).numpy()
+    for n_0, n_1, m in ((3, 4, 5), (1, 7, 2), (6, 1, 1)):
+        params = f.init_params(1, n_0=n_0, n_1=n_1)
+        rng = np.random.default_rng(0)
+        g = f.gradients(params, rng.normal(size=(n_0, m)), rng.normal(size=(2, m)))
+        assert {k: v.shape for k, v in g.items()} == {k: v.shape for k, v in params.items()}
+
+
+def test_step_inplace_updates_the_callers_arrays_without_parameter_sized_temporaries():
+    import tracemalloc
+
+    net = Network(500, [Dense(400, "sigmoid"), Dense(10, "softmax")], cost="softmax_cross_entropy")
+    f = derive(net).numpy()
+    params = f.init_params(0)
+    arrays_before = {k: v for k, v in params.items()}
+    X, Y = np.ones((500, 1)), np.eye(10)[:, :1]
+    expected = f.step(params, X, Y, 0.1)
+    f.step_inplace({k: v.copy() for k, v in params.items()}, X, Y, 0.1)  # work arrays allocated once
+    tracemalloc.start()
+    try:
+        f.step_inplace(params, X, Y, 0.1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(params[k] is arrays_before[k] for k in params)
+    assert all(np.allclose(params[k], expected[k]) for k in params)
+    assert peak < params["W1"].nbytes / 4  # NumPy's own iteration buffers (~130 kB) aside, nothing W-sized
+
+
+# --- bad input --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda p, X, Y: ({k: v for k, v in p.items() if k != "b2"}, X, Y), TrainingError,
+     "params: missing b2; expected W1, b1, W2, b2, W3, b3"),
+    (lambda p, X, Y: ({**p, "W4": p["W3"]}, X, Y), TrainingError, "params: unknown W4; expected W1, b1"),
+    (lambda p, X, Y: ({**p, "W1": p["W1"].T}, X, Y), ShapeError, "W1: expected shape (5, 6), given (6, 5)"),
+    (lambda p, X, Y: (p, X[:4], Y), ShapeError, "X: expected shape (6, m), given (4, 7)"),
+    (lambda p, X, Y: (p, X, Y[:, :3]), ShapeError, "Y: expected shape (3, 7) (m = 7 from X), given (3, 3)"),
+    (lambda p, X, Y: ({**p, "b1": p["b1"].ravel()}, X, Y), ShapeError,
+     "b1: expected a 2-d array of shape (5, 1), given shape (5,)"),
+    (lambda p, X, Y: ({**p, "W2": p["W2"].astype(np.float32)}, X, Y), TrainingError,
+     "W2: dtype float32 differs from W1's float64; give every parameter the same dtype"),
+    (lambda p, X, Y: ({**p, "W2": p["W2"].astype(complex)}, X, Y), TrainingError,
+     "W2: expected a floating-point array (float32 or float64), given complex128"),
+    (lambda p, X, Y: (p, X.astype(str), Y), TrainingError, "X: expected numbers, given an array of <U"),
+    (lambda p, X, Y: (list(p.values()), X, Y), TrainingError, "params must be a dict of arrays keyed W1, b1"),
+])
+def test_bad_arguments_raise_a_clear_error(change, error, message):
+    f = derive(classifier()).numpy()
+    values, params = arrays(classifier(), m=7)
+    args = change(params, values["X"], values["Y"])
+    with pytest.raises(error) as info:
+        f.gradients(*args)
+    assert message in str(info.value)
+
+
+def test_numeric_sizes_in_the_spec_are_checked():
+    f = derive(classifier(batch=2)).numpy()
+    values, params = arrays(classifier(batch=2))
+    with pytest.raises(ShapeError, match=r"X: expected shape \(6, 2\), given \(6, 3\)"):
+        f.forward(params, np.ones((6, 3)))
+
+
+@pytest.mark.parametrize("lr", [0, -0.1, float("nan"), float("inf"), "0.1", True])
+def test_learning_rate_must_be_a_positive_number(lr):
+    f = derive(classifier()).numpy()
+    values, params = arrays(classifier(), m=2)
+    for step in (f.step, f.step_inplace):
+        with pytest.raises(TrainingError, match="lr: "):
+            step(params, values["X"], values["Y"], lr)
+
+
+def test_step_inplace_needs_writeable_float_arrays():
+    f = derive(classifier()).numpy()
+    values, params = arrays(classifier(), m=2)
+    with pytest.raises(TrainingError, match="W1: step_inplace updates the caller's arrays, so W1 must be a "
+                                            "writeable NumPy array, not list"):
+        f.step_inplace({**params, "W1": params["W1"].tolist()}, values["X"], values["Y"], 0.1)
+    frozen = params["b2"].copy()
+    frozen.flags.writeable = False
+    with pytest.raises(TrainingError, match="b2: .* must be a writeable NumPy array"):
+        f.step_inplace({**params, "b2": frozen}, values["X"], values["Y"], 0.1)
+
+
+def test_standalone_module_raises_its_own_value_errors(tmp_path):
+    path = tmp_path / "classifier.py"
+    path.write_text(derive(classifier()).numpy_source(), encoding="utf-8")
+    module = import_file(path, "classifier")
+    values, params = arrays(classifier(), m=2)
+    with pytest.raises(module.ShapeError, match=r"X: expected shape \(6, m\), given \(2, 6\)") as info:
+        module.forward(params, values["X"].T)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(module.ArgumentError, match="lr: the learning rate must be a positive finite number"):
+        module.step(params, values["X"], values["Y"], -1)
+    symbolic = tmp_path / "symbolic.py"
+    symbolic.write_text(derive(Network("n_0", [Dense(2)])).numpy_source(), encoding="utf-8")
+    module = import_file(symbolic, "symbolic")
+    with pytest.raises(module.ShapeError, match=r"init_params needs the size n_0, e.g. init_params\(0, n_0=4\)"):
+        module.init_params()
+
+
+def test_weight_decay_symbol_is_a_required_keyword_argument():
+    net = Network(3, [Dense(2, "tanh")], weight_decay="lam", batch="m")
+    f = derive(net).numpy()
+    values, params = arrays(net, m=2)
+    g = f.gradients(params, values["X"], values["Y"], lam=0.0)
+    g_decay = f.gradients(params, values["X"], values["Y"], lam=0.5)
+    assert np.allclose(g_decay["W1"] - g["W1"], 2 * 0.5 * params["W1"])
+    with pytest.raises(TrainingError, match="lam: expected a number, given str"):
+        f.gradients(params, values["X"], values["Y"], lam="0.5")
+    with pytest.raises(TypeError, match="lam"):
+        f.gradients(params, values["X"], values["Y"])
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Network(3, [Dense("np")]), "the symbol 'np' is a name the generated NumPy code uses"),
+    (lambda: Network(3, [Dense("sigmoid", "sigmoid")]), "the symbol 'sigmoid'"),
+    (lambda: Network(3, [Dense(2, custom_activation("x**3", name="step"))]), "custom activation name 'step'"),
+    (lambda: Network(3, [Dense(2, custom_activation("x**3", name="print"))]), "custom activation name 'print'"),
+])
+def test_names_that_clash_with_the_generated_code_are_refused(build, message):
+    with pytest.raises(SpecError, match=message):
+        derive(build()).numpy_source()
+
+
+def test_cli_writes_the_module_and_reports_bad_input_in_one_line(tmp_path, capsys):
+    target = tmp_path / "seed_step.py"
+    assert main(["derive", str(ROOT / "examples" / "seed.toml"), "--numpy", str(target)]) == 0
+    assert capsys.readouterr().out == ""
+    seed = import_file(target, "seed_step")
+    assert seed.step({"W1": np.array([[-23.1]])}, np.array([[5.7]]), np.array([[50.1]]), 0.007)["W1"][0, 0] \
+        == pytest.approx(-8.5948, abs=5e-5)
+    assert main(["derive", str(ROOT / "examples" / "seed.toml"), "--numpy", "-"]) == 0
+    assert capsys.readouterr().out == target.read_text(encoding="utf-8")
+    assert main(["derive", str(ROOT / "examples" / "seed.toml"), "--numpy", str(tmp_path / "no" / "x.py")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and err.count("\n") == 1
+
+
+# --- the printer --------------------------------------------------------------------------
+
+m, k = (Symbol(s, integer=True, positive=True) for s in "mk")
+W, X, b = MatrixSymbol("W1", 3, 4), MatrixSymbol("X", 4, m), MatrixSymbol("b1", 3, 1)
+D, H = MatrixSymbol("delta1", 3, m), MatrixSymbol("H", k, m)
+SIGMOID = ACTIVATIONS["sigmoid"]
+
+
+@pytest.mark.parametrize("expr, code", [
+    (W * X + Broadcast(b, 3, m), "W1 @ X + b1"),
+    (X.T * W.T + Broadcast(b.T, m, 3), "X.T @ W1.T + b1.T"),
+    (D * OneMatrix(m, 1), "np.sum(delta1, axis=1, keepdims=True)"),
+    (OneMatrix(1, 3) * D, "np.sum(delta1, axis=0, keepdims=True)"),
+    (OneMatrix(1, k) * H * OneMatrix(m, 1), "np.sum(H)"),
+    (OneMatrix(k, k) * H, "np.broadcast_to(np.sum(H, axis=0, keepdims=True), (k, m))"),
+    (HadamardProduct(H, OneMatrix(k, k) * H), "H * np.sum(H, axis=0, keepdims=True)"),
+    (SumEntries(Broadcast(b, 3, m)), "np.sum(np.broadcast_to(b1, (3, m)))"),
+    (sympy.MatMul(2, D - MatrixSymbol("E", 3, m)), "2 * (delta1 - E)"),
+    (HadamardPower(D, 2), "delta1 ** 2"),
+    (HadamardPower(D, -1), "1 / delta1"),
+    (-(W.T * D) + X * 2, "2 * X - W1.T @ delta1"),
+    (Softmax(D, 0), "softmax(delta1, axis=0)"),
+    (SIGMOID.apply(D), "sigmoid(delta1)"),
+    (Elementwise("sigmoid", SIGMOID.function, D, 1), "sigmoid_grad(delta1)"),
+    (ACTIVATIONS["identity"].apply(D), "delta1"),
+    (SumEntries(HadamardPower(D, 2)) / (3 * m), "(1/3)*np.sum(delta1 ** 2)/m"),
+])
+def test_numpy_printer_writes_plain_numpy(expr, code):
+    assert to_numpy(expr) == code
+
+
+def test_numpy_printer_writes_derivatives_through_the_stored_output_and_custom_functions_by_name():
+    z = Named("z1", W * X)
+    a = Named("a1", SIGMOID.apply(z))
+    printer = NumPyCodePrinter({"outputs": {z: a}})
+    assert printer.doprint(HadamardProduct(W * X, Elementwise("sigmoid", SIGMOID.function, z, 1))) \
+        == "(W1 @ X) * (a1*(1 - a1))"
+    assert list(printer.names) == ["W1", "X", "a1"] and not printer.symbols
+    cube = custom_activation("x**3", name="cube")
+    assert printer.doprint(HadamardProduct(D, cube.apply(D).derivative())) == "delta1 * cube_grad(delta1)"
+    assert printer.custom["cube_grad"][1] == 3 * sympy.Symbol("x", real=True) ** 2
+
+
+def test_custom_activations_become_functions_that_keep_dtype_and_shape():
+    net = Network(2, [Dense(3, "0*x + 3"), Dense(2, "x*tanh(x)")], batch="m")
+    f = derive(net).numpy()
+    assert "def phi1(x):\n    \"\"\"3, entry by entry.\"\"\"\n    return np.full_like(x, 3)" in f.source
+    assert "def phi2_grad(x):" in f.source and "return x*(1 - np.tanh(x)**2) + np.tanh(x)" in f.source
+    values, params = arrays(net, m=3)
+    assert f.forward(params, values["X"]).shape == (2, 3)
+    p32 = {k: v.astype(np.float32) for k, v in params.items()}
+    assert f.forward(p32, values["X"]).dtype == np.float32
+
+
+def test_a_function_numpy_lacks_is_refused_clearly():
+    x = sympy.Symbol("x", real=True)
+    with pytest.raises(SpecError, match="the activation 'phi' uses erf.*which NumPy does not provide"):
+        _custom_helper(NumPyCodePrinter(), "phi_grad", x, sympy.erf(x))
+
+
+def test_templates_ship_with_the_package_and_are_found_from_a_source_tree(monkeypatch):
+    assert (template_folder() / "numpy_module.py.j2").is_file()
+
+    def not_installed(name):
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr("importlib.resources.files", not_installed)
+    assert template_folder() == ROOT / "templates"
