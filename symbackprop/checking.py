@@ -1,0 +1,504 @@
+r"""Checking a hand-derived formula: is it right, and if not, why not.
+
+:func:`check` parses a user's formula for a gradient (or a delta, or a whole
+gradient-descent update) with the safe parser of :mod:`symbackprop.formula`,
+builds it over the derivation's quantities (:mod:`symbackprop.formula_matrix`)
+and decides in three steps:
+
+1. **shapes** — a formula whose shapes do not fit together, or whose shape is
+   not the parameter's, is wrong, and the message names both shapes;
+2. **symbolic** — a formula that :func:`~symbackprop.simplify.tidy` brings to
+   the derived expression (with the named quantities kept, then written out)
+   is right;
+3. **numeric** — otherwise both are evaluated at several random points
+   (random sizes from 2 to 5 when the network's sizes are symbols, random
+   values as :func:`~symbackprop.gradcheck.random_values` draws them) and
+   must agree entry by entry to a relative 1e-9 of the largest entry.  The
+   first point where they differ is the counterexample.
+
+A wrong formula is then changed in the ways people usually slip — a missing or
+extra transpose, a missing or extra σ' factor, a factor 2 or 1/2, an
+off-by-one layer index, a sign, ``*`` for ``@`` — one change at a time; the
+first change that makes it right is the hint, written in the user's notation.
+
+>>> from symbackprop import Dense, Network
+>>> seed = Network(1, [Dense(1, bias=False), Dense(1, bias=False)])
+>>> check(seed, "W1", "a0 * W2 * 2 * (a1 * W2 - y)").ok
+True
+>>> result = check(seed, "W2", "a2 * 2 * (a2 - y)")
+>>> result.ok, result.hint
+(False, 'an off-by-one layer index: a1 in place of a2 makes it right: a1 * 2 * (a2 - y)')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+import sympy
+from sympy import Expr, OneMatrix
+
+from . import formula as ast
+from .derivation import Derivation, derive, expand_names
+from .errors import FormulaError, ShapeError, SymbackpropError, UnknownNameError
+from .evaluation import Evaluator
+from .formula_matrix import (
+    LAYERED_NAME,
+    MatrixBuilder,
+    Vocabulary,
+    canonical_name,
+    children,
+    learning_rates,
+    shape_of,
+    shape_text,
+)
+from .gradcheck import random_values
+from .network import Network
+from .printing.text import to_text
+from .simplify import mentions, tidy
+
+__all__ = ["check", "CheckResult", "Counterexample", "RTOL", "ATOL", "TRIALS", "MAX_CANDIDATES", "SYMBOLIC_LIMIT"]
+
+#: two values agree when they differ by at most RTOL × the largest derived entry + ATOL
+RTOL = 1e-9
+ATOL = 1e-12
+#: random points a formula is evaluated at
+TRIALS = 5
+#: at most this many changed formulas are tried for a hint
+MAX_CANDIDATES = 400
+#: formulas whose elementwise algebra may expand to more terms are compared numerically only
+SYMBOLIC_LIMIT = 64
+
+_SLIPS = "a transpose, a σ' factor, a factor 2 or 1/2, a layer index, a sign, * for @"
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Where a formula and the derived expression differ.
+
+    ``sizes`` are the symbolic sizes' values (empty when every size is a
+    number), ``values`` the inputs, targets, parameters (and learning rate)
+    used, ``index`` the entry where they differ most, ``expected`` the
+    derived value there and ``got`` the formula's.
+    """
+
+    sizes: Mapping[str, int]
+    values: Mapping[str, object]
+    index: tuple[int, int]
+    expected: float
+    got: float
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict of :func:`check`; true when the formula is right.
+
+    ``derived`` is the correct expression (the gradient, delta or update),
+    ``formula`` the user's as a SymPy expression (``None`` when its shapes do
+    not fit together), ``message`` the verdict as readable text.
+    """
+
+    ok: bool
+    message: str
+    derived: Expr
+    formula: Expr | None
+    counterexample: Counterexample | None = None
+    hint: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def check(
+    network_or_derivation: Network | Derivation,
+    param: str,
+    formula: str,
+    *,
+    trials: int = TRIALS,
+    seed: int = 0,
+) -> CheckResult:
+    r"""Decide whether ``formula`` is ∂C/∂``param`` (or ``param``'s update, or the delta ``param``).
+
+    ``param`` is a parameter (``"W2"``, ``"b1"``, also ``"W^{(2)}"``) or a
+    delta (``"delta1"``).  A formula that mentions a learning rate (``R``,
+    ``eta``, ``lr``, ``alpha``) is a whole update rule and is compared with
+    ``param − rate · ∂C/∂param``.  The language is described in
+    ``docs/formula-language.md``.  ``trials`` random points, drawn from
+    ``seed``, decide when the symbolic step cannot: the same arguments always
+    give the same verdict, counterexample and message.
+
+    >>> from symbackprop import Dense, Network
+    >>> net = Network(3, [Dense(4, "sigmoid"), Dense(2)], batch="m")
+    >>> check(net, "W1", r"(W^{(2)\top} \delta^{(2)} \odot \sigma'(z^{(1)})) a^{(0)\top}").ok
+    True
+    >>> check(net, "b2", "delta2 @ ones(m, 1)").ok, check(net, "W2", "W2 - eta * delta2 @ a1.T").ok
+    (True, True)
+    >>> print(check(net, "W1", "delta1 @ a0").message.splitlines()[0])
+    wrong: the shapes in delta1 @ a0 do not fit: '@' needs as many columns on the left as rows on the right, but delta1 is 4×m and a0 is 3×m
+    """
+    derivation = network_or_derivation
+    if isinstance(derivation, Network):
+        derivation = derive(derivation)
+    if not isinstance(derivation, Derivation):
+        raise SymbackpropError(f"check takes a Network or a Derivation, not {type(derivation).__name__}")
+    if not isinstance(formula, str):
+        raise FormulaError(f"a formula must be text, not {type(formula).__name__}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise SymbackpropError(f"trials must be a positive integer, not {trials!r}")
+    vocabulary = Vocabulary.of(derivation)
+    name = _parameter(derivation, vocabulary, param)
+    tree = ast.parse(formula)
+
+    rates = learning_rates(tree, vocabulary)
+    if len(rates) > 1:
+        raise FormulaError(f"the formula names two learning rates, {rates[0]} and {rates[1]}; use one")
+    learning_rate = sympy.Symbol(rates[0], positive=True) if rates else None
+    if name in derivation.gradients:
+        quantity = derivation.symbols[name]
+        target = f"∂C/∂{to_text(quantity)}"
+        derived = derivation.gradients[name]
+        shown = to_text(derived)
+        if learning_rate is not None:
+            target = f"the update {to_text(quantity)} − {rates[0]} {target}"
+            step = f"({shown})" if isinstance(derived, sympy.MatAdd) else shown
+            shown = f"{to_text(quantity)} − {rates[0]} {step}"
+            derived = quantity - learning_rate * derived
+    elif learning_rate is not None:
+        raise FormulaError(f"{rates[0]} is a learning rate, and only a parameter has an update rule, not {name}")
+    else:
+        target = to_text(derivation.deltas[name])
+        derived = derivation.deltas[name].definition
+        shown = to_text(derived)
+
+    builder = MatrixBuilder(vocabulary, learning_rate)
+    yours = " ".join(formula.split())  # the parser accepts no whitespace but space, tab, CR and LF
+    lines = [f"  derived: {target} = {shown}", *_where(derivation, derived, name)]
+    try:
+        built: Expr | None = _as_matrix(builder.build(tree), derived.shape)
+        misfit = None
+    except ShapeError as err:
+        built, misfit = None, str(err)
+    # only now, with the formula known to make sense, is anything evaluated
+    judge = _Judge(derivation, derived, learning_rate, trials, seed)
+
+    def wrong(headline: str, counterexample: Counterexample | None = None) -> CheckResult:
+        hint = _hint(tree, derived.shape, judge, builder, vocabulary, derivation)
+        advice = hint if hint else f"no single usual slip ({_SLIPS}) explains it"
+        details = _describe(counterexample, target) if counterexample else []
+        message = "\n".join([headline, *lines, *details, f"  hint: {advice}"])
+        return CheckResult(False, message, derived, built, counterexample, hint)
+
+    def right(how: str) -> CheckResult:
+        return CheckResult(True, "\n".join([f"right: {yours} is {target}", *lines, f"  checked: {how}"]),
+                           derived, built)
+
+    if built is None:
+        return wrong(f"wrong: the shapes in {yours} do not fit: {misfit}")
+    if shape_of(built) != derived.shape:
+        guess = " — a missing transpose?" if shape_of(built) == derived.shape[::-1] else ""
+        return wrong(f"wrong: {yours} is {shape_text(shape_of(built))}, {target} is {shape_text(derived.shape)}{guess}")
+    if _expansion_bound(tree) <= SYMBOLIC_LIMIT and _identical(built, derived):
+        return right("symbolically identical")
+    counterexample = judge.counterexample(built)
+    if counterexample is None:
+        return right(judge.describe())
+    return wrong(f"wrong: {yours} is not {target}", counterexample)
+
+
+def _parameter(derivation: Derivation, vocabulary: Vocabulary, param: str) -> str:
+    """``param``'s canonical name; it must be a parameter or a delta of the network."""
+    known = [*derivation.gradients, *derivation.deltas]
+    if not isinstance(param, str):
+        raise SymbackpropError(f"the parameter must be a name such as {known[0]}, not {type(param).__name__}")
+    try:
+        node = ast.parse(param)
+    except SymbackpropError:
+        raise UnknownNameError("parameter", param, known) from None
+    name = canonical_name(node, vocabulary.depth) if isinstance(node, ast.Name) else param
+    if name not in known:
+        raise UnknownNameError("parameter", param, known)
+    return name
+
+
+def _as_matrix(value: Expr, shape: tuple) -> Expr:
+    """A scalar formula stands for the 1×1 matrix when the target is 1×1."""
+    if value.is_Matrix or shape != (1, 1):
+        return value
+    return value * OneMatrix(1, 1)
+
+
+def _expansion_bound(tree: ast.Node) -> int:
+    """An upper bound on the terms the formula's elementwise algebra expands to.
+
+    :func:`~symbackprop.simplify.tidy` lets SymPy cancel and factor, which
+    expands: ``(a + b + c)^64`` or a product of twenty sums would take hours.
+    Sums add, products multiply, powers raise; a ``z`` or ``delta`` counts as
+    three terms, for the sum it may be written out into.
+    """
+    bound: dict[int, int] = {}  # by id: hashing a subtree hashes all of it
+    for node in reversed(list(ast.walk(tree))):
+        if isinstance(node, ast.BinOp):
+            left, right = bound[id(node.left)], bound[id(node.right)]
+            if node.op in ("add", "sub"):
+                value = left + right
+            elif node.op == "pow":
+                exponent = node.right.text if isinstance(node.right, ast.Number) else ""
+                value = left ** min(int(exponent), 64) if exponent.isdigit() else SYMBOLIC_LIMIT + 1
+            else:
+                value = left * right
+        elif isinstance(node, (ast.Neg, ast.Transpose)):
+            value = bound[id(node.operand)]
+        elif isinstance(node, ast.Name):
+            match = LAYERED_NAME.match(node.id)
+            kind = node.id if node.layer is not None else match.group(1) if match else None
+            value = 3 if kind in ("z", "delta") else 1
+        else:
+            value = 1
+        bound[id(node)] = min(value, SYMBOLIC_LIMIT + 1)
+    return bound[id(tree)]
+
+
+def _identical(formula: Expr, derived: Expr) -> bool:
+    """True when tidying both gives one expression, with the names kept or written out."""
+    return tidy(formula) == tidy(derived) or tidy(expand_names(formula)) == tidy(expand_names(derived))
+
+
+def _where(derivation: Derivation, derived: Expr, name: str) -> list[str]:
+    """``where δ⁽²⁾ = …`` lines for every delta the derived expression uses, directly or not."""
+    used: list = []
+    for delta in derivation.deltas.values():  # δ⁽ˡ⁾ is defined through δ⁽ˡ⁺¹⁾: lower layers first
+        if delta.name != name and any(mentions(e, delta) for e in (derived, *(d.definition for d in used))):
+            used.append(delta)
+    lines = [f"          {to_text(d)} = {to_text(d.definition)}" for d in sorted(used, key=lambda d: d.name)]
+    if lines:
+        lines[0] = "    where " + lines[0].lstrip()
+    return lines
+
+
+class _Judge:
+    """Random points, the derived values there, and the comparison of a formula with them."""
+
+    def __init__(self, derivation: Derivation, derived: Expr, learning_rate: sympy.Symbol | None,
+                 trials: int, seed: int) -> None:
+        network = derivation.network
+        self.symbolic = bool(network.size_symbols)
+        rng = np.random.default_rng(seed)
+        self.points: list[tuple[dict[str, int], dict[str, object], Evaluator, np.ndarray]] = []
+        for trial in range(trials):
+            # the first point has the smallest sizes, so a counterexample is as small as it can be
+            sizes = {s.name: 2 if trial == 0 else int(rng.integers(2, 6)) for s in network.size_symbols}
+            values = random_values(network, sizes=sizes, seed=rng)
+            if learning_rate is not None:
+                values[learning_rate.name] = float(rng.uniform(0.1, 1.0))
+            evaluator = Evaluator(values)
+            self.points.append((sizes, values, evaluator, np.asarray(evaluator(derived), dtype=np.float64)))
+
+    def describe(self) -> str:
+        sizes = " with sizes from 2 to 5" if self.symbolic else ""
+        return f"equal at {len(self.points)} random points{sizes} (relative tolerance {RTOL:g})"
+
+    def counterexample(self, formula: Expr) -> Counterexample | None:
+        """The first point where ``formula`` differs from the derived expression, or None."""
+        for sizes, values, evaluator, expected in self.points:
+            with np.errstate(all="ignore"):  # an overflow is a difference like any other
+                got = np.asarray(evaluator(formula), dtype=np.float64).reshape(expected.shape)
+                error = np.abs(got - expected)
+            error = np.where(np.isnan(error), np.inf, error)
+            if np.all(error <= RTOL * np.max(np.abs(expected)) + ATOL):
+                continue
+            index = np.unravel_index(int(np.argmax(error)), error.shape)
+            return Counterexample(
+                sizes=MappingProxyType(sizes),
+                values=MappingProxyType({k: v for k, v in values.items() if k not in sizes}),
+                index=(int(index[0]), int(index[1])),
+                expected=float(expected[index]),
+                got=float(got[index]),
+            )
+        return None
+
+    def agrees(self, formula: Expr) -> bool:
+        return self.counterexample(formula) is None
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _value_text(value: object) -> str:
+    array = np.asarray(value, dtype=np.float64)
+    if array.size == 1:
+        return _number(float(array.reshape(())))
+    return "[" + "; ".join(", ".join(_number(x) for x in row) for row in np.atleast_2d(array)) + "]"
+
+
+def _describe(counterexample: Counterexample, target: str) -> list[str]:
+    """The counterexample as message lines: sizes, values if few, both numbers."""
+    lines = ["  counterexample:"]
+    if counterexample.sizes:
+        lines.append("    sizes: " + ", ".join(f"{k} = {v}" for k, v in counterexample.sizes.items()))
+    entries = sum(np.size(v) for v in counterexample.values.values())
+    if entries <= 16:
+        lines.append("    values: " + ", ".join(f"{k} = {_value_text(v)}" for k, v in counterexample.values.items()))
+    else:
+        lines.append("    values: random (CheckResult.counterexample.values holds them)")
+    row, col = counterexample.index
+    lines.append(f"    entry [{row}, {col}]: your formula gives {_number(counterexample.got)}, "
+                 f"{target} is {_number(counterexample.expected)}")
+    return lines
+
+
+# --- hints --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One changed formula: what kind of slip it repairs, and the part before and after (None: the whole)."""
+
+    kind: str
+    tree: ast.Node
+    old: ast.Node | None = None
+    new: ast.Node | None = None
+
+    def text(self) -> str:
+        fixed = ast.unparse(self.tree)
+        if self.old is None or self.new is None:
+            return f"{self.kind}: {fixed} is right"
+        return f"{self.kind}: {ast.unparse(self.new)} in place of {ast.unparse(self.old)} makes it right: {fixed}"
+
+
+def _hint(tree: ast.Node, shape: tuple, judge: _Judge, builder: MatrixBuilder, vocabulary: Vocabulary,
+          derivation: Derivation) -> str | None:
+    """The first single change that makes the formula right, as text, or None."""
+    tried: set[ast.Node] = {tree}
+    for change in _changes(tree, vocabulary, derivation):
+        if change.tree in tried:
+            continue
+        tried.add(change.tree)
+        if len(tried) > MAX_CANDIDATES:
+            return None
+        try:
+            built = _as_matrix(builder.build(change.tree), shape)
+        except SymbackpropError:  # a change that does not make sense (a3 in a two-layer network, say)
+            continue
+        if shape_of(built) == shape and judge.agrees(built):
+            return change.text()
+    return None
+
+
+def _with_child(node: ast.Node, index: int, child: ast.Node) -> ast.Node:
+    if isinstance(node, ast.BinOp):
+        return replace(node, left=child) if index == 0 else replace(node, right=child)
+    if isinstance(node, (ast.Neg, ast.Transpose)):
+        return replace(node, operand=child)
+    assert isinstance(node, ast.Call)
+    return replace(node, args=(*node.args[:index], child, *node.args[index + 1 :]))
+
+
+def _subtrees(tree: ast.Node) -> list[tuple[tuple[int, ...], ast.Node]]:
+    """Every subtree with its path (child indices from the root), parents first."""
+    found, stack = [], [((), tree)]
+    while stack:
+        path, node = stack.pop()
+        found.append((path, node))
+        stack.extend(((*path, i), child) for i, child in reversed(list(enumerate(children(node)))))
+    return found
+
+
+def _replace(tree: ast.Node, path: tuple[int, ...], new: ast.Node) -> ast.Node:
+    """``tree`` with the subtree at ``path`` replaced by ``new``."""
+    spine = [tree]
+    for index in path:
+        spine.append(children(spine[-1])[index])
+    for parent, index in zip(reversed(spine[:-1]), reversed(path)):
+        new = _with_child(parent, index, new)
+    return new
+
+
+def _shift(node: ast.Name, by: int) -> ast.Name | None:
+    """``node`` one layer up or down (``a2`` → ``a1``, ``a^{(L)}`` → ``a^{(L-1)}``), None if not layered."""
+    if node.layer is None:
+        match = LAYERED_NAME.match(node.id)
+        if match is None or int(match.group(3)) + by < 0:
+            return None
+        return replace(node, id=f"{match.group(1)}{match.group(2)}{int(match.group(3)) + by}")
+    if isinstance(node.layer, int):
+        return replace(node, layer=node.layer + by) if node.layer + by >= 0 else None
+    return replace(node, layer=ast.LayerRef(node.layer.symbol, node.layer.offset + by))
+
+
+def _is_derivative(node: ast.Node, vocabulary: Vocabulary) -> bool:
+    return isinstance(node, ast.Call) and (
+        node.derivative > 0 or (node.func.startswith("d") and node.func[1:] in vocabulary.functions)
+    )
+
+
+def _changes(tree: ast.Node, vocabulary: Vocabulary, derivation: Derivation) -> Iterator[_Change]:
+    """Changed formulas, one slip repaired in each, in the order the hints are tried."""
+    nodes = _subtrees(tree)
+    products = ("mul", "juxt", "hadamard")
+
+    def fix(kind: str, path: tuple[int, ...], old: ast.Node, new: ast.Node) -> _Change:
+        return _Change(kind, _replace(tree, path, new), old if path else None, new if path else None)
+
+    for path, node in nodes:
+        if isinstance(node, ast.Transpose):
+            yield fix("an extra transpose", path, node, node.operand)
+        elif not isinstance(node, ast.Number):
+            yield fix("a missing transpose", path, node, ast.Transpose(node))
+
+    # the σ' factor written in the formula's own style: z^{(1)} or z1, ⊙ or *
+    latex = any(isinstance(n, ast.Name) and n.layer is not None for _, n in nodes)
+    ops = {n.op for _, n in nodes if isinstance(n, ast.BinOp)}
+    times = "mul" if "mul" in ops and "hadamard" not in ops else "hadamard"
+    for layer, activation in enumerate(derivation.network.activations, 1):
+        if activation.is_elementwise and activation.derivative != 1:
+            factor = ast.Call(activation.name, (ast.Name("z", layer) if latex else ast.Name(f"z{layer}"),), 1)
+            for path, node in nodes:
+                if not isinstance(node, ast.Number):
+                    yield fix("a missing σ' factor", path, node, ast.BinOp(times, node, factor))
+    for path, node in nodes:
+        if isinstance(node, ast.BinOp) and node.op in products:
+            for kept, other in ((node.left, node.right), (node.right, node.left)):
+                if _is_derivative(other, vocabulary):
+                    yield fix("an extra σ' factor", path, node, kept)
+
+    two = ast.Number("2")
+    for path, node in nodes:
+        if isinstance(node, ast.BinOp) and node.op in products and two in (node.left, node.right):
+            yield fix("an extra factor 2", path, node, node.right if node.left == two else node.left)
+        if isinstance(node, ast.BinOp) and node.op == "div" and node.right == two:
+            yield fix("an extra factor 1/2", path, node, node.left)
+    # scaling a factor of a product scales the product: only the whole formula and the terms of sums
+    summands = [((), tree)] + [((*path, side), operand) for path, node in nodes
+                               if isinstance(node, ast.BinOp) and node.op in ("add", "sub")
+                               for side, operand in enumerate((node.left, node.right))]
+    for path, node in summands:
+        yield fix("a missing factor 2", path, node, ast.BinOp("mul", two, node))
+        yield fix("a missing factor 1/2", path, node, ast.BinOp("div", node, two))
+
+    names = [(path, node) for path, node in nodes if isinstance(node, ast.Name)]
+    for by in (-1, 1):
+        shifted = tree
+        for path, node in names:
+            moved = _shift(node, by)
+            if moved is not None:
+                shifted = _replace(shifted, path, moved)
+        yield _Change(f"every layer index one {'lower' if by < 0 else 'higher'}", shifted)
+    for path, node in names:
+        for by in (-1, 1):
+            moved = _shift(node, by)
+            if moved is not None:
+                yield fix("an off-by-one layer index", path, node, moved)
+
+    yield _Change("a sign", tree.operand if isinstance(tree, ast.Neg) else ast.Neg(tree))
+    for path, node in nodes:
+        if isinstance(node, ast.BinOp) and node.op in ("add", "sub"):
+            yield fix("a sign", path, node, replace(node, op="sub" if node.op == "add" else "add"))
+
+    for path, node in nodes:
+        if isinstance(node, ast.BinOp) and node.op in ("mul", "hadamard", "matmul"):
+            yield fix("a product of the wrong kind", path, node,
+                      replace(node, op="hadamard" if node.op == "matmul" else "matmul"))
