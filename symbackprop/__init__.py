@@ -18,6 +18,7 @@ delta1*X.T
 
 from .activations import ACTIVATIONS, Activation, custom_activation
 from .chainrule import grad
+from .checking import CheckResult, check
 from .costs import COSTS, Cost
 from .derivation import Derivation, Step, derive
 from .errors import (
@@ -42,6 +43,7 @@ __all__ = [
     "ACTIVATIONS",
     "COSTS",
     "Activation",
+    "CheckResult",
     "Cost",
     "Dense",
     "Derivation",
@@ -57,6 +59,7 @@ __all__ = [
     "TrainingError",
     "UnknownNameError",
     "__version__",
+    "check",
     "check_gradients",
     "custom_activation",
     "derive",

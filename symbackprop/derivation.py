@@ -108,6 +108,55 @@ class Derivation:
 
         return evaluate(self.quantity(expr) if isinstance(expr, str) else expr, values)
 
+    def latex(self, standalone: bool = False, *, template_dir: "str | None" = None, **notation) -> str:
+        r"""The derivation in LaTeX (``align*``): a body to ``\input``, or with ``standalone`` a whole document.
+
+        ``notation``: ``bold``, ``learning_rate``, ``symbols``, ``scalar``, ``inline``,
+        ``line_width`` (see :mod:`symbackprop.rendering`); ``template_dir`` a folder
+        whose templates replace the bundled ones of the same name.
+
+        >>> from symbackprop import Dense, Network
+        >>> d = derive(Network(3, [Dense(2, "sigmoid")]))
+        >>> r"\delta^{(1)} = \frac{\partial C}{\partial z^{(1)}}" in d.latex()
+        True
+        """
+        from .rendering import render_latex
+
+        return render_latex(self, standalone, template_dir, **notation)
+
+    def markdown(self, *, template_dir: "str | None" = None, **notation) -> str:
+        """The derivation in Markdown with ``$$`` blocks, for GitHub and notebooks; options as :meth:`latex`."""
+        from .rendering import render_markdown
+
+        return render_markdown(self, template_dir, **notation)
+
+    def _repr_latex_(self) -> str:
+        from .rendering import render_summary
+
+        return render_summary(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def numpy(self):
+        """The executable update functions, compiled in this process (see :class:`symbackprop.codegen.UpdateFunctions`).
+
+        >>> import numpy as np
+        >>> from symbackprop import Dense, Network
+        >>> f = derive(Network(1, [Dense(1, bias=False)])).numpy()
+        >>> f.gradients({"W1": np.array([[-23.1]])}, np.array([[5.7]]), np.array([[50.1]]))["W1"].round(3)
+        array([[-2072.178]])
+        """
+        from .codegen import compile_numpy
+
+        return compile_numpy(self)
+
+    def numpy_source(self) -> str:
+        """The text of a standalone NumPy module with ``forward``, ``cost``, ``gradients``, ``step``, … (see :mod:`symbackprop.codegen`)."""
+        from .codegen import module_source
+
+        return module_source(self)
+
 
 def _size_of(expr: Basic) -> int:
     """How many nodes an expression has, not counting inside names: the shorter form wins."""
