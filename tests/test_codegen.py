@@ -75,7 +75,10 @@ def hyper(values):
 def test_generated_functions_and_module_equal_evaluate_and_finite_differences(net, seed, tmp_path):
     d = derive(net)
     values, params = arrays(net, seed, **concrete_sizes(net, seed, largest=4))
-    output = evaluate(d.output, values)
+    with np.errstate(all="ignore"):
+        output = evaluate(d.output, values)
+    # stacked cubic activations can overflow: nothing to compare then
+    assume(np.all(np.isfinite(output)) and np.all(np.abs(output) < 1e6))
     assume(net.cost.name.endswith("squared_error") or np.all((output > 1e-9) & (output < 1 - 1e-9)))
     source = module_source(d)
     path = tmp_path / f"generated_{seed}.py"
