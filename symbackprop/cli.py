@@ -1,47 +1,242 @@
 """The ``symbackprop`` command: a thin layer over the public API.
 
-Library errors become one line, ``error: …``, and exit code 2, in one place
-(:func:`main`).
+Three subcommands — ``derive``, ``train``, ``check`` — each printing readable
+text, or with ``--format json`` one JSON document for scripts (schemas in
+``docs/cli.md``).  Every error, a library error or a usage error, is reported
+in one place (:func:`main`) as one line on standard error,
+``error: <message> (hint: <likely fix>)`` (in JSON mode a one-line JSON object),
+with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import re
 import sys
-from typing import Sequence
+import textwrap
+from typing import Any, NoReturn, Sequence
+
+import numpy as np
 
 from . import __version__
 from .derivation import derive
-from .errors import SymbackpropError
+from .errors import FormulaSyntaxError, NotationError, SymbackpropError, did_you_mean
 from .spec import load_spec
 
 __all__ = ["main"]
 
 _EXAMPLES = """\
 examples:
-  symbackprop derive examples/seed.toml     the seed's one-weight network, derived
-  symbackprop derive examples/seed.toml --numpy seed.py    ... and its NumPy update functions
-  symbackprop derive examples/seed.toml --latex seed.tex --standalone    ... typeset, ready for pdflatex
-  symbackprop train examples/seed.toml      the seed's twenty steps of gradient descent
+  symbackprop derive examples/seed.toml
+      the seed's one-weight network: forward pass, chain-rule steps, gradients
+  symbackprop derive examples/nielsen.toml --format json
+      the same as one JSON document, for scripts
+  symbackprop derive examples/seed.toml --latex seed.tex --standalone
+      typeset, ready for pdflatex (--markdown FILE, --numpy FILE likewise)
+  symbackprop train examples/seed.toml
+      the seed's twenty steps of gradient descent: w = -8.5948, ..., 8.7893
+  symbackprop check examples/seed.toml W1 '2 * x * (W1 * x - y)'
+      is this hand-derived formula dC/dW1? (exit 0 yes, 1 no)
+
+exit status: 0 done, 1 'check' found the formula wrong, 2 bad input or output.
+Errors are one line on standard error: error: MESSAGE (hint: LIKELY FIX).
+'symbackprop COMMAND --help' describes a command; docs/cli.md is the manual.
+"""
+
+_DERIVE_EXAMPLES = """\
+examples:
+  symbackprop derive examples/seed.toml
+  symbackprop derive examples/softmax_classifier.toml --format json
+  symbackprop derive examples/seed.toml --latex seed.tex --standalone
+  symbackprop derive examples/seed.toml --markdown - --notation bold=true
+  symbackprop derive examples/nielsen.toml --numpy nielsen_step.py
+"""
+
+_TRAIN_EXAMPLES = """\
+examples:
+  symbackprop train examples/seed.toml
+  symbackprop train examples/nielsen.toml --steps 5 --lr 0.1
+  symbackprop train examples/autoencoder.toml --plot autoencoder.png
+  symbackprop train examples/seed.toml --steps 3 --format json
+"""
+
+_CHECK_EXAMPLES = """\
+examples:
+  symbackprop check examples/seed.toml W1 '2 * x * (W1 * x - y)'
+  symbackprop check examples/seed.toml W1 'W1 - R * 2 * x * (W1 * x - y)'
+  symbackprop check examples/nielsen.toml delta2 "(a2 - y) * sigmoid'(z2)"
+  symbackprop check examples/seed.toml W1 -- '-2*x*(y - W1*x)'
+  symbackprop check examples/seed.toml W1 'x * (W1 * x - y)' --format json
 """
 
 
+class UsageError(Exception):
+    """A command line argparse refused: reported like any other error, in one line."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line with a hint, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = None
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            hint = did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        elif self.prog.endswith(" check") and "required: formula" in message:
+            hint = "give SPEC PARAM FORMULA; a formula that starts with '-' goes after '--'"
+        raise UsageError(f"{self.prog}: {message}", hint or f"'{self.prog} --help' shows the usage and examples")
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _record(**fields: Any) -> dict[str, Any]:
+    """A JSON object of a fixed schema, keys sorted (lists and name-keyed maps keep the network's order)."""
+    return dict(sorted(fields.items()))
+
+
+def _math(expr: Any) -> dict[str, str]:
+    from .printing import to_latex, to_text
+
+    return _record(text=to_text(expr), latex=to_latex(expr))
+
+
+def _number(value: float) -> float | str:
+    """A float for JSON: finite numbers as they are, the others as the strings "inf", "-inf", "nan"."""
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+def _numbers(value: Any) -> Any:
+    """A number or an array as JSON: a number, or nested lists (rows) of numbers."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        return _number(array)
+    return [_numbers(row) for row in array]
+
+
+def _dumps(value: Any, indent: str = "") -> str:
+    """JSON for people too: an object or a list of objects spreads over lines unless it fits in one
+    (100 columns); lists of numbers or strings (shapes, matrices) always stay on one line."""
+    compact = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if len(indent) + len(compact) <= 100 or not _holds_object(value):
+        return compact
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = (f"{inner}{json.dumps(key, ensure_ascii=False)}: {_dumps(item, inner)}" for key, item in value.items())
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _dumps(item, inner) for item in value) + f"\n{indent}]"
+
+
+def _holds_object(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and any(_holds_object(item) for item in value))
+
+
+def _write_json(document: Any) -> None:
+    """The document on standard output, always in UTF-8 (RFC 8259), whatever the terminal's encoding."""
+    text = _dumps(document) + "\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream, such as io.StringIO
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
+
+
+def _derivation_json(derivation) -> dict[str, Any]:
+    net = derivation.network
+    network = _record(
+        inputs=str(net.inputs),
+        widths=[str(layer.units) for layer in net.layers],
+        activations=[activation.name for activation in net.activations],
+        biases=[layer.bias for layer in net.layers],
+        cost=net.cost.name,
+        layout=net.layout,
+        batch=str(net.batch),
+        weight_decay=str(net.weight_decay),
+    )
+    steps = [
+        _record(lhs=_math(step.lhs), general=_math(step.general), rhs=_math(step.rhs), rule=step.rule,
+                layer=step.layer, note=step.note)
+        for step in derivation.steps
+    ]
+    return _record(
+        network=network,
+        shapes={name: [str(size) for size in symbol.shape] for name, symbol in derivation.symbols.items()},
+        forward=[_record(name=node.name, **_math(node.definition)) for node in derivation.forward],
+        cost=_math(derivation.cost),
+        steps=steps,
+        deltas={name: _math(delta.definition) for name, delta in derivation.deltas.items()},
+        gradients={name: _math(gradient) for name, gradient in derivation.gradients.items()},
+        assumptions=list(derivation.assumptions),
+    )
+
+
+def _check_json(result, param: str, formula: str) -> dict[str, Any]:
+    example = result.counterexample
+    counterexample = None if example is None else _record(
+        sizes=dict(example.sizes),
+        values={name: _numbers(value) for name, value in example.values.items()},
+        index=list(example.index),
+        expected=_number(example.expected),
+        got=_number(example.got),
+    )
+    return _record(ok=result.ok, param=param, formula=formula, derived=_math(result.derived),
+                   message=result.message, hint=result.hint, counterexample=counterexample)
+
+
+def _train_json(history, lr: float) -> dict[str, Any]:
+    scalars = [name for name, scalar in history.scalar.items() if scalar]
+    steps = [
+        _record(step=k, cost=_number(cost), params={name: _number(history.values[name][k]) for name in scalars})
+        for k, cost in enumerate(history.costs)
+    ]
+    final = _record(step=len(history.costs) - 1, cost=_number(history.costs[-1]),
+                    params={name: _numbers(array) for name, array in history.params.items()})
+    return _record(lr=lr, steps=steps, final=final)
+
+
+# --- the subcommands ---------------------------------------------------------------------------
+
+
 def _derive(args: argparse.Namespace) -> int:
+    if args.format == "json":
+        for option in ("latex", "markdown", "numpy"):
+            if getattr(args, option) == "-":
+                raise UsageError(f"symbackprop derive: --format json prints JSON on standard output, so --{option} "
+                                 f"cannot print there too", f"give --{option} a file name")
     derivation = derive(load_spec(args.spec))
     code = derivation.numpy_source() if args.numpy else None  # generated before anything is written
-    if not _typeset(derivation, args) and code is None:
-        sys.stdout.write(derivation.text())
+    typeset = _typeset(derivation, args)
     if code is not None:
         from .rendering import write_output
 
         write_output(code, args.numpy)
+    if args.format == "json":
+        _write_json(_derivation_json(derivation))
+    elif not typeset and code is None:
+        sys.stdout.write(derivation.text())
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from .training import train_spec
 
-    train_spec(args.spec, plot=args.plot, steps=args.steps, lr=args.lr, out=sys.stdout)
+    text = args.format == "text"
+    history = train_spec(args.spec, plot=args.plot, steps=args.steps, lr=args.lr, out=sys.stdout if text else None)
+    if not text:
+        from .spec import read_spec
+
+        lr = args.lr if args.lr is not None else float(read_spec(args.spec).train["lr"])
+        _write_json(_train_json(history, lr))
     return 0
 
 
@@ -49,13 +244,15 @@ def _check(args: argparse.Namespace) -> int:
     from .checking import check
 
     result = check(load_spec(args.spec), args.param, args.formula)
-    print(result.message)
+    if args.format == "json":
+        _write_json(_check_json(result, args.param, args.formula))
+    else:
+        print(result.message)
     return 0 if result.ok else 1
 
 
 def _typeset(derivation, args: argparse.Namespace) -> bool:
     """Write the ``--latex`` and ``--markdown`` renderings; False when neither was asked for."""
-    from .errors import NotationError
     from .rendering import parse_notation, write_output
 
     if args.standalone and not args.latex:
@@ -73,77 +270,151 @@ def _typeset(derivation, args: argparse.Namespace) -> bool:
     return bool(outputs)
 
 
+# --- the parser --------------------------------------------------------------------------------
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """Help laid out for 80 columns whatever the terminal, so it reads the same everywhere (and in docs/cli.md)."""
+    return argparse.RawDescriptionHelpFormatter(prog, width=80)
+
+
+def _subcommand(commands, name: str, summary: str, description: str, examples: str, run) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=summary, description=textwrap.fill(description, 78), epilog=examples,
+                                 formatter_class=_formatter)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _format_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help=f"text (default): readable formulas; json: {what} as one JSON document")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="symbackprop",
-        description="Backpropagation in matrix form: derive, typeset, code and check every layer's gradient.",
+        description="Backpropagation in matrix form: derive, typeset, code and check the gradient\n"
+                    "of every layer of a network.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=f"symbackprop {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    derive_parser = commands.add_parser(
-        "derive",
-        help="derive every layer's gradient from a spec file",
-        description="Print the forward pass, the chain-rule steps, the deltas and every gradient.",
-        epilog="example:\n  symbackprop derive examples/seed.toml",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    derive_parser.add_argument("spec", help="a TOML spec file describing the network")
+
+    derive_parser = _subcommand(
+        commands, "derive", "derive every layer's gradient; typeset it, or write NumPy code",
+        "Derive the gradient of the cost for every weight and bias of the network in SPEC by the matrix "
+        "chain rule, and print the forward pass, each chain-rule step, the deltas and the gradients. "
+        "--latex, --markdown and --numpy write the derivation as a LaTeX document, as Markdown, or as "
+        "a NumPy module instead.",
+        _DERIVE_EXAMPLES, _derive)
+    derive_parser.add_argument("spec", help="a TOML spec file describing the network (docs/spec.md)")
+    _format_option(derive_parser, "the network, shapes, steps, deltas and gradients, each in text and LaTeX")
     derive_parser.add_argument("--latex", metavar="FILE", help="write the derivation as LaTeX to FILE ('-': stdout)")
     derive_parser.add_argument("--standalone", action="store_true",
                                help="with --latex: a whole document that compiles with pdflatex")
     derive_parser.add_argument("--markdown", metavar="FILE",
-                               help="write the derivation as Markdown with $$ blocks to FILE ('-': stdout)")
+                               help="write the derivation as Markdown ($$ blocks) to FILE ('-': stdout)")
     derive_parser.add_argument("--notation", metavar="KEY=VALUE", action="append", default=[],
                                help="notation for --latex/--markdown: learning_rate=R, symbols.W1=w, bold=true, "
                                     "scalar=true, inline=true, line_width=40 (repeatable)")
     derive_parser.add_argument("--numpy", metavar="FILE",
-                               help="write a standalone NumPy module (forward, cost, gradients, step) to FILE ('-': stdout)")
-    derive_parser.set_defaults(run=_derive)
-    train_parser = commands.add_parser(
-        "train",
-        help="run gradient descent with the generated step, as the spec's [train] table says",
-        description="Train with the generated NumPy step; print the cost and every 1×1 parameter after each step.",
-        epilog="example:\n  symbackprop train examples/seed.toml --plot seed.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train_parser.add_argument("spec", help="a TOML spec file with a [train] table")
+                               help="write a standalone NumPy module (forward, cost, gradients, step) to FILE "
+                                    "('-': stdout)")
+
+    train_parser = _subcommand(
+        commands, "train", "train the network by gradient descent, as its [train] table says",
+        "Train the network in SPEC by gradient descent with the generated NumPy step, on the data, "
+        "initial values, learning rate and number of steps of its [train] table, and print the cost "
+        "and every 1x1 parameter after each step (step 0 is the start).",
+        _TRAIN_EXAMPLES, _train)
+    train_parser.add_argument("spec", help="a TOML spec file with a [train] table (docs/cli.md)")
+    _format_option(train_parser, "every step's cost and the final parameters")
     train_parser.add_argument("--plot", metavar="FILE.png", help="draw the cost and the parameters over the steps "
                                                                  "(needs matplotlib: pip install 'symbackprop[plot]')")
-    train_parser.add_argument("--steps", type=int, help="number of steps (overrides [train].steps)")
-    train_parser.add_argument("--lr", type=float, help="learning rate (overrides [train].lr)")
-    train_parser.set_defaults(run=_train)
-    check_parser = commands.add_parser(
-        "check",
-        help="check a hand-derived gradient, delta or update rule: exit 0 right, 1 wrong, 2 bad input",
-        description="Decide whether FORMULA is the derivative of the cost with respect to PARAM\n"
-                    "(or the delta PARAM, or PARAM's update when FORMULA names a learning rate R,\n"
-                    "eta, lr or alpha); when it is not, show where the two differ and which usual\n"
-                    "slip explains it. The language is described in docs/formula-language.md.",
-        epilog="examples:\n"
-               "  symbackprop check examples/seed.toml W1 '2 * x * (W1 * x - y)'\n"
-               "  symbackprop check examples/seed.toml W1 'W1 - R * 2 * x * (W1 * x - y)'\n"
-               "  symbackprop check examples/seed.toml W1 -- '-2 * x * (y - W1 * x)'   (-- before a leading -)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    train_parser.add_argument("--steps", type=int, metavar="N", help="number of steps (overrides [train].steps)")
+    train_parser.add_argument("--lr", type=float, metavar="RATE", help="learning rate (overrides [train].lr)")
+
+    check_parser = _subcommand(
+        commands, "check", "check a hand-derived gradient, delta or update rule",
+        "Decide whether FORMULA is the derivative of the cost with respect to PARAM (or the delta "
+        "PARAM, or PARAM's update when FORMULA names a learning rate R, eta, lr or alpha); when it is "
+        "not, show where the two differ and which usual slip explains it. Exit status 0: right, "
+        "1: wrong, 2: bad input. The formula language is described in docs/formula-language.md; a "
+        "formula that starts with '-' goes after '--', so that it is not read as an option.",
+        _CHECK_EXAMPLES, _check)
     check_parser.add_argument("spec", help="a TOML spec file describing the network")
     check_parser.add_argument("param", help="the parameter (W1, b2, W^{(1)}) or delta (delta1) the formula is for")
-    check_parser.add_argument("formula", help="the formula, plain (W2.T @ delta2) or LaTeX (W^{(2)\\top} \\delta^{(2)})")
-    check_parser.set_defaults(run=_check)
+    check_parser.add_argument("formula", help="the formula: plain (W2.T @ delta2) or LaTeX (W^{(2)\\top} \\delta^{(2)})")
+    _format_option(check_parser, "the verdict, derived expression, hint and counterexample")
     return parser
 
 
+# --- errors ------------------------------------------------------------------------------------
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON, read before parsing, so usage errors can be JSON too."""
+    argv = list(argv)
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return "--format=json" in options or any(a == "--format" and b == "json" for a, b in zip(options, options[1:]))
+
+
+def _report(error: BaseException, message: str, hint: str | None, as_json: bool, position: int | None = None) -> None:
+    """One line on standard error: ``error: MESSAGE (hint: HINT)``, or a JSON object."""
+    message = " ".join(message.split("\n"))
+    if as_json:
+        # ASCII, as standard error keeps the terminal's encoding
+        line = json.dumps(_record(error=message, hint=hint, position=position, type=type(error).__name__))
+    else:
+        line = f"error: {message}" + (f" (hint: {hint})" if hint else "")
+    print(line, file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point the process's standard output at the null device, so exiting does not flush into the failure again."""
+    if sys.stdout is sys.__stdout__ and sys.stdout is not None:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 1 a checked formula is wrong, 2 bad input)."""
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the exit status: 0 done, 1 a checked formula is wrong, 2 bad input or output."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = _wants_json(argv)
     try:
-        return args.run(args)
-    except SymbackpropError as err:
-        message = str(err).splitlines()
-        print(f"error: {message[0]}", file=sys.stderr)
-        for line in message[1:]:
-            print(f"       {line}", file=sys.stderr)
+        if sys.stdout is None:  # started with standard output closed
+            raise OSError(0, "it is closed")
+        try:
+            args = _parser().parse_args(argv)
+            code = args.run(args)
+        except SystemExit as exit:  # --help and --version
+            code = exit.code if isinstance(exit.code, int) else 0
+        sys.stdout.flush()
+        return code
+    except FormulaSyntaxError as err:
+        _report(err, err.located(), err.hint, as_json, err.position)
+        if not as_json:  # the formula with a caret under the fault, below the one-line error
+            for line in err.caret():
+                print(f"       {line}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # e.g. piped into head
+    except (SymbackpropError, UsageError) as err:
+        _report(err, str(err), err.hint, as_json)
+        return 2
+    except KeyboardInterrupt:
+        return 130  # as a shell reports a command stopped by Ctrl-C
+    except BrokenPipeError:  # the reader left (``| head``): it has what it wanted
+        _silence_stdout()
         return 0
+    except UnicodeEncodeError as err:
+        _report(err, f"standard output's encoding ({err.encoding}) cannot show the formulas",
+                "set PYTHONIOENCODING=utf-8, or use --format json (always UTF-8)", as_json)
+        _silence_stdout()
+        return 2
+    except OSError as err:  # writing to standard output failed: a full disk, a closed descriptor
+        _report(err, f"cannot write to standard output: {err.strerror or err}", None, as_json)
+        _silence_stdout()
+        return 2

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import SpecError
+from .errors import SpecError, did_you_mean
 from .network import Dense, Network
 
 __all__ = ["Spec", "load_spec", "read_spec", "parse_spec"]
 
 _NETWORK_KEYS = {"inputs": True, "cost": False, "layout": False, "batch": False, "weight_decay": False}
 _LAYER_KEYS = {"units": True, "activation": False, "bias": False}
-_TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed")
+_TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed", "sizes")
 _TOP_KEYS = ("network", "layers", "train")
 
 
@@ -49,7 +49,8 @@ class Spec:
 def _unknown(keys, known, where: str, source: str) -> None:
     for key in keys:
         if key not in known:
-            raise SpecError(f"{source}: unknown key {where}{key!r}; known keys: {', '.join(known)}")
+            raise SpecError(f"{source}: unknown key {where}{key!r}; known keys: {', '.join(known)}",
+                            hint=did_you_mean(key, known))
 
 
 def parse_spec(data: Mapping[str, Any], source: str = "<spec>", folder: Path | None = None) -> Spec:
@@ -76,11 +77,11 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", folder: Path | N
         try:
             built.append(Dense(**layer))
         except SpecError as err:
-            raise SpecError(f"{source}: {where}: {err}") from None
+            raise SpecError(f"{source}: {where}: {err}", hint=err.hint) from None
     try:
         net = Network(layers=built, **network)
     except SpecError as err:
-        raise SpecError(f"{source}: [network]: {err}") from None
+        raise SpecError(f"{source}: [network]: {err}", hint=err.hint) from None
     train = data.get("train")
     if train is not None:
         if not isinstance(train, Mapping):
@@ -95,13 +96,15 @@ def read_spec(path: str | Path) -> Spec:
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not TOML
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file") from None
+        hint = None if path.is_absolute() else "paths are relative to the current folder"
+        raise SpecError(f"{path}: no such spec file", hint=hint) from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"{path}: cannot read the spec file ({err.__class__.__name__}: {err})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML: {err}") from None
+        raise SpecError(f"{path}: not valid TOML: {err}",
+                        hint='names are strings in quotes (activation = "tanh"); docs/spec.md shows the format') from None
     except RecursionError:
         raise SpecError(f"{path}: not a spec file: its values are nested too deeply") from None
     return parse_spec(data, str(path), path.parent)

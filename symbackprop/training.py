@@ -9,6 +9,7 @@
     lr = 0.007
     steps = 20              # default 100
     seed = 0                # for "random" initial values
+    sizes = { n_1 = 16 }    # symbolic sizes the data do not fix (hidden widths), for "random" values
 
 Data are taken in the network's layout (columns: X is features × samples).
 A 1-d list is one sample, unless the network has one input (or one output),
@@ -76,15 +77,18 @@ class History:
     """The cost and each parameter after every step; index 0 is the start.
 
     ``values`` holds, per parameter, its value when it is 1×1 and its Frobenius
-    norm otherwise (``scalar`` tells which).
+    norm otherwise (``scalar`` tells which); ``params`` the parameters after
+    the last step.
     """
 
     costs: list[float] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)
     scalar: dict[str, bool] = field(default_factory=dict)
+    params: dict[str, np.ndarray] = field(default_factory=dict)
 
     def record(self, cost: float, params: Mapping[str, np.ndarray]) -> None:
         self.costs.append(float(cost))
+        self.params = {name: array.copy() for name, array in params.items()}
         for name, array in params.items():
             self.scalar[name] = array.size == 1
             value = float(array.reshape(-1)[0]) if array.size == 1 else float(np.linalg.norm(array))
@@ -103,7 +107,8 @@ def _read_file(value: str, key: str, folder: Path, where: str) -> np.ndarray:
     if path.suffix.lower() not in _DATA_FILES:
         raise TrainingError(f"{where}: {value!r} is neither numbers nor a .npz, .npy or .csv file")
     if not path.is_file():
-        raise TrainingError(f"{where}: no such file {str(path)!r}")
+        raise TrainingError(f"{where}: no such file {str(path)!r}",
+                            hint="paths in [train] are relative to the spec file's folder")
     try:
         if path.suffix.lower() == ".csv":
             return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
@@ -192,7 +197,8 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TrainingError(f"{where}.seed: expected a whole number ≥ 0, given {seed!r}")
 
-    params = _initial_values(functions, table.get("init", "random"), seed, data, where)
+    sizes = _sizes(table.get("sizes", {}), net, f"{where}.sizes")
+    params = _initial_values(functions, table.get("init", "random"), seed, data, sizes, where)
     try:  # shapes of data and initial values, checked by the generated code itself
         functions.cost(params, data[naming.INPUT], data[naming.TARGET])
     except ShapeError as err:
@@ -200,8 +206,22 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     return TrainingSetup(functions, data[naming.INPUT], data[naming.TARGET], params, lr, steps)
 
 
+def _sizes(table: Any, net, where: str) -> dict[str, int]:
+    """The ``[train].sizes`` table: a positive whole number for some of the network's symbolic sizes."""
+    known = [s.name for s in net.size_symbols]
+    if not isinstance(table, Mapping):
+        raise TrainingError(f"{where}: expected a table of sizes, such as {{ {known[0] if known else 'n_1'} = 16 }}")
+    for name, value in table.items():
+        if name not in known:
+            raise TrainingError(f"{where}: {name!r} is not a symbolic size of the network; "
+                                f"known: {', '.join(known) or 'none (every size is a number)'}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TrainingError(f"{where}.{name}: expected a positive whole number, given {value!r}")
+    return dict(table)
+
+
 def _initial_values(functions: UpdateFunctions, init: Any, seed: int, data: Mapping[str, np.ndarray],
-                    where: str) -> dict[str, np.ndarray]:
+                    given_sizes: Mapping[str, int], where: str) -> dict[str, np.ndarray]:
     """The initial parameters: given values, and random ones (N(0, 1/fan-in) weights, zero biases) for "random"."""
     names = functions.params
     if init == "random":
@@ -218,18 +238,21 @@ def _initial_values(functions: UpdateFunctions, init: Any, seed: int, data: Mapp
              for name, value in init.items() if value != "random"}
     if len(given) == len(names):
         return {name: given[name] for name in names}
-    sizes: dict[str, int] = {}
+    sizes: dict[str, int] = dict(given_sizes)
     known = [(functions.data_shapes[name], data[name]) for name in (naming.INPUT, naming.TARGET)]
     known += [(functions.shapes[name], array) for name, array in given.items()]
     for shape, array in known:
         for size, value in zip(shape, array.shape):
-            if isinstance(size, str):
-                sizes.setdefault(size, value)
+            if isinstance(size, str) and sizes.setdefault(size, value) != value and size in given_sizes:
+                raise TrainingError(f"{where}.sizes.{size}: {given_sizes[size]}, but the data or the initial "
+                                    f"values make it {value}")
     unknown_sizes = sorted({size for shape in functions.shapes.values() for size in shape
                             if isinstance(size, str) and size not in sizes})
     if unknown_sizes:
+        example = ", ".join(f"{size} = 16" for size in unknown_sizes)
         raise TrainingError(f"{where}.init: random initial values need the size {', '.join(unknown_sizes)}, which "
-                            f"the data do not fix; give it a number in the spec, or give the parameters' values")
+                            f"the data do not fix; give it a number in the spec, or give the parameters' values",
+                            hint=f"add sizes = {{ {example} }} to [train]")
     drawn = functions.init_params(seed, **sizes)
     return {name: given.get(name, drawn[name]) for name in names}
 
@@ -257,7 +280,7 @@ def train(setup: TrainingSetup, out: TextIO | None = None) -> History:
             cost = f.cost(params, X, Y)
         if not np.isfinite(cost):
             raise TrainingError(f"the cost is {float(cost)} after {step} steps: the learning rate "
-                                f"{setup.lr:g} is too large for this problem")
+                                f"{setup.lr:g} is too large for this problem", hint=f"try --lr {setup.lr / 10:g}")
         history.record(cost, params)
         if out is not None:
             out.write(format_step(step, cost, params, width) + "\n")
