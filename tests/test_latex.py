@@ -370,17 +370,6 @@ def test_rendering_matches_its_golden_file(name):
 
 # --- pdflatex ---------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def pdflatex() -> str:
-    found = shutil.which("pdflatex")
-    if found is None:
-        reason = "pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; CI must install it (.ci/run does)")
-        pytest.skip(reason)
-    return found
-
-
 def _plain_article(body: str) -> str:
     """The body in a default ``article``, the narrowest page the default line width is meant for."""
     return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n\\allowdisplaybreaks\n"
