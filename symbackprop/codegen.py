@@ -264,16 +264,6 @@ def _shape_constant(shape) -> tuple[int | str, ...]:
     return tuple(int(d) if d.is_Integer else str(d) for d in shape)
 
 
-def _update_name(parameter: str) -> str:
-    """The work array holding ``lr`` times ``parameter``'s gradient in ``step_inplace``."""
-    return f"d{parameter}"
-
-
-def _next_name(parameter: str) -> str:
-    """The new value of ``parameter`` in ``step``."""
-    return f"{parameter}_next"
-
-
 class _Generator:
     """Prints a derivation's quantities once and assembles the functions from them."""
 
@@ -404,7 +394,7 @@ class _Generator:
                 entries[name], names, symbols = self.print(MatAdd(self.d.symbols[name], scaled(-_LR, gradient)))
                 reads += [*names, *symbols]
                 continue
-            work = _next_name(name)
+            work = naming.next_value(name)
             lines = [f"{work} = {product.left} {product.operator} {product.right}",
                      *([f"{work} *= lr"] if product.scale_after else []), f"np.subtract({name}, {work}, out={work})"]
             statements.append(_Statement(work, "\n".join(lines), (*product.reads, name)))
@@ -422,7 +412,7 @@ class _Generator:
                 updates.append(_Statement(None, f"np.subtract({name}, {code}, out={name})", (*names, *symbols, name)))
                 continue
             function = "np.multiply" if product.operator == "*" else "np.matmul"
-            work = _update_name(name)
+            work = naming.scaled_gradient(name)
             lines = [f"{work} = {function}({product.left}, {product.right}, out=_workspace(_BUFFERS, {name!r}, {name}))",
                      *([f"{work} *= lr"] if product.scale_after else [])]
             updates.append(_Statement(work, "\n".join(lines), (*product.reads, name)))
@@ -540,8 +530,8 @@ def program(derivation: Derivation) -> Program:
 def _check_names(generator: _Generator, helpers: list[str], custom: list[Function]) -> None:
     """Sizes, weight-decay symbols and custom activations must not take a name the module already uses."""
     module = _FIXED_NAMES | set(helpers)
-    local = {*generator.params, *(s.target for s in generator.statements), *map(_update_name, generator.params),
-             *map(_next_name, generator.params)}
+    local = {*generator.params, *(s.target for s in generator.statements), *map(naming.scaled_gradient, generator.params),
+             *map(naming.next_value, generator.params)}
     for function in custom:
         if function.name in module | local | generator.scalars.keys() or function.name in dir(builtins):
             raise SpecError(f"the custom activation name {function.name!r} is a name the generated NumPy code "

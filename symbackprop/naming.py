@@ -29,6 +29,8 @@ __all__ = [
     "activation",
     "delta",
     "split_layer_name",
+    "scaled_gradient",
+    "next_value",
     "LAYERED_KINDS",
 ]
 
@@ -59,6 +61,16 @@ def activation(layer: int) -> str:
 
 def delta(layer: int) -> str:
     return f"delta{layer}"
+
+
+def scaled_gradient(parameter: str) -> str:
+    """In generated code, the work array holding ``lr`` times ``parameter``'s gradient (``dW1``)."""
+    return f"d{parameter}"
+
+
+def next_value(parameter: str) -> str:
+    """In generated code, the new value of ``parameter`` after a step (``W1_next``)."""
+    return f"{parameter}_next"
 
 
 def split_layer_name(name: str) -> tuple[str, int] | None:
