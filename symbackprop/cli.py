@@ -213,6 +213,12 @@ def _derive(args: argparse.Namespace) -> int:
             if getattr(args, option) == "-":
                 raise UsageError(f"symbackprop derive: --format json prints JSON on standard output, so --{option} "
                                  f"cannot print there too", f"give --{option} a file name")
+    targets = [(option, getattr(args, option)) for option in ("latex", "markdown", "numpy") if getattr(args, option)]
+    for index, (option, path) in enumerate(targets):
+        for other, other_path in targets[index + 1:]:
+            if path != "-" and os.path.realpath(path) == os.path.realpath(other_path):
+                raise UsageError(f"symbackprop derive: --{option} and --{other} both write {path!r}",
+                                 "give each output its own file")
     derivation = derive(load_spec(args.spec))
     code = derivation.numpy_source() if args.numpy else None  # generated before anything is written
     typeset = _typeset(derivation, args)
@@ -382,7 +388,8 @@ def _silence_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status: 0 done, 1 a checked formula is wrong, 2 bad input or output."""
+    """Run the command line; returns the exit status: 0 done, 1 a checked formula is wrong, 2 bad input or
+    output, 3 an internal error (a bug)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     as_json = _wants_json(argv)
     try:
@@ -418,3 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(err, f"cannot write to standard output: {err.strerror or err}", None, as_json)
         _silence_stdout()
         return 2
+    except MemoryError:
+        _report(MemoryError(), "not enough memory for these sizes", "use smaller sizes or fewer samples", as_json)
+        return 2
+    except Exception as err:  # a bug in symbackprop: never a traceback, and never the exit status of a verdict
+        _report(err, f"internal error: {type(err).__name__}: {err}",
+                "this is a bug in symbackprop; please report it with the command that caused it", as_json)
+        return 3

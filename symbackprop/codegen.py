@@ -133,6 +133,8 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
             raise ArgumentError(f"{name}: step_inplace updates the caller's arrays, so {name} must be a "
                                 f"writeable NumPy array, not {type(value).__name__}")
         array = np.asarray(value)
+        if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
+            raise ArgumentError(f"{name}: expected a floating-point array (float32 or float64), given {array.dtype}")
         if array.dtype.kind != "f":
             if in_place or array.dtype.kind not in "biu":
                 raise ArgumentError(f"{name}: expected a floating-point array (float32 or float64), given {array.dtype}")
@@ -178,9 +180,11 @@ def _learning_rate(lr):
 
 
 def _scalar(name, value):
-    """A scalar setting such as a weight decay, as a Python float."""
+    """A scalar setting such as a weight decay, as a Python float: finite and not negative."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ArgumentError(f"{name}: expected a number, given {type(value).__name__} {value!r}")
+    if not (np.isfinite(value) and value >= 0):
+        raise ArgumentError(f"{name}: expected a finite number ≥ 0, given {value!r}")
     return float(value)
 
 
@@ -199,8 +203,12 @@ def _random_parameters(shapes, fan_in, seed, dtype, sizes):
     if missing:
         raise ShapeError(f"init_params needs the size{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
                          f"e.g. init_params(0, {missing[0]}=4)")
-    if np.dtype(dtype).kind != "f":
-        raise ArgumentError(f"dtype: expected a floating-point dtype, given {np.dtype(dtype)}")
+    for size in needed:
+        value = sizes[size]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ShapeError(f"init_params: the size {size} must be a positive integer, given {value!r}")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ArgumentError(f"dtype: expected float32 or float64, given {np.dtype(dtype)}")
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in shapes.items():

@@ -167,6 +167,8 @@ class Vocabulary:
         scalars.setdefault("m", net.batch)
         if isinstance(net.weight_decay, sympy.Symbol):
             scalars[net.weight_decay.name] = net.weight_decay
+            # λ and \lambda (the parser's name "lambda") are how papers write the decay, whatever its name
+            scalars.setdefault("lambda", net.weight_decay)
         functions: dict[str, Activation] = {}
         for activation in (*ACTIVATIONS.values(), *net.activations):
             for alias in (activation.name, _latex_alias(activation.latex)):

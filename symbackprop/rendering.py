@@ -33,6 +33,7 @@ import os
 import re
 import sys
 import secrets
+import shutil
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -756,13 +757,23 @@ def write_output(text: str, path: str | Path) -> None:
     """Write ``text`` to ``path`` (``"-"``: standard output) whole or not at all.
 
     The text goes to a temporary file beside ``path`` that is then renamed over
-    it, so a failure never leaves a half-written file.
+    it, so a failure never leaves a half-written file.  A symbolic link is
+    followed (its target is replaced), an existing file keeps its permissions,
+    and a path that is not a regular file (a device, a pipe) is written to
+    directly, never replaced.
     """
     if str(path) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    target = Path(path)
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():
+        try:
+            with open(target, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+        except OSError as err:
+            raise OutputError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
+        return
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         # created like any new file (the umask applies), and only by us
@@ -772,6 +783,8 @@ def write_output(text: str, path: str | Path) -> None:
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+        if target.exists():
+            shutil.copymode(target, temporary)
         os.replace(temporary, target)
     except OSError as err:
         temporary.unlink(missing_ok=True)

@@ -42,6 +42,7 @@ step 2  cost 2917.9  W1 = -0.68736
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, TextIO
@@ -110,20 +111,32 @@ def _read_file(value: str, key: str, folder: Path, where: str) -> np.ndarray:
         raise TrainingError(f"{where}: no such file {str(path)!r}",
                             hint="paths in [train] are relative to the spec file's folder")
     try:
-        if path.suffix.lower() == ".csv":
-            return np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-        loaded = np.load(path, allow_pickle=False)
-        if path.suffix.lower() == ".npy":
-            return loaded
-        with loaded:
-            names = list(loaded.files)
-            chosen = next((n for n in (key, key.upper()) if n in names), names[0] if len(names) == 1 else None)
-            if chosen is None:
-                raise TrainingError(f"{where}: {str(path)!r} holds {', '.join(names) or 'no arrays'}; "
-                                    f"name one {key!r} or keep a single array in it")
-            return loaded[chosen]
+        with warnings.catch_warnings():  # an empty file is reported below, not warned about
+            warnings.simplefilter("ignore")
+            if path.suffix.lower() == ".csv":
+                array = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+            else:
+                loaded = np.load(path, allow_pickle=False)
+                if path.suffix.lower() == ".npy":
+                    array = loaded
+                else:
+                    with loaded:
+                        names = list(loaded.files)
+                        chosen = next((n for n in (key, key.upper()) if n in names),
+                                      names[0] if len(names) == 1 else None)
+                        if chosen is None:
+                            raise TrainingError(f"{where}: {str(path)!r} holds {', '.join(names) or 'no arrays'}; "
+                                                f"name one {key!r} or keep a single array in it")
+                        array = loaded[chosen]
+    except TrainingError:
+        raise
     except (OSError, ValueError, EOFError) as err:
         raise TrainingError(f"{where}: cannot read {str(path)!r}: {err}") from None
+    if np.iscomplexobj(array) or array.dtype.kind not in "fiub":
+        raise TrainingError(f"{where}: {str(path)!r} holds {array.dtype} values; training needs real numbers")
+    if array.size == 0:
+        raise TrainingError(f"{where}: {str(path)!r} holds no samples")
+    return array
 
 
 def _as_array(value: Any, where: str) -> np.ndarray:
@@ -132,6 +145,8 @@ def _as_array(value: Any, where: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise TrainingError(f"{where}: expected numbers or nested lists of numbers (rows of equal length), "
                             f"given {value!r}"[:300]) from None
+    if array.size == 0:
+        raise TrainingError(f"{where}: holds no samples")
     if not np.all(np.isfinite(array)):
         raise TrainingError(f"{where}: holds a value that is not a finite number")
     return array

@@ -558,3 +558,12 @@ def test_messages_in_formula_language_md_are_the_real_ones(capsys) -> None:
     networks = [load_spec(SEED_SPEC), NETWORKS["seed2"], NETWORKS["decay"]]
     for network, update in zip(networks, updates.splitlines(), strict=True):
         assert check(network, "W1", update).ok, update
+
+
+def test_lambda_stands_for_the_weight_decay_whatever_its_name():
+    from symbackprop import Dense, Network, check
+
+    net = Network(3, [Dense(2, "tanh")], batch="m", weight_decay="lam")
+    assert check(net, "W1", r"\delta^{(1)} x^\top + 2\lambda W^{(1)}").ok
+    assert check(net, "W1", "delta1 @ a0.T + 2 λ W1").ok
+    assert not check(net, "W1", "delta1 @ a0.T + λ W1").ok

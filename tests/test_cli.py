@@ -379,3 +379,22 @@ def test_in_a_real_process_a_full_disk_and_a_closed_pipe_leave_no_traceback():
     reader.stdout.close()  # the reader leaves before the first line
     assert reader.wait(timeout=60) == 0 and reader.stderr.read() == b""
     reader.stderr.close()
+
+
+def test_an_internal_error_is_one_line_and_exit_status_3_never_a_verdict(monkeypatch, capsys):
+    import symbackprop.cli as cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(cli, "derive", broken)
+    assert main(["derive", str(ROOT / "examples" / "seed.toml")]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: internal error: RuntimeError: something inside broke")
+
+
+def test_two_outputs_to_one_file_are_refused(tmp_path, capsys):
+    target = tmp_path / "out.tex"
+    assert main(["derive", str(ROOT / "examples" / "seed.toml"), "--latex", str(target), "--markdown", str(target)]) == 2
+    assert "--latex and --markdown both write" in capsys.readouterr().err
+    assert not target.exists()

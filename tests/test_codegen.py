@@ -477,3 +477,20 @@ def test_templates_ship_with_the_package_and_are_found_from_a_source_tree(monkey
 
     monkeypatch.setattr("importlib.resources.files", not_installed)
     assert template_folder() == ROOT / "templates"
+
+
+def test_init_params_and_settings_are_validated():
+    f = derive(Network("n_0", [Dense(3, "tanh")], batch="m", weight_decay="lam")).numpy()
+    with pytest.raises(ShapeError, match="the size n_0 must be a positive integer"):
+        f.init_params(0, n_0=0)
+    with pytest.raises(ShapeError, match="the size n_0 must be a positive integer"):
+        f.init_params(0, n_0=3.5)
+    with pytest.raises(Exception, match="float32 or float64"):
+        f.init_params(0, n_0=2, dtype=np.float16)
+    params = f.init_params(0, n_0=2)
+    X, Y = np.ones((2, 4)), np.ones((3, 4))
+    with pytest.raises(Exception, match="float32 or float64"):
+        f.gradients({k: v.astype(np.float16) for k, v in params.items()}, X, Y, lam=0.1)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(Exception, match="finite number ≥ 0"):
+            f.cost(params, X, Y, lam=bad)

@@ -417,3 +417,14 @@ def test_rendering_a_64_layer_derivation_is_fast():
     start = time.perf_counter()
     d.latex(standalone=True)
     assert time.perf_counter() - start < 2.0  # benchmarks/bench_latex.py: about 0.1 s
+
+
+def test_write_output_follows_a_link_and_keeps_the_file_mode(tmp_path):
+    real = tmp_path / "real.tex"
+    real.write_text("old")
+    real.chmod(0o600)
+    link = tmp_path / "link.tex"
+    link.symlink_to(real)
+    write_output("new", link)
+    assert link.is_symlink() and real.read_text() == "new"
+    assert real.stat().st_mode & 0o777 == 0o600

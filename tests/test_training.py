@@ -179,3 +179,23 @@ def test_data_that_do_not_fit_raise_a_shape_error_naming_the_spec(tmp_path):
     spec = write_spec(tmp_path, 'x = [[1.0, 2.0, 3.0]]\ny = 1.0\nlr = 0.1\n')
     with pytest.raises(ShapeError, match=r"net.toml: \[train\]: X: expected shape \(2, m\), given \(1, 3\)"):
         train_spec(spec)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda folder: np.save(folder / "x.npy", np.zeros((2, 0))), "holds no samples"),
+        (lambda folder: np.save(folder / "x.npy", np.ones((2, 3)) + 1j), "holds complex128 values"),
+        (lambda folder: (folder / "x.csv").write_text(""), "holds no samples"),
+        (lambda folder: np.savez(folder / "x.npz"), "holds no arrays"),
+    ],
+)
+def test_empty_or_complex_training_data_is_refused_in_one_clear_line(tmp_path, capsys, make, message):
+    make(tmp_path)
+    (data,) = [p.name for p in tmp_path.iterdir()]
+    spec = tmp_path / "net.toml"
+    spec.write_text('[network]\ninputs = 2\nbatch = "m"\n[[layers]]\nunits = 1\n'
+                    f'[train]\nx = "{data}"\ny = [[1.0, 2.0, 3.0]]\nlr = 0.1\nsteps = 2\n')
+    assert main(["train", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.count("[train].x") == 1
