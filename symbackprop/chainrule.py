@@ -40,7 +40,7 @@ from sympy import (
 from sympy.core.symbol import Str
 
 from .errors import MissingRuleError, SymbackpropError
-from .expressions import Broadcast, Elementwise, Named, Softmax, SumEntries
+from .expressions import Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries
 
 __all__ = ["VJP", "VJPRule", "defvjp", "backward", "Backward", "grad", "hadamard", "hadamard_power", "is_ones"]
 
@@ -183,6 +183,18 @@ def _softmax(g, node, i):
     else:
         spread = (weighted * OneMatrix(cols, 1)) * OneMatrix(1, cols)
     return hadamard(node, g - spread)
+
+
+@defvjp(LogSoftmax, "log-softmax")
+def _log_softmax(g, node, i):
+    """L = log softmax of each column of X:  ∂C/∂X = G − S ⊙ (1 (1ᵀ G)); rows: G − S ⊙ ((G 1) 1ᵀ)."""
+    rows, cols = node.shape
+    probabilities = Softmax(node.arg, node.axis)
+    if node.axis == 0:
+        spread = OneMatrix(rows, 1) * (OneMatrix(1, rows) * g)
+    else:
+        spread = (g * OneMatrix(cols, 1)) * OneMatrix(1, cols)
+    return g - hadamard(probabilities, spread)
 
 
 @defvjp(Broadcast, "bias broadcast")

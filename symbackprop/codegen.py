@@ -32,7 +32,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 import sympy
-from sympy import Basic, HadamardProduct, Integer, MatAdd, MatrixExpr, Piecewise
+from sympy import HadamardProduct, MatAdd, MatrixExpr, Piecewise
 
 from . import naming, runtime
 from .activations import ACTIVATIONS
@@ -40,36 +40,11 @@ from .chainrule import hadamard
 from .derivation import Derivation
 from .errors import ShapeError, SpecError
 from .errors import TrainingError as ArgumentError
-from .expressions import SumEntries
+from .expressions import LogSoftmax, SumEntries
 from .printing.numpy import NumPyCodePrinter, is_negative_term, scaled
 from .templating import environment
 
-__all__ = ["LogSoftmax", "NUMPY_COSTS", "UpdateFunctions", "compile_numpy", "module_source", "numpy_cost"]
-
-
-class LogSoftmax(MatrixExpr):
-    """log(softmax(z)) of each column (``axis=0``) or row (``axis=1``), computed from z.
-
-    Generated code only: the stable cost of softmax with cross-entropy is
-    written with it, so no logarithm of a rounded probability is ever taken.
-    """
-
-    is_commutative = False
-
-    def __new__(cls, arg: MatrixExpr, axis: int = 0) -> "LogSoftmax":
-        return Basic.__new__(cls, arg, Integer(axis))
-
-    @property
-    def arg(self) -> MatrixExpr:
-        return self.args[0]
-
-    @property
-    def axis(self) -> int:
-        return int(self.args[1])
-
-    @property
-    def shape(self):  # type: ignore[override]
-        return self.arg.shape
+__all__ = ["NUMPY_COSTS", "UpdateFunctions", "compile_numpy", "module_source", "numpy_cost"]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from sympy import (
 from . import naming, runtime
 from .activations import ACTIVATIONS, LOG
 from .errors import ShapeError, SymbackpropError
-from .expressions import Adjoint, Broadcast, Elementwise, Named, Softmax, SumEntries
+from .expressions import Adjoint, Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries
 from .simplify import walk
 
 __all__ = ["evaluate", "Evaluator"]
@@ -194,6 +194,8 @@ class Evaluator:
             return _numeric_function(node)(self(node.arg))
         if isinstance(node, Softmax):
             return runtime.softmax(self(node.arg), axis=node.axis)
+        if isinstance(node, LogSoftmax):
+            return runtime.log_softmax(self(node.arg), axis=node.axis)
         if isinstance(node, Broadcast):
             return np.broadcast_to(self(node.vector), self.shape_of(node, "a bias"))
         if isinstance(node, SumEntries):
@@ -242,7 +244,7 @@ def _operands(node: Basic) -> tuple[Basic, ...]:
     """The parts of ``node`` whose values its own value is computed from."""
     if isinstance(node, Named):
         return (node.definition,)
-    if isinstance(node, (Elementwise, Softmax, SumEntries)):
+    if isinstance(node, (Elementwise, Softmax, LogSoftmax, SumEntries)):
         return (node.arg,)
     if isinstance(node, Broadcast):
         return (node.vector,)

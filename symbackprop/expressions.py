@@ -30,6 +30,7 @@ __all__ = [
     "new_scope",
     "Elementwise",
     "Softmax",
+    "LogSoftmax",
     "Broadcast",
     "SumEntries",
     "Adjoint",
@@ -185,14 +186,14 @@ class Elementwise(MatrixExpr):
         return f"{self.name}{chr(39) * self.order}({printer._print(self.arg)})"
 
 
-class Softmax(MatrixExpr):
-    """Softmax of each column (``axis=0``, columns layout) or each row (``axis=1``)."""
+class _PerSample(MatrixExpr):
+    """A function applied to each column (``axis=0``, columns layout) or each row (``axis=1``)."""
 
     is_commutative = False
 
-    def __new__(cls, arg: MatrixExpr, axis: int = 0) -> "Softmax":
+    def __new__(cls, arg: MatrixExpr, axis: int = 0):
         if int(axis) not in (0, 1):
-            raise ValueError("softmax axis must be 0 (columns) or 1 (rows)")
+            raise ValueError(f"{cls.__name__.lower()} axis must be 0 (columns) or 1 (rows)")
         return Basic.__new__(cls, arg, Integer(axis))
 
     @property
@@ -211,7 +212,19 @@ class Softmax(MatrixExpr):
         return self
 
     def _sympystr(self, printer) -> str:
-        return f"softmax({printer._print(self.arg)}, axis={self.axis})"
+        return f"{type(self).__name__.lower()}({printer._print(self.arg)}, axis={self.axis})"
+
+
+class Softmax(_PerSample):
+    """Softmax of each column (``axis=0``, columns layout) or each row (``axis=1``)."""
+
+
+class LogSoftmax(_PerSample):
+    """log(softmax(z)) of each column or row, computed from z.
+
+    The stable cost of softmax with cross-entropy is written with it, so no
+    logarithm of a rounded probability is ever taken.
+    """
 
 
 class Broadcast(MatrixExpr):

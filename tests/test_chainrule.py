@@ -9,7 +9,7 @@ from symbackprop import grad
 from symbackprop.chainrule import VJP, backward, hadamard, hadamard_power, rule_for
 from symbackprop.errors import MissingRuleError, SymbackpropError
 from symbackprop.evaluation import evaluate
-from symbackprop.expressions import Broadcast, Elementwise, Named, Softmax, SumEntries
+from symbackprop.expressions import Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries
 from symbackprop.activations import ACTIVATIONS
 from symbackprop.gradcheck import directional_difference
 
@@ -114,7 +114,7 @@ def test_a_class_without_a_rule_raises_an_error_naming_it():
 
 
 def test_every_library_expression_class_has_a_rule():
-    for cls in (Named, Elementwise, Softmax, Broadcast, SumEntries):
+    for cls in (Named, Elementwise, Softmax, LogSoftmax, Broadcast, SumEntries):
         assert cls in VJP, cls
     assert rule_for(A * X).name == "matrix product"
 
@@ -126,6 +126,8 @@ def _elementwise_cases():
         yield activation.name, SumEntries(hadamard(weights, activation.apply(z, 0))), z, weights
         if activation.name == "softmax":
             yield "softmax rows", SumEntries(hadamard(weights, activation.apply(z, 1))), z, weights
+    for axis in (0, 1):
+        yield f"log-softmax axis {axis}", SumEntries(hadamard(weights, LogSoftmax(z, axis))), z, weights
 
 
 @pytest.mark.parametrize("name, expr, z, weights", list(_elementwise_cases()), ids=lambda v: v if isinstance(v, str) else "")

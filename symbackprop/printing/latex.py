@@ -242,6 +242,9 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     def _print_Softmax(self, expr) -> str:
         return self._function_name(expr) + self._bracket(self._print(expr.arg))
 
+    def _print_LogSoftmax(self, expr) -> str:
+        return r"\log " + self._functions["softmax"] + self._bracket(self._print(expr.arg))
+
     def _print_Broadcast(self, expr) -> str:
         vector = self.parenthesize(expr.vector, POSTFIX)
         ones = r"\mathbf{1}"

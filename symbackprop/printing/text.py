@@ -62,6 +62,9 @@ class TextPrinter(SumPrinting, StrPrinter):
     def _print_Softmax(self, expr) -> str:
         return f"softmax({self._print(expr.arg)})"
 
+    def _print_LogSoftmax(self, expr) -> str:
+        return f"log softmax({self._print(expr.arg)})"
+
     def _print_Broadcast(self, expr) -> str:
         vector = self.parenthesize(expr.vector, POSTFIX)
         return f"{vector} 1ᵀ" if expr.along_columns else f"1 {vector}"
