@@ -13,6 +13,7 @@ symbackprop against SymPy's diff at depth 16.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 
@@ -65,6 +66,11 @@ def main() -> None:
     networks = {depth: tanh_network(depth) for depth in (8, 16, 32, 64)}
     derive(networks[8])  # warm SymPy's caches once, as a long-running session would be
     times = {depth: median_time(lambda net=net: derive(net), args.repeat) for depth, net in networks.items()}
+    # growth measured pairwise: each round times depth 32 and depth 64 back to back, and the
+    # median of the per-round ratios is robust to the drift of a shared machine
+    paired = statistics.median(
+        median_time(lambda: derive(networks[64]), 1) / median_time(lambda: derive(networks[32]), 1)
+        for _ in range(3 * args.repeat))
     linear16 = linear_network(16)
     ours16 = median_time(lambda: derive(linear16), args.repeat)
     sympy16 = median_time(lambda: sympy_diff_all(16), max(1, args.repeat // 2))
@@ -74,6 +80,7 @@ def main() -> None:
         print(f"  depth {depth:3d}: {seconds * 1e3:8.1f} ms   ({seconds / depth * 1e3:.2f} ms per layer)")
     print(f"  growth 16/8 = {times[16] / times[8]:.2f}, 32/16 = {times[32] / times[16]:.2f}, "
           f"64/32 = {times[64] / times[32]:.2f}   (2.00 is linear)")
+    print(f"  growth 64/32, median of {3 * args.repeat} interleaved pairs: {paired:.2f}")
     imported, first = cold_start()
     print(f"  fresh interpreter: import {imported * 1e3:.0f} ms, first depth-64 derive {first * 1e3:.0f} ms")
     print("linear network, depth 16, every gradient:")
