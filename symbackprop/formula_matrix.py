@@ -50,6 +50,7 @@ from .derivation import Derivation
 from .errors import FormulaError, ShapeError, UnknownNameError
 from .expressions import Elementwise, Softmax, SumEntries
 from .formula_scalar import MAX_EXPONENT, number
+from .printing.common import shape_text as matrix_shape_text
 
 __all__ = [
     "LAYERED_NAME",
@@ -114,7 +115,7 @@ def learning_rates(tree: ast.Node, vocabulary: "Vocabulary") -> list[str]:
 
 def shape_text(shape: tuple | None) -> str:
     """``(n_1, 3)`` → ``'n_1×3'``; ``None`` (a scalar) → ``'a scalar'``."""
-    return "a scalar" if shape is None else "×".join(str(d) for d in shape)
+    return "a scalar" if shape is None else matrix_shape_text(shape)
 
 
 def _latex_alias(latex: str) -> str | None:

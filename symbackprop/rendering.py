@@ -46,6 +46,7 @@ from . import naming
 from .derivation import expand_names
 from .errors import NotationError, OutputError
 from .expressions import Adjoint, Elementwise, Named
+from .printing.common import shape_text
 from .printing.latex import KINDS, LatexPrinter
 from .simplify import tidy
 from .templating import environment
@@ -109,10 +110,9 @@ class Notation:
         if notation.scalar:
             for name, symbol in derivation.symbols.items():
                 if symbol.shape != (1, 1):
-                    shape = "×".join(str(s) for s in symbol.shape)
                     raise NotationError(
                         f"scalar notation needs every quantity 1×1 (one input, one unit per layer, one sample); "
-                        f"{name} is {shape}")
+                        f"{name} is {shape_text(symbol.shape)}")
         return replace(notation, symbols=dict(notation.symbols))
 
 

@@ -13,7 +13,32 @@ from sympy import Add, HadamardPower, HadamardProduct, MatMul, Mul
 from ..expressions import Elementwise
 from .precedence import ADD
 
-__all__ = ["is_negative", "is_reciprocal", "positive_first", "hadamard_order", "scaled_hadamard", "SumPrinting"]
+__all__ = [
+    "is_negative",
+    "is_reciprocal",
+    "positive_first",
+    "hadamard_order",
+    "scaled_hadamard",
+    "split_sign",
+    "shape_text",
+    "SumPrinting",
+]
+
+
+def shape_text(shape) -> str:
+    """``(n_1, 3)`` → ``'n_1×3'``, as messages and documents write a matrix's shape."""
+    return "×".join(str(d) for d in shape)
+
+
+def split_sign(factors) -> tuple[bool, list]:
+    """``(negative, factors)``: a leading −1 dropped, a negative leading number made positive."""
+    factors = list(factors)
+    if factors and getattr(factors[0], "is_number", False):
+        if factors[0] == -1:
+            return True, factors[1:]
+        if factors[0].is_negative:
+            return True, [-factors[0], *factors[1:]]
+    return False, factors
 
 
 def is_negative(term) -> bool:

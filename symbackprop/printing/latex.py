@@ -53,7 +53,7 @@ from .. import naming
 from ..activations import ACTIVATIONS, LOG
 from ..expressions import Adjoint, Broadcast, Elementwise, Named, Softmax, SumEntries
 from .precedence import ATOM, HADAMARD, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
-from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard
+from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard, split_sign
 
 __all__ = ["LatexPrinter", "to_latex", "superscript", "DEFAULT_FUNCTIONS", "KINDS"]
 
@@ -313,13 +313,8 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     # --- sums and products -------------------------------------------------------
 
     def _print_product(self, factors) -> str:
-        factors = list(factors)
-        sign = ""
-        if factors and getattr(factors[0], "is_number", False):
-            if factors[0] == -1:
-                sign, factors = "-", factors[1:]
-            elif factors[0].is_negative:
-                sign, factors = "-", [-factors[0], *factors[1:]]
+        negative, factors = split_sign(factors)
+        sign = "-" if negative else ""
         printed = [
             self._ones_factor(f) if isinstance(f, OneMatrix) else self.parenthesize(f, PRODUCT) for f in factors
         ]

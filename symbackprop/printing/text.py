@@ -13,7 +13,7 @@ from sympy.printing.str import StrPrinter
 
 from .. import naming
 from ..activations import ACTIVATIONS
-from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard
+from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard, shape_text, split_sign
 from .precedence import ATOM, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 
 __all__ = ["TextPrinter", "to_text", "superscript"]
@@ -94,13 +94,8 @@ class TextPrinter(SumPrinting, StrPrinter):
         return f"tr({self._print(expr.arg)})"
 
     def _print_product(self, factors, separator: str) -> str:
-        factors = list(factors)
-        sign = ""
-        if factors and getattr(factors[0], "is_number", False):
-            if factors[0] == -1:
-                sign, factors = "−", factors[1:]
-            elif factors[0].is_negative:
-                sign, factors = "−", [-factors[0], *factors[1:]]
+        negative, factors = split_sign(factors)
+        sign = "−" if negative else ""
         printed = [self.parenthesize(f, PRODUCT) for f in factors]
         out = printed[0] if printed else ""
         for before, after in zip(printed, printed[1:]):
@@ -172,10 +167,6 @@ def to_text(expr) -> str:
 assert NEGATIVE < PRODUCT  # a negated product needs parentheses inside another product
 
 
-def _shape(shape) -> str:
-    return "×".join(str(d) for d in shape)
-
-
 def render_text(derivation) -> str:
     """The whole derivation as readable text: shapes, forward pass, cost, backward pass, gradients."""
     net = derivation.network
@@ -188,7 +179,7 @@ def render_text(derivation) -> str:
         "shapes:",
     ]
     for name, symbol in derivation.symbols.items():
-        lines.append(f"  {to_text(symbol)} ∈ R^({_shape(symbol.shape)})")
+        lines.append(f"  {to_text(symbol)} ∈ R^({shape_text(symbol.shape)})")
     lines += ["", "forward pass:"]
     for node in derivation.forward:
         lines.append(f"  {to_text(node)} = {to_text(node.definition)}")
