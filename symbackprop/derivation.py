@@ -236,7 +236,8 @@ def derive(network: Network) -> Derivation:
         layer, activation = net.layers[l - 1], net.activations[l - 1]
         z, a = forward[2 * l - 2], forward[2 * l - 1]
         general = backward(a.definition, Adjoint(a), [z])
-        concrete = substitute(backward(a.definition, g, [z]).adjoints[z], {a.definition: a})
+        stated = substitute(general.adjoints[z], {a.definition: a})  # the rule, in terms of ∂C/∂a
+        concrete = substitute(stated, {Adjoint(a): g})
         candidates = [tidy(concrete)]
         note = None
         if activation.output_derivative is not None and mentions(concrete, a):
@@ -253,7 +254,7 @@ def derive(network: Network) -> Derivation:
             assumptions.append(note)
         delta = Named(naming.delta(l), best, scope)
         deltas[delta.name] = delta
-        steps.append(Step(delta, tidy(substitute(general.adjoints[z], {a.definition: a})), best, ", ".join(general.rules), l, note))
+        steps.append(Step(delta, tidy(stated), best, ", ".join(general.rules), l, note))
 
         inputs = [symbols[naming.weight(l)]]
         if layer.bias:
