@@ -54,10 +54,6 @@ class VJPRule:
     name: str
     function: Rule
 
-    @property
-    def identity(self) -> str:
-        return (self.function.__doc__ or "").strip()
-
 
 #: expression class → its vector-Jacobian rule
 VJP: dict[type, VJPRule] = {}
