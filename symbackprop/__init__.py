@@ -16,11 +16,11 @@ delta1*X.T
   ∂C/∂W⁽¹⁾ = δ⁽¹⁾ Xᵀ
 """
 
-from .activations import ACTIVATIONS, Activation, custom_activation
-from .chainrule import grad
-from .checking import CheckResult, check
-from .costs import COSTS, Cost
-from .derivation import Derivation, Step, derive
+from .model.activations import ACTIVATIONS, Activation, custom_activation
+from .calculus.autodiff import grad
+from .checking.verdicts import CheckResult, check
+from .model.costs import COSTS, Cost
+from .derive import Derivation, Step, derive
 from .errors import (
     FormulaError,
     FormulaSyntaxError,
@@ -32,9 +32,9 @@ from .errors import (
     TrainingError,
     UnknownNameError,
 )
-from .evaluation import evaluate
-from .gradcheck import check_gradients, random_values
-from .network import Dense, Network
+from .calculus.numeric import evaluate
+from .checking.gradients import check_gradients, random_values
+from .model.network import Dense, Network
 from .spec import load_spec
 
 __version__ = "0.1.0"

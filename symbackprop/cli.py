@@ -22,7 +22,7 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 from . import __version__
-from .derivation import derive
+from .derive import derive
 from .errors import FormulaSyntaxError, NotationError, SymbackpropError, did_you_mean
 from .spec import load_spec
 
@@ -223,7 +223,7 @@ def _derive(args: argparse.Namespace) -> int:
     code = derivation.numpy_source() if args.numpy else None  # generated before anything is written
     typeset = _typeset(derivation, args)
     if code is not None:
-        from .rendering import write_output
+        from .outputs.documents import write_output
 
         write_output(code, args.numpy)
     if args.format == "json":
@@ -247,7 +247,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .checking import check
+    from .checking.verdicts import check
 
     result = check(load_spec(args.spec), args.param, args.formula)
     if args.format == "json":
@@ -259,7 +259,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _typeset(derivation, args: argparse.Namespace) -> bool:
     """Write the ``--latex`` and ``--markdown`` renderings; False when neither was asked for."""
-    from .rendering import parse_notation, write_output
+    from .outputs.documents import parse_notation, write_output
 
     if args.standalone and not args.latex:
         raise NotationError("--standalone needs --latex FILE")

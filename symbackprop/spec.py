@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import SpecError, did_you_mean
-from .network import Dense, Network
+from .model.network import Dense, Network
 
 __all__ = ["Spec", "load_spec", "read_spec", "parse_spec"]
 

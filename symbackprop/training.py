@@ -51,8 +51,8 @@ import numpy as np
 import sympy
 
 from . import naming
-from .codegen import UpdateFunctions
-from .derivation import derive
+from .outputs.codegen import UpdateFunctions
+from .derive import derive
 from .errors import ShapeError, TrainingError
 from .spec import Spec, read_spec
 

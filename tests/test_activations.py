@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import sympy
 
-from symbackprop import runtime
-from symbackprop.activations import ACTIVATIONS, LOG, custom_activation, get_activation, y
+from symbackprop.calculus import runtime
+from symbackprop.model.activations import ACTIVATIONS, LOG, custom_activation, get_activation, y
 from symbackprop.errors import SpecError, UnknownNameError
-from symbackprop.expressions import SCALAR_VARIABLE as x
+from symbackprop.calculus.expressions import SCALAR_VARIABLE as x
 
 ELEMENTWISE = [a for a in (*ACTIVATIONS.values(), LOG) if a.is_elementwise]
 POINTS = np.array([-3.1, -1.0, -0.2, 0.3, 1.0, 2.7])

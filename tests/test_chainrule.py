@@ -3,15 +3,31 @@
 import numpy as np
 import pytest
 import sympy
-from sympy import Determinant, Identity, Inverse, MatrixSymbol, Trace, log
+from sympy import (
+    Determinant,
+    Identity,
+    Inverse,
+    MatrixSymbol,
+    Trace,
+    log,
+)
 
 from symbackprop import grad
-from symbackprop.chainrule import VJP, backward, hadamard, hadamard_power, rule_for
+from symbackprop.calculus.rules import VJP, rule_for
+from symbackprop.calculus.autodiff import backward
+from symbackprop.calculus.expressions import hadamard, hadamard_power
 from symbackprop.errors import MissingRuleError, SymbackpropError
-from symbackprop.evaluation import evaluate
-from symbackprop.expressions import Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries
-from symbackprop.activations import ACTIVATIONS
-from symbackprop.gradcheck import directional_difference
+from symbackprop.calculus.numeric import evaluate
+from symbackprop.calculus.expressions import (
+    Broadcast,
+    Elementwise,
+    LogSoftmax,
+    Named,
+    Softmax,
+    SumEntries,
+)
+from symbackprop.model.activations import ACTIVATIONS
+from symbackprop.checking.gradients import directional_difference
 
 n = 3
 A = MatrixSymbol("A", n, n)

@@ -29,12 +29,18 @@ from symbackprop import (
     load_spec,
     random_values,
 )
-from symbackprop import checking
-from symbackprop.checking import RTOL, TRIALS
+from symbackprop.checking import verdicts as checking
+from symbackprop.checking.verdicts import RTOL, TRIALS
 from symbackprop.cli import main
-from symbackprop.expressions import Elementwise, Softmax, SumEntries
-from symbackprop.formula import parse
-from symbackprop.formula_matrix import MAX_EXPONENT, MatrixBuilder, Vocabulary, canonical_name, parse_matrix
+from symbackprop.calculus.expressions import Elementwise, Softmax, SumEntries
+from symbackprop.language.syntax import parse
+from symbackprop.language.matrix import (
+    MAX_EXPONENT,
+    MatrixBuilder,
+    Vocabulary,
+    canonical_name,
+    parse_matrix,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SPEC = ROOT / "examples" / "seed.toml"
@@ -397,7 +403,7 @@ def test_cli_check_syntax_error_shows_a_caret(capsys) -> None:
 
 
 # ---------------------------------------------------------------------------
-# The formula language (symbackprop.formula_matrix)
+# The formula language (symbackprop.language.matrix)
 
 
 def build(text: str, network: str = "columns"):

@@ -19,8 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from symbackprop import Dense, FormulaError, FormulaSyntaxError, Network, UnknownNameError, check, derive
-from symbackprop import checking, formula_matrix
+from symbackprop import (
+    Dense,
+    FormulaError,
+    FormulaSyntaxError,
+    Network,
+    UnknownNameError,
+    check,
+    derive,
+)
+from symbackprop.checking import verdicts as checking
+from symbackprop.language import matrix as formula_matrix
 from symbackprop.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -37,11 +37,11 @@ from symbackprop import (
 from network_strategies import HIDDEN, concrete_sizes, networks
 
 from symbackprop.cli import main
-from symbackprop.codegen import _custom_helper, compile_numpy, module_source
-from symbackprop.expressions import Broadcast, Elementwise, Named, Softmax, SumEntries
-from symbackprop.gradcheck import directional_difference
+from symbackprop.outputs.codegen import _custom_helper, compile_numpy, module_source
+from symbackprop.calculus.expressions import Broadcast, Elementwise, Named, Softmax, SumEntries
+from symbackprop.checking.gradients import directional_difference
 from symbackprop.printing.numpy import NumPyCodePrinter, to_numpy
-from symbackprop.templating import template_folder
+from symbackprop.outputs.templating import template_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 def classifier(layout="columns", batch="m"):

@@ -6,7 +6,7 @@ import sympy
 from sympy import Trace
 
 from symbackprop import Dense, Network, check_gradients, derive, evaluate, random_values
-from symbackprop.derivation import expand_names
+from symbackprop.derive import expand_names
 from symbackprop.printing import to_text
 
 
@@ -138,7 +138,7 @@ def test_cost_expression_expands_every_name():
 # --- growth with depth ------------------------------------------------------------------
 
 def _derivation_size(depth):
-    from symbackprop.derivation import _size_of
+    from symbackprop.derive import _size_of
 
     d = derive(Network("n_0", [Dense(f"n_{l}", "tanh") for l in range(1, depth + 1)], batch="m"))
     return sum(_size_of(s.rhs) + _size_of(s.general) for s in d.steps) + sum(

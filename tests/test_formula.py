@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from symbackprop import formula
+from symbackprop.language import syntax as formula
 from symbackprop.errors import FormulaSyntaxError
-from symbackprop.formula import (
+from symbackprop.language.syntax import (
     BINARY_OPS,
     MAX_DEPTH,
     MAX_LENGTH,

@@ -19,15 +19,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sympy import HadamardPower, Inverse, MatMul, MatrixSymbol, OneMatrix, Rational, Symbol, Trace
+from sympy import (
+    HadamardPower,
+    Inverse,
+    MatMul,
+    MatrixSymbol,
+    OneMatrix,
+    Rational,
+    Symbol,
+    Trace,
+)
 
 from symbackprop import Dense, Network, NotationError, derive, load_spec
 from symbackprop.cli import main
-from symbackprop.derivation import expand_names
-from symbackprop.expressions import Adjoint, Broadcast, SumEntries
+from symbackprop.derive import expand_names
+from symbackprop.calculus.expressions import Adjoint, Broadcast, SumEntries
 from symbackprop.printing import LatexPrinter, to_latex
-from symbackprop.rendering import OutputError, break_lines, latex_width, parse_notation, write_output
-from symbackprop.simplify import tidy
+from symbackprop.outputs.documents import (
+    OutputError,
+    break_lines,
+    latex_width,
+    parse_notation,
+    write_output,
+)
+from symbackprop.calculus.simplify import tidy
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"

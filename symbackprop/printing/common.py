@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sympy import Add, HadamardPower, HadamardProduct, MatMul, Mul
 
-from ..expressions import Elementwise
+from ..calculus.expressions import Elementwise
 from .precedence import ADD
 
 __all__ = [

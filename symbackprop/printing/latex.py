@@ -50,8 +50,8 @@ from sympy import (
 from sympy.printing.latex import LatexPrinter as SympyLatexPrinter
 
 from .. import naming
-from ..activations import ACTIVATIONS, LOG
-from ..expressions import Adjoint, Broadcast, Elementwise, Named, Softmax, SumEntries
+from ..model.activations import ACTIVATIONS, LOG
+from ..calculus.expressions import Adjoint, Broadcast, Elementwise, Named, Softmax, SumEntries
 from .precedence import ATOM, HADAMARD, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard, split_sign
 

@@ -5,10 +5,10 @@
 matrix product prints as ``@``, a Hadamard product as ``*``, a transpose as
 ``.T``, a broadcast bias as the bare vector (NumPy broadcasts it), a product
 with a matrix of ones as a sum along an axis, and an elementwise function as a
-call of the stable helper of :mod:`symbackprop.runtime` that implements it.
+call of the stable helper of :mod:`symbackprop.calculus.runtime` that implements it.
 
 >>> from sympy import MatrixSymbol, OneMatrix, Symbol
->>> from symbackprop.expressions import Broadcast
+>>> from symbackprop.calculus.expressions import Broadcast
 >>> m = Symbol("m", integer=True, positive=True)
 >>> W, X, b = MatrixSymbol("W1", 2, 3), MatrixSymbol("X", 3, m), MatrixSymbol("b1", 2, 1)
 >>> to_numpy(W * X + Broadcast(b, 2, m))
@@ -41,12 +41,12 @@ from sympy import (
 )
 from sympy.printing.numpy import NumPyPrinter
 
-from ..activations import ACTIVATIONS, LOG, Activation, y
-from ..expressions import SCALAR_VARIABLE, Broadcast, Elementwise, Named, Softmax
+from ..model.activations import ACTIVATIONS, LOG, Activation, y
+from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, Named, Softmax
 
 __all__ = ["NumPyCodePrinter", "to_numpy", "helper_name", "scaled", "is_negative_term", "REGISTERED"]
 
-#: elementwise functions with a stable NumPy helper in :mod:`symbackprop.runtime`
+#: elementwise functions with a stable NumPy helper in :mod:`symbackprop.calculus.runtime`
 REGISTERED: dict[str, Activation] = {a.name: a for a in (*ACTIVATIONS.values(), LOG) if a.runtime}
 
 # Python's operator precedence, as far as generated code needs it

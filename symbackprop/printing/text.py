@@ -12,8 +12,15 @@ from sympy import Mul, Pow
 from sympy.printing.str import StrPrinter
 
 from .. import naming
-from ..activations import ACTIVATIONS
-from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard, shape_text, split_sign
+from ..model.activations import ACTIVATIONS
+from .common import (
+    SumPrinting,
+    hadamard_order,
+    is_reciprocal,
+    scaled_hadamard,
+    shape_text,
+    split_sign,
+)
 from .precedence import ATOM, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 
 __all__ = ["TextPrinter", "to_text", "superscript"]

@@ -3,7 +3,7 @@
 Only what is listed here can appear: the variables the caller names, the
 constants ``e`` and ``pi``, the functions in :data:`FUNCTIONS`, numbers,
 ``+ - * /``, juxtaposition and powers with a small constant exponent.  The
-text is parsed by :mod:`symbackprop.formula`; nothing is evaluated.
+text is parsed by :mod:`symbackprop.language.syntax`; nothing is evaluated.
 
 >>> from sympy import Symbol
 >>> x = Symbol("x")
@@ -19,8 +19,8 @@ from typing import Callable, Mapping
 
 import sympy
 
-from . import formula as ast
-from .errors import FormulaError
+from . import syntax as ast
+from ..errors import FormulaError
 
 __all__ = ["parse_scalar", "FUNCTIONS", "MAX_EXPONENT"]
 

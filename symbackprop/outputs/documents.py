@@ -42,17 +42,17 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import jinja2
 from sympy import Basic, Integer, MatrixSymbol, Symbol
 
-from . import naming
-from .derivation import expand_names
-from .errors import NotationError, OutputError
-from .expressions import Adjoint, Elementwise, Named
-from .printing.common import shape_text
-from .printing.latex import KINDS, LatexPrinter
-from .simplify import tidy
+from .. import naming
+from ..derive import expand_names
+from ..errors import NotationError, OutputError
+from ..calculus.expressions import Adjoint, Elementwise, Named
+from ..printing.common import shape_text
+from ..printing.latex import KINDS, LatexPrinter
+from ..calculus.simplify import tidy
 from .templating import environment
 
 if TYPE_CHECKING:
-    from .derivation import Derivation
+    from ..derive import Derivation
 
 __all__ = [
     "Notation",

@@ -6,7 +6,7 @@ the textbook identity that writes the derivative through the output
 ``y = f(x)`` as a polynomial in ``y`` (``σ' = σ(1 − σ)``); the tests prove each
 identity against the derived derivative, and the chain rule uses it to reach forms such as
 ``δ = a − y``.  ``runtime`` names the stable NumPy implementation in
-:mod:`symbackprop.runtime`.
+:mod:`symbackprop.calculus.runtime`.
 
 Adding an activation is adding one entry to :data:`ACTIVATIONS`.
 """
@@ -18,11 +18,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import sympy
-from sympy import Expr, Lambda, Piecewise, Rational, exp, log, tanh
+from sympy import (
+    Expr,
+    Lambda,
+    Piecewise,
+    Rational,
+    exp,
+    log,
+    tanh,
+)
 
-from .errors import FormulaError, FormulaSyntaxError, SpecError, UnknownNameError
-from .expressions import SCALAR_VARIABLE as x
-from .expressions import Elementwise, Softmax
+from ..errors import FormulaError, FormulaSyntaxError, SpecError, UnknownNameError
+from ..calculus.expressions import SCALAR_VARIABLE as x
+from ..calculus.expressions import Elementwise, Softmax
 
 __all__ = [
     "Activation",
@@ -141,7 +149,7 @@ def custom_activation(formula: str, name: str = "phi", latex: str | None = None)
     >>> cube.definition, cube.derivative
     (x**3, 3*x**2)
     """
-    from .formula_scalar import parse_scalar  # the parser is only needed for custom activations
+    from ..language.scalar import parse_scalar  # the parser is only needed for custom activations
 
     if not _IDENTIFIER.match(name):
         raise SpecError(f"custom activation name {name!r} is not an identifier")

@@ -1,7 +1,7 @@
 """NumPy implementations of the activations, their derivatives and the costs' pieces.
 
 These are the numeric forms of the registry entries in
-:mod:`symbackprop.activations`.  They are numerically stable (no overflow and no
+:mod:`symbackprop.model.activations`.  They are numerically stable (no overflow and no
 warning for ``|z|`` up to 1e3) and keep the input's floating dtype.  The
 evaluator uses them directly, and the code generator copies the source of the
 ones a network needs into the standalone module, which therefore imports only

@@ -34,11 +34,12 @@ from sympy import (
     ZeroMatrix,
 )
 
-from . import naming, runtime
-from .activations import ACTIVATIONS, LOG
-from .errors import ShapeError, SymbackpropError
+from .. import naming
+from . import runtime
+from ..model.activations import ACTIVATIONS, LOG
+from ..errors import ShapeError, SymbackpropError
 from .expressions import Adjoint, Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries
-from .simplify import walk
+from .trees import walk
 
 __all__ = ["evaluate", "Evaluator"]
 

@@ -18,10 +18,10 @@ from typing import Sequence
 import numpy as np
 import sympy
 
-from . import naming
+from .. import naming
 from .activations import Activation, get_activation
 from .costs import Cost, get_cost
-from .errors import SpecError
+from ..errors import SpecError
 
 __all__ = ["Dense", "Network", "LAYOUTS", "size_symbol"]
 

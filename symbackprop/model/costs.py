@@ -14,8 +14,8 @@ from typing import Callable
 from sympy import Expr, HadamardPower, HadamardProduct, OneMatrix, Rational
 
 from .activations import LOG
-from .errors import UnknownNameError
-from .expressions import SumEntries
+from ..errors import UnknownNameError
+from ..calculus.expressions import SumEntries
 
 __all__ = ["Cost", "COSTS", "get_cost", "distribution_assumption"]
 

@@ -1,18 +1,18 @@
 r"""Checking a hand-derived formula: is it right, and if not, why not.
 
 :func:`check` parses a user's formula for a gradient (or a delta, or a whole
-gradient-descent update) with the safe parser of :mod:`symbackprop.formula`,
-builds it over the derivation's quantities (:mod:`symbackprop.formula_matrix`)
+gradient-descent update) with the safe parser of :mod:`symbackprop.language.syntax`,
+builds it over the derivation's quantities (:mod:`symbackprop.language.matrix`)
 and decides in three steps:
 
 1. **shapes** — a formula whose shapes do not fit together, or whose shape is
    not the parameter's, is wrong, and the message names both shapes;
-2. **symbolic** — a formula that :func:`~symbackprop.simplify.tidy` brings to
+2. **symbolic** — a formula that :func:`~symbackprop.calculus.simplify.tidy` brings to
    the derived expression (with the named quantities kept, then written out)
    is right;
 3. **numeric** — otherwise both are evaluated at several random points
    (random sizes from 2 to 5 when the network's sizes are symbols, random
-   values as :func:`~symbackprop.gradcheck.random_values` draws them) and
+   values as :func:`~symbackprop.checking.gradients.random_values` draws them) and
    must agree entry by entry to a relative 1e-9 of the largest entry.  The
    first point where they differ is the counterexample.
 
@@ -41,11 +41,11 @@ import numpy as np
 import sympy
 from sympy import Expr, OneMatrix
 
-from . import formula as ast
-from .derivation import Derivation, derive, expand_names
-from .errors import FormulaError, ShapeError, SymbackpropError, UnknownNameError
-from .evaluation import Evaluator
-from .formula_matrix import (
+from ..language import syntax as ast
+from ..derive import Derivation, derive, expand_names
+from ..errors import FormulaError, ShapeError, SymbackpropError, UnknownNameError
+from ..calculus.numeric import Evaluator
+from ..language.matrix import (
     LAYERED_NAME,
     MatrixBuilder,
     Vocabulary,
@@ -55,10 +55,11 @@ from .formula_matrix import (
     shape_of,
     shape_text,
 )
-from .gradcheck import random_values
-from .network import Network
-from .printing.text import to_text
-from .simplify import mentions, tidy
+from .gradients import random_values
+from ..model.network import Network
+from ..printing.text import to_text
+from ..calculus.trees import mentions
+from ..calculus.simplify import tidy
 
 __all__ = ["check", "CheckResult", "Counterexample", "RTOL", "ATOL", "TRIALS", "MAX_CANDIDATES", "SYMBOLIC_LIMIT"]
 
@@ -233,7 +234,7 @@ def _as_matrix(value: Expr, shape: tuple) -> Expr:
 def _expansion_bound(tree: ast.Node) -> int:
     """An upper bound on the terms the formula's elementwise algebra expands to.
 
-    :func:`~symbackprop.simplify.tidy` lets SymPy cancel and factor, which
+    :func:`~symbackprop.calculus.simplify.tidy` lets SymPy cancel and factor, which
     expands: ``(a + b + c)^64`` or a product of twenty sums would take hours.
     Sums add, products multiply, powers raise; a ``z`` or ``delta`` counts as
     three terms, for the sum it may be written out into.

@@ -2,7 +2,7 @@
 
 :func:`derive` writes the forward pass as named quantities
 (``z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾1ᵀ``, ``a⁽ˡ⁾ = σ(z⁽ˡ⁾)``), builds the cost, and runs
-the chain rule of :mod:`symbackprop.chainrule` backwards one definition at a
+the chain rule of :mod:`symbackprop.calculus.autodiff` backwards one definition at a
 time.  Each ``δ⁽ˡ⁾ = ∂C/∂z⁽ˡ⁾`` is named once and reused by the layer below, so
 the work and the size of the result grow linearly with depth.
 
@@ -21,12 +21,14 @@ import sympy
 from sympy import Basic, Expr, MatrixSymbol, OneMatrix
 
 from . import naming
-from .activations import Activation
-from .chainrule import backward, hadamard_power
-from .costs import distribution_assumption
-from .expressions import Adjoint, Broadcast, Elementwise, Named, SumEntries, new_scope
-from .network import Network
-from .simplify import _Atoms, _from_scalar, expand_names, mentions, substitute, tidy, walk
+from .model.activations import Activation
+from .calculus.autodiff import backward
+from .calculus.expressions import hadamard_power
+from .model.costs import distribution_assumption
+from .calculus.expressions import Adjoint, Broadcast, Elementwise, Named, SumEntries, new_scope
+from .model.network import Network
+from .calculus.simplify import _Atoms, _from_scalar, tidy
+from .calculus.trees import expand_names, mentions, substitute, walk
 
 __all__ = ["Derivation", "Step", "derive", "expand_names"]
 
@@ -54,7 +56,7 @@ class Derivation:
     """The result of :func:`derive`.
 
     * ``symbols`` — ``"X"``, ``"Y"``, ``"W1"``, ``"b1"``, … as ``MatrixSymbol``;
-    * ``forward`` — ``z1, a1, …, zL, aL`` as :class:`~symbackprop.expressions.Named`;
+    * ``forward`` — ``z1, a1, …, zL, aL`` as :class:`~symbackprop.calculus.expressions.Named`;
     * ``cost`` — C in terms of ``aL`` (and the weights, with weight decay);
     * ``deltas`` — ``"delta1"`` … ``"deltaL"``, each ∂C/∂z⁽ˡ⁾;
     * ``gradients`` — ``"W1"``, ``"b1"``, … → ∂C/∂W⁽¹⁾, … of the parameter's shape;
@@ -104,7 +106,7 @@ class Derivation:
 
     def evaluate(self, expr: "Expr | str", values: Mapping[str, object]):
         """Evaluate an expression, or a quantity's name, at ``values`` (see :func:`symbackprop.evaluate`)."""
-        from .evaluation import evaluate
+        from .calculus.numeric import evaluate
 
         return evaluate(self.quantity(expr) if isinstance(expr, str) else expr, values)
 
@@ -112,7 +114,7 @@ class Derivation:
         r"""The derivation in LaTeX (``align*``): a body to ``\input``, or with ``standalone`` a whole document.
 
         ``notation``: ``bold``, ``learning_rate``, ``symbols``, ``scalar``, ``inline``,
-        ``line_width`` (see :mod:`symbackprop.rendering`); ``template_dir`` a folder
+        ``line_width`` (see :mod:`symbackprop.outputs.documents`); ``template_dir`` a folder
         whose templates replace the bundled ones of the same name.
 
         >>> from symbackprop import Dense, Network
@@ -120,18 +122,18 @@ class Derivation:
         >>> r"\delta^{(1)} = \frac{\partial C}{\partial z^{(1)}}" in d.latex()
         True
         """
-        from .rendering import render_latex
+        from .outputs.documents import render_latex
 
         return render_latex(self, standalone, template_dir, **notation)
 
     def markdown(self, *, template_dir: "str | None" = None, **notation) -> str:
         """The derivation in Markdown with ``$$`` blocks, for GitHub and notebooks; options as :meth:`latex`."""
-        from .rendering import render_markdown
+        from .outputs.documents import render_markdown
 
         return render_markdown(self, template_dir, **notation)
 
     def _repr_latex_(self) -> str:
-        from .rendering import render_summary
+        from .outputs.documents import render_summary
 
         return render_summary(self)
 
@@ -139,7 +141,7 @@ class Derivation:
         return self.markdown()
 
     def numpy(self):
-        """The executable update functions, compiled in this process (see :class:`symbackprop.codegen.UpdateFunctions`).
+        """The executable update functions, compiled in this process (see :class:`symbackprop.outputs.codegen.UpdateFunctions`).
 
         >>> import numpy as np
         >>> from symbackprop import Dense, Network
@@ -147,13 +149,13 @@ class Derivation:
         >>> f.gradients({"W1": np.array([[-23.1]])}, np.array([[5.7]]), np.array([[50.1]]))["W1"].round(3)
         array([[-2072.178]])
         """
-        from .codegen import compile_numpy
+        from .outputs.codegen import compile_numpy
 
         return compile_numpy(self)
 
     def numpy_source(self) -> str:
-        """The text of a standalone NumPy module with ``forward``, ``cost``, ``gradients``, ``step``, … (see :mod:`symbackprop.codegen`)."""
-        from .codegen import module_source
+        """The text of a standalone NumPy module with ``forward``, ``cost``, ``gradients``, ``step``, … (see :mod:`symbackprop.outputs.codegen`)."""
+        from .outputs.codegen import module_source
 
         return module_source(self)
 
@@ -171,7 +173,7 @@ def _size_of(expr: Basic) -> int:
 
 def _output_form(activation: Activation, output: Named) -> Expr:
     """σ'(z) written through the layer's output a = σ(z), e.g. a ⊙ (1 − a) for the sigmoid."""
-    from .activations import y
+    from .model.activations import y
 
     atoms = _Atoms()
     atoms.symbol_of[output] = y

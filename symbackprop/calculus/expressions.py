@@ -3,7 +3,7 @@
 SymPy's ``ElementwiseApplyFunction`` cannot be differentiated, printed readably
 or turned into NumPy code (see the design notes), so symbackprop carries its own
 small set of :class:`~sympy.matrices.expressions.MatrixExpr` subclasses.  Each
-arrives complete: a vector-Jacobian rule in :mod:`symbackprop.chainrule`, a
+arrives complete: a vector-Jacobian rule in :mod:`symbackprop.calculus.rules`, a
 ``_print_`` method in every printer and a row in the tests.
 
 * :class:`Named` — a named intermediate (``z3``, ``a3``, ``delta3``) that keeps
@@ -22,7 +22,20 @@ import itertools
 from functools import lru_cache
 
 import sympy
-from sympy import Basic, Expr, Integer, Lambda, MatrixExpr, Symbol
+from sympy import (
+    Basic,
+    Expr,
+    HadamardPower,
+    HadamardProduct,
+    Identity,
+    Integer,
+    Lambda,
+    MatrixExpr,
+    MatrixSymbol,
+    OneMatrix,
+    Symbol,
+    ZeroMatrix,
+)
 from sympy.core.symbol import Str
 
 __all__ = [
@@ -35,6 +48,10 @@ __all__ = [
     "SumEntries",
     "Adjoint",
     "SCALAR_VARIABLE",
+    "LEAVES",
+    "is_ones",
+    "hadamard",
+    "hadamard_power",
 ]
 
 #: the variable in which scalar functions (activations, log) are defined
@@ -136,7 +153,7 @@ class Elementwise(MatrixExpr):
     which derivatives are derived.
 
     >>> from sympy import MatrixSymbol, Lambda, exp
-    >>> from symbackprop.expressions import SCALAR_VARIABLE as x
+    >>> from symbackprop.calculus.expressions import SCALAR_VARIABLE as x
     >>> z = MatrixSymbol("z", 3, 1)
     >>> s = Elementwise("sigmoid", Lambda(x, 1 / (1 + exp(-x))), z)
     >>> str(s), str(s.derivative())
@@ -313,3 +330,34 @@ class Adjoint(MatrixExpr):
 
     def _sympystr(self, printer) -> str:
         return f"d{self.cost_name}/d{printer._print(self.target)}"
+
+
+# --- constructors ----------------------------------------------------------------------
+
+#: nodes no tree walk looks inside
+LEAVES = (MatrixSymbol, Lambda, Str, OneMatrix, Identity, ZeroMatrix)
+
+
+def is_ones(matrix: Expr) -> bool:
+    """A matrix of ones; SymPy writes the 1×1 one as an identity matrix."""
+    return isinstance(matrix, OneMatrix) or (isinstance(matrix, Identity) and matrix.shape == (1, 1))
+
+
+def hadamard(*factors: Expr) -> Expr:
+    """The Hadamard product, without SymPy folding ``A ⊙ A`` into a power."""
+    first = factors[0]
+    factors = tuple(f for f in factors if not is_ones(f))
+    if not factors:
+        return OneMatrix(*first.shape)
+    if len(factors) == 1:
+        return factors[0]
+    return HadamardProduct(*factors, evaluate=False)
+
+
+def hadamard_power(base: Expr, exponent) -> Expr:
+    exponent = sympy.sympify(exponent)
+    if exponent == 1:
+        return base
+    if exponent == 0:
+        return OneMatrix(*base.shape)
+    return HadamardPower(base, exponent)

@@ -25,7 +25,7 @@ def template_folder() -> Path:
     try:
         folder = Path(str(importlib.resources.files("symbackprop.templates")))
     except ModuleNotFoundError:  # a source tree on sys.path, not installed
-        folder = Path(__file__).resolve().parent.parent / "templates"
+        folder = Path(__file__).resolve().parents[2] / "templates"
     return folder
 
 

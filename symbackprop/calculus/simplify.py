@@ -30,69 +30,10 @@ from sympy import (
     ZeroMatrix,
 )
 
-from .chainrule import _LEAVES, hadamard, hadamard_power, is_ones
 from .expressions import SCALAR_VARIABLE as _X
-from .expressions import Elementwise, Named
+from .expressions import LEAVES, Elementwise, Named, hadamard, hadamard_power, is_ones
 
-__all__ = ["tidy", "operation_count", "substitute", "mentions", "walk", "transform", "expand_names"]
-
-
-def walk(expr: Basic, *, into_names: bool = False):
-    """Every node of ``expr`` once; inside the definitions of named quantities only when asked."""
-    seen, stack = set(), [expr]
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        yield node
-        if not isinstance(node, _LEAVES) and (into_names or not isinstance(node, Named)):
-            stack.extend(node.args)
-
-
-def mentions(expr: Basic, target: Basic) -> bool:
-    """True when ``target`` occurs in ``expr`` outside the definitions of named quantities."""
-    return any(node == target for node in walk(expr))
-
-
-def transform(expr: Basic, replace: Callable[[Basic, Callable], Basic | None]) -> Basic:
-    """Rebuild ``expr`` bottom-up, each distinct node once.
-
-    ``replace(node, visit)`` returns a replacement for ``node`` (it may call
-    ``visit`` on other nodes) or ``None`` to rebuild ``node`` from its visited
-    arguments.  Named quantities are kept as they are unless ``replace`` says
-    otherwise.
-    """
-    memo: dict[Basic, Basic] = {}
-
-    def visit(node: Basic) -> Basic:
-        if node in memo:
-            return memo[node]
-        result = replace(node, visit)
-        if result is None:
-            if isinstance(node, (*_LEAVES, Named)) or not node.args:
-                result = node
-            else:
-                args = tuple(visit(a) for a in node.args)
-                result = node if args == node.args else node.func(*args)
-        memo[node] = result
-        return result
-
-    return visit(expr)
-
-
-def substitute(expr: Basic, mapping: dict) -> Basic:
-    """``expr`` with each key of ``mapping`` replaced, looking inside no named quantity.
-
-    Unlike ``xreplace``, the definition a :class:`Named` carries is left alone, so
-    replacing ``softmax(z)`` by the name ``a`` does not rewrite ``a`` itself.
-    """
-    return transform(expr, lambda node, visit: mapping.get(node))
-
-
-def expand_names(expr: Basic) -> Basic:
-    """``expr`` with every named quantity replaced by its definition, recursively."""
-    return transform(expr, lambda node, visit: visit(node.definition) if isinstance(node, Named) else None)
+__all__ = ["tidy", "operation_count"]
 
 
 def _is_scalar_multiple(node: Basic) -> bool:
@@ -145,7 +86,7 @@ class _Tidier:
         return result
 
     def _tidy(self, node: Basic) -> Basic:
-        if isinstance(node, (*_LEAVES, Named)) or not node.args or not isinstance(node, Expr):
+        if isinstance(node, (*LEAVES, Named)) or not node.args or not isinstance(node, Expr):
             return node
         if getattr(node, "is_Matrix", False) and _is_elementwise(node):
             return self._elementwise(node)

@@ -1,6 +1,6 @@
 r"""Matrix formulas (hand-derived gradients) from the formula parser's tree to SymPy.
 
-The text is parsed by :mod:`symbackprop.formula`; this module turns the tree
+The text is parsed by :mod:`symbackprop.language.syntax`; this module turns the tree
 into a SymPy matrix expression over one derivation's quantities, checking
 every shape on the way.  Nothing is evaluated: only the names, functions and
 operators listed here can appear, each mapped to a SymPy constructor.
@@ -41,16 +41,23 @@ from types import MappingProxyType
 from typing import Mapping
 
 import sympy
-from sympy import Expr, MatAdd, MatMul, OneMatrix, Trace, Transpose
+from sympy import (
+    Expr,
+    MatAdd,
+    MatMul,
+    OneMatrix,
+    Trace,
+    Transpose,
+)
 
-from . import formula as ast
-from .activations import ACTIVATIONS, Activation
-from .chainrule import hadamard, hadamard_power
-from .derivation import Derivation
-from .errors import FormulaError, ShapeError, UnknownNameError
-from .expressions import Elementwise, Softmax, SumEntries
-from .formula_scalar import MAX_EXPONENT, number
-from .printing.common import shape_text as matrix_shape_text
+from . import syntax as ast
+from ..model.activations import ACTIVATIONS, Activation
+from ..calculus.expressions import hadamard, hadamard_power
+from ..derive import Derivation
+from ..errors import FormulaError, ShapeError, UnknownNameError
+from ..calculus.expressions import Elementwise, Softmax, SumEntries
+from .scalar import MAX_EXPONENT, number
+from ..printing.common import shape_text as matrix_shape_text
 
 __all__ = [
     "LAYERED_NAME",
@@ -78,7 +85,7 @@ _LATEX_NAME = re.compile(r"^\\(?:operatorname\{([A-Za-z]+)\}|([A-Za-z]+))(?:_\{?
 
 
 def canonical_name(node: ast.Name, depth: int) -> str:
-    r"""The name a :class:`~symbackprop.formula.Name` stands for: ``W_2``, ``W^{(2)}`` → ``W2``.
+    r"""The name a :class:`~symbackprop.language.syntax.Name` stands for: ``W_2``, ``W^{(2)}`` → ``W2``.
 
     ``depth`` is the network's number of layers, the value of ``L`` in a
     layer superscript such as ``a^{(L-1)}``.
@@ -442,7 +449,7 @@ def _ones(rows: Expr, cols: Expr) -> Expr:
 
 def _times(*factors: Expr) -> Expr:
     """The product, left as written: SymPy's canonical forms cost milliseconds per operation, and
-    :func:`~symbackprop.simplify.tidy` brings formulas to them when they are compared symbolically."""
+    :func:`~symbackprop.calculus.simplify.tidy` brings formulas to them when they are compared symbolically."""
     if any(shape_of(f) for f in factors):
         return MatMul(*factors)
     return sympy.Mul(*factors)

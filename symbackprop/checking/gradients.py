@@ -16,9 +16,9 @@ from typing import Mapping
 import numpy as np
 import sympy
 
-from .derivation import Derivation
-from .evaluation import Evaluator, evaluate
-from .network import Network
+from ..derive import Derivation
+from ..calculus.numeric import Evaluator, evaluate
+from ..model.network import Network
 
 __all__ = ["random_values", "check_gradients", "GradientCheck", "ParameterCheck", "directional_difference"]
 

@@ -10,7 +10,7 @@ Every right-hand side is printed by
 own expressions; the Jinja2 template ``numpy_module.py.j2`` only lays the
 printed lines out.  The code computes each ``z``, ``a`` and ``δ`` once per
 call, broadcasts biases, and uses the stable helpers of
-:mod:`symbackprop.runtime` (copied into the module, only those it calls).
+:mod:`symbackprop.calculus.runtime` (copied into the module, only those it calls).
 
 >>> from symbackprop import Dense, Network, derive
 >>> import numpy as np
@@ -34,14 +34,15 @@ import numpy as np
 import sympy
 from sympy import HadamardProduct, MatAdd, MatrixExpr, Piecewise
 
-from . import naming, runtime
-from .activations import ACTIVATIONS
-from .chainrule import hadamard
-from .derivation import Derivation
-from .errors import ShapeError, SpecError
-from .errors import TrainingError as ArgumentError
-from .expressions import LogSoftmax, SumEntries
-from .printing.numpy import NumPyCodePrinter, is_negative_term, scaled
+from .. import naming
+from ..calculus import runtime
+from ..model.activations import ACTIVATIONS
+from ..calculus.expressions import hadamard
+from ..derive import Derivation
+from ..errors import ShapeError, SpecError
+from ..errors import TrainingError as ArgumentError
+from ..calculus.expressions import LogSoftmax, SumEntries
+from ..printing.numpy import NumPyCodePrinter, is_negative_term, scaled
 from .templating import environment
 
 __all__ = ["NUMPY_COSTS", "UpdateFunctions", "compile_numpy", "module_source", "numpy_cost"]
@@ -534,7 +535,7 @@ def module_source(derivation: Derivation) -> str:
     >>> "def gradients(params, X, Y):" in source and "import numpy as np" in source
     True
     """
-    from . import __version__
+    from .. import __version__
 
     p = program(derivation)
     env = environment()

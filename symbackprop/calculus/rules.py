@@ -1,19 +1,15 @@
-"""The matrix chain rule: reverse mode over a SymPy expression tree.
+"""The vector-Jacobian rules of the matrix chain rule: one per expression class, in one table.
 
-:data:`VJP` holds one vector-Jacobian rule per expression class.  A rule takes
-the adjoint ``G = ∂C/∂node`` (shaped like ``node``), the node and the index of
-one of its arguments, and returns that argument's share of ``∂C/∂arg``.  Its
-docstring is the identity it implements, in the Matrix Cookbook's terms.
-
-:func:`backward` knows no operation: it orders the nodes, walks them from the
-root down, looks each rule up in the table and adds up the contributions of
-every node that feeds several others.  Adding an operation is adding a rule.
+:data:`VJP` holds one rule per class.  A rule takes the adjoint ``G = ∂C/∂node``
+(shaped like ``node``), the node and the index of one of its arguments, and
+returns that argument's share of ``∂C/∂arg``.  Its docstring is the identity it
+implements, in the Matrix Cookbook's terms.  :mod:`.autodiff` applies them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 import sympy
 from sympy import (
@@ -39,10 +35,19 @@ from sympy import (
 )
 from sympy.core.symbol import Str
 
-from .errors import MissingRuleError, SymbackpropError
-from .expressions import Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries
+from ..errors import MissingRuleError
+from .expressions import (
+    Broadcast,
+    Elementwise,
+    LogSoftmax,
+    Named,
+    Softmax,
+    SumEntries,
+    hadamard,
+    hadamard_power,
+)
 
-__all__ = ["VJP", "VJPRule", "defvjp", "backward", "Backward", "grad", "hadamard", "hadamard_power", "is_ones"]
+__all__ = ["VJP", "VJPRule", "defvjp", "rule_for"]
 
 Rule = Callable[[Expr, Basic, int], Expr]
 
@@ -67,31 +72,6 @@ def defvjp(cls: type, name: str) -> Callable[[Rule], Rule]:
         return function
 
     return register
-
-
-def is_ones(matrix: Expr) -> bool:
-    """A matrix of ones; SymPy writes the 1×1 one as an identity matrix."""
-    return isinstance(matrix, OneMatrix) or (isinstance(matrix, Identity) and matrix.shape == (1, 1))
-
-
-def hadamard(*factors: Expr) -> Expr:
-    """The Hadamard product, without SymPy folding ``A ⊙ A`` into a power."""
-    first = factors[0]
-    factors = tuple(f for f in factors if not is_ones(f))
-    if not factors:
-        return OneMatrix(*first.shape)
-    if len(factors) == 1:
-        return factors[0]
-    return HadamardProduct(*factors, evaluate=False)
-
-
-def hadamard_power(base: Expr, exponent) -> Expr:
-    exponent = sympy.sympify(exponent)
-    if exponent == 1:
-        return base
-    if exponent == 0:
-        return OneMatrix(*base.shape)
-    return HadamardPower(base, exponent)
 
 
 def _product(factors: list[Expr]) -> Expr:
@@ -278,111 +258,3 @@ def rule_for(node: Basic) -> VJPRule:
         f"the chain rule has no rule for {type(node).__name__} (in {node}); "
         f"known: {', '.join(sorted(c.__name__ for c in VJP))}"
     )
-
-
-_LEAVES = (MatrixSymbol, Lambda, Str, OneMatrix, Identity, ZeroMatrix)
-
-
-def _depending_nodes(root: Basic, targets: frozenset) -> tuple[list[Basic], set[Basic]]:
-    """The nodes below ``root`` that depend on a target, children before parents.
-
-    Iterative depth-first search with a memo, so shared subexpressions are
-    visited once and deep networks do not hit Python's recursion limit.
-    """
-    depends: dict[Basic, bool] = {}
-    order: list[Basic] = []
-    stack: list[tuple[Basic, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if node in depends:
-            continue
-        if node in targets:
-            depends[node] = True
-            order.append(node)
-            continue
-        if isinstance(node, _LEAVES) or not node.args or node.is_Number:
-            depends[node] = False
-            continue
-        if not expanded:
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(node.args) if child not in depends)
-            continue
-        depends[node] = any(depends[child] for child in node.args)
-        if depends[node]:
-            order.append(node)
-    return order, {n for n, d in depends.items() if d}
-
-
-def _accumulate(total: Expr | None, contribution: Expr) -> Expr:
-    if total is None:
-        return contribution
-    if total.is_Matrix:
-        return MatAdd(total, contribution).doit(deep=False)
-    return total + contribution
-
-
-@dataclass(frozen=True)
-class Backward:
-    """The result of a reverse pass: each target's adjoint and the rules applied, in order."""
-
-    adjoints: dict
-    rules: tuple[str, ...]
-
-
-def backward(root: Expr, seed: Expr, targets: Iterable[Basic]) -> Backward:
-    """Propagate ``seed = ∂C/∂root`` down to ``targets``.
-
-    Targets are treated as leaves: the pass does not look inside a target that
-    is a :class:`~symbackprop.expressions.Named` quantity.  A target ``root``
-    does not depend on gets no entry in ``adjoints``.
-    """
-    targets = frozenset(targets)
-    order, depending = _depending_nodes(root, targets)
-    adjoint: dict[Basic, Expr] = {root: seed}
-    rules: list[str] = []
-    for node in reversed(order):
-        if node in targets:
-            continue
-        g = adjoint.pop(node, None)
-        if g is None:
-            continue
-        rule = rule_for(node)
-        if rule.name not in rules:
-            rules.append(rule.name)
-        for i, child in enumerate(node.args):
-            if child in depending:
-                adjoint[child] = _accumulate(adjoint.get(child), rule.function(g, node, i))
-    return Backward({t: adjoint[t] for t in targets if t in adjoint}, tuple(rules))
-
-
-def grad(expr: Expr, wrt: MatrixSymbol) -> Expr:
-    """The gradient of a scalar matrix expression: entry ``(i, j)`` is ``∂expr/∂wrt[i, j]``.
-
-    ``expr`` is a scalar (``Trace``, :class:`SumEntries`, their sums and
-    products) or a 1×1 matrix expression; ``wrt`` a ``MatrixSymbol`` or a
-    :class:`~symbackprop.expressions.Named` quantity.  The result has ``wrt``'s
-    shape.
-
-    >>> from sympy import MatrixSymbol, Trace
-    >>> A, X, B = MatrixSymbol("A", 2, 3), MatrixSymbol("X", 3, 4), MatrixSymbol("B", 4, 2)
-    >>> grad(Trace(A * X * B), X)
-    A.T*B.T
-    """
-    from .simplify import tidy
-
-    if not isinstance(expr, Basic):
-        raise SymbackpropError(f"grad needs a SymPy expression, not {type(expr).__name__}")
-    if not isinstance(wrt, (MatrixSymbol, Named)):
-        raise SymbackpropError(f"grad differentiates with respect to a MatrixSymbol, not {type(wrt).__name__} {wrt}")
-    if getattr(expr, "is_Matrix", False):
-        if expr.shape != (1, 1):
-            raise SymbackpropError(f"grad needs a scalar expression; this one is {expr.shape[0]}×{expr.shape[1]}")
-        seed: Expr = OneMatrix(1, 1)
-    elif isinstance(expr, Expr):
-        seed = sympy.Integer(1)
-    else:
-        raise SymbackpropError(f"grad needs a SymPy expression, not {type(expr).__name__}")
-    result = backward(expr, seed, [wrt]).adjoints.get(wrt)
-    if result is None:
-        return ZeroMatrix(*wrt.shape)
-    return tidy(result)

@@ -1,0 +1,1 @@
+"""Checking: gradients against finite differences, and hand-derived formulas against the derivation."""

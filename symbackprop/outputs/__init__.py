@@ -1,0 +1,1 @@
+"""What a derivation becomes: LaTeX and Markdown documents, and update code."""
