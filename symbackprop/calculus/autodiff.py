@@ -8,7 +8,7 @@ adding a rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import sympy
@@ -27,8 +27,6 @@ from .rules import rule_for
 from .simplify import tidy
 
 __all__ = ["backward", "Backward", "grad"]
-
-
 
 
 def _depending_nodes(root: Basic, targets: frozenset) -> tuple[list[Basic], set[Basic]]:
@@ -71,10 +69,17 @@ def _accumulate(total: Expr | None, contribution: Expr) -> Expr:
 
 @dataclass(frozen=True)
 class Backward:
-    """The result of a reverse pass: each target's adjoint and the rules applied, in order."""
+    """The result of a reverse pass.
+
+    ``adjoints`` maps each target to its adjoint; ``rules`` names every rule
+    applied, in order; ``paths`` names, for each target, the rules applied on
+    the way from the root to it (what a derivation step that reads only that
+    target applied).
+    """
 
     adjoints: dict
     rules: tuple[str, ...]
+    paths: dict = field(default_factory=dict)
 
 
 def backward(root: Expr, seed: Expr, targets: Iterable[Basic]) -> Backward:
@@ -87,6 +92,7 @@ def backward(root: Expr, seed: Expr, targets: Iterable[Basic]) -> Backward:
     targets = frozenset(targets)
     order, depending = _depending_nodes(root, targets)
     adjoint: dict[Basic, Expr] = {root: seed}
+    path: dict[Basic, tuple[str, ...]] = {root: ()}
     rules: list[str] = []
     for node in reversed(order):
         if node in targets:
@@ -97,10 +103,18 @@ def backward(root: Expr, seed: Expr, targets: Iterable[Basic]) -> Backward:
         rule = rule_for(node)
         if rule.name not in rules:
             rules.append(rule.name)
+        above = (*path.pop(node), rule.name)
         for i, child in enumerate(node.args):
             if child in depending:
                 adjoint[child] = _accumulate(adjoint.get(child), rule.function(g, node, i))
-    return Backward({t: adjoint[t] for t in targets if t in adjoint}, tuple(rules))
+                path[child] = _merge(path[child], above) if child in path else above
+    present = [t for t in targets if t in adjoint]
+    return Backward({t: adjoint[t] for t in present}, tuple(rules), {t: path[t] for t in present})
+
+
+def _merge(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    """Two routes to one node: their rule names, each once, in order of first appearance."""
+    return tuple(dict.fromkeys((*first, *second)))
 
 
 def grad(expr: Expr, wrt: MatrixSymbol) -> Expr:
