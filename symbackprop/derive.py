@@ -1,14 +1,18 @@
-"""From a network to its gradients: the derivation.
+"""From a program of named definitions to its gradients: the derivation.
 
-:func:`derive` writes the forward pass as named quantities
-(``z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾1ᵀ``, ``a⁽ˡ⁾ = σ(z⁽ˡ⁾)``), builds the cost, and runs
-the chain rule of :mod:`symbackprop.calculus.autodiff` backwards one definition at a
-time.  Each ``δ⁽ˡ⁾ = ∂C/∂z⁽ˡ⁾`` is named once and reused by the layer below, so
-the work and the size of the result grow linearly with depth.
+:func:`derive` sweeps the program's definitions in reverse.  Each
+definition's adjoint ``∂C/∂name`` is the sum of what the definitions that read
+it send back — one application of the chain rule of
+:mod:`symbackprop.calculus.autodiff` per definition — so fan-out from skip
+connections, tied weights and shared parameters needs nothing special.  The
+adjoint of a pre-activation is named ``δ`` once and reused (as is any adjoint
+that feeds more than one quantity), so the work and the size of the result
+grow linearly with depth.  Textbook forms (δᴸ = aᴸ − y) come from
+:mod:`symbackprop.textbook`.
 
-The :class:`Derivation` holds everything a renderer needs — definitions, deltas,
-gradients, the ordered chain-rule steps and the assumptions used — so renderers
-never compute mathematics themselves.
+The :class:`Derivation` holds everything a renderer needs — the program,
+deltas, gradients, the ordered chain-rule steps and the assumptions used — so
+renderers never compute mathematics themselves.
 """
 
 from __future__ import annotations
@@ -18,80 +22,95 @@ from types import MappingProxyType
 from typing import Mapping
 
 import sympy
-from sympy import Basic, Expr, MatrixSymbol, OneMatrix
+from sympy import Expr, MatAdd, MatrixSymbol
 
-from . import naming
-from .model.activations import Activation
+from . import naming, textbook
 from .calculus.autodiff import backward
-from .calculus.expressions import hadamard_power
-from .model.costs import distribution_assumption
-from .calculus.expressions import Adjoint, Broadcast, Elementwise, Named, SumEntries, new_scope
+from .calculus.expressions import Adjoint, Named
+from .calculus.simplify import tidy
+from .calculus.trees import expand_names, substitute
+from .errors import SpecError, SymbackpropError, UnknownNameError
 from .model.network import Network
-from .calculus.simplify import _Atoms, _from_scalar, tidy
-from .calculus.trees import expand_names, mentions, substitute, walk
+from .model.program import Definition, Program
 
-__all__ = ["Derivation", "Step", "derive", "expand_names"]
+__all__ = ["Derivation", "Step", "derive", "expand_names", "program_of"]
 
 
 @dataclass(frozen=True)
 class Step:
     """One step of the backward pass: ``lhs = general = rhs``.
 
-    ``general`` is the step as the rule states it, in terms of the adjoint just
-    above (``∂C/∂a⁽ˡ⁾ ⊙ σ'(z⁽ˡ⁾)``); ``rhs`` the same with that adjoint written
+    ``general`` is the step as the rule states it, in terms of the adjoints just
+    above (``∂C/∂a⁽ˡ⁾ ⊙ σ'(z⁽ˡ⁾)``); ``rhs`` the same with those adjoints written
     out and simplified.  ``rule`` names the chain rules applied; ``note`` says
-    which assumption, if any, the step uses.
+    which assumption, if any, the step uses.  ``quantity`` is the name whose
+    adjoint the step gives and ``role`` its role (a definition's role, or
+    ``"parameter"``); ``layer`` the layer whose backward pass produced it.
     """
 
     lhs: Expr
     general: Expr
     rhs: Expr
     rule: str
-    layer: int
+    layer: int | None
     note: str | None = None
+    quantity: str = ""
+    role: str = ""
 
 
 @dataclass(frozen=True)
 class Derivation:
     """The result of :func:`derive`.
 
-    * ``symbols`` — ``"X"``, ``"Y"``, ``"W1"``, ``"b1"``, … as ``MatrixSymbol``;
-    * ``forward`` — ``z1, a1, …, zL, aL`` as :class:`~symbackprop.calculus.expressions.Named`;
-    * ``cost`` — C in terms of ``aL`` (and the weights, with weight decay);
+    * ``program`` — the :class:`~symbackprop.model.program.Program` derived;
+    * ``symbols`` — inputs and parameters (``"X"``, ``"Y"``, ``"W1"``, …) as ``MatrixSymbol``;
+    * ``forward`` — every definition but the cost (``z1, a1, …, zL, aL``) as
+      :class:`~symbackprop.calculus.expressions.Named`;
+    * ``cost`` — C in terms of the output (and the weights, with weight decay);
     * ``deltas`` — ``"delta1"`` … ``"deltaL"``, each ∂C/∂z⁽ˡ⁾;
-    * ``gradients`` — ``"W1"``, ``"b1"``, … → ∂C/∂W⁽¹⁾, … of the parameter's shape;
-    * ``steps`` — the chain-rule steps from ∂C/∂a⁽ᴸ⁾ down to layer 1;
+    * ``adjoints`` — each definition's name → its adjoint as the derivation uses
+      it (a named δ, a named ∂C/∂a, or an expression);
+    * ``gradients`` — each trained parameter → ∂C/∂W⁽¹⁾, … of the parameter's shape;
+    * ``steps`` — the chain-rule steps from the cost down to the inputs;
     * ``assumptions`` — standing assumptions the derivation used.
     """
 
-    network: Network
+    program: Program
     symbols: Mapping[str, MatrixSymbol]
     forward: tuple[Named, ...]
     cost: Expr
     deltas: Mapping[str, Named]
+    adjoints: Mapping[str, Expr]
     gradients: Mapping[str, Expr]
     steps: tuple[Step, ...]
     assumptions: tuple[str, ...]
 
     @property
+    def network(self) -> "Network | None":
+        """The layer stack the program was built from (``None`` for a model written as equations)."""
+        return self.program.source if isinstance(self.program.source, Network) else None
+
+    @property
     def output(self) -> Named:
-        """``a⁽ᴸ⁾``, the network's output."""
-        return self.forward[-1]
+        """The network's output (``a⁽ᴸ⁾`` of a layer stack)."""
+        return self.program.output.node
 
     def quantity(self, name: str) -> Expr:
         """Any named quantity: ``"X"``, ``"W2"``, ``"z1"``, ``"a0"``, ``"delta2"``, ``"Y"``."""
         if name in self.symbols:
             return self.symbols[name]
-        if name == "a0":
+        if name == "a0" and naming.INPUT in self.symbols:
             return self.symbols[naming.INPUT]
         for node in self.forward:
             if node.name == name:
                 return node
         if name in self.deltas:
             return self.deltas[name]
-        known = [*self.symbols, "a0", *(n.name for n in self.forward), *self.deltas]
-        from .errors import UnknownNameError
-
+        named = {node.name: node for node in self.adjoints.values() if isinstance(node, Named)}
+        if name in named:
+            return named[name]
+        known = [*self.symbols, *(["a0"] if naming.INPUT in self.symbols else []), *(n.name for n in self.forward),
+                 *self.deltas, *(n for n in named if n not in self.deltas)]
         raise UnknownNameError("quantity", name, known)
 
     def cost_expression(self) -> Expr:
@@ -160,29 +179,21 @@ class Derivation:
         return module_source(self)
 
 
-def _size_of(expr: Basic) -> int:
-    """How many nodes an expression has, not counting inside names: the shorter form wins."""
-    count, stack = 0, [expr]
-    while stack:
-        node = stack.pop()
-        count += 1
-        if not isinstance(node, (Named, MatrixSymbol, sympy.Lambda)):
-            stack.extend(node.args)
-    return count
+
+def program_of(model: object) -> Program:
+    """The program of a :class:`Network`, a :class:`~symbackprop.model.equations.Model` or a :class:`Program`."""
+    if isinstance(model, Program):
+        return model
+    build = getattr(model, "program", None)
+    if callable(build):
+        program = build()
+        if isinstance(program, Program):
+            return program
+    raise SymbackpropError(f"derive takes a Network or a Model, not {type(model).__name__}")
 
 
-def _output_form(activation: Activation, output: Named) -> Expr:
-    """σ'(z) written through the layer's output a = σ(z), e.g. a ⊙ (1 − a) for the sigmoid."""
-    from .model.activations import y
-
-    atoms = _Atoms()
-    atoms.symbol_of[output] = y
-    atoms.matrix_of[y] = output
-    return _from_scalar(activation.output_derivative, atoms, output.shape)
-
-
-def derive(network: Network) -> Derivation:
-    """Derive ∂C/∂W⁽ˡ⁾ and ∂C/∂b⁽ˡ⁾ for every layer of ``network``.
+def derive(model: "Network | Program") -> Derivation:
+    """Derive ∂C/∂θ for every trained parameter θ of ``model`` (a :class:`Network` or a ``Model``).
 
     >>> from symbackprop import Dense, Network
     >>> from symbackprop.printing import to_text
@@ -190,116 +201,131 @@ def derive(network: Network) -> Derivation:
     >>> to_text(d.deltas["delta1"].definition), to_text(d.gradients["W1"])
     ('a⁽¹⁾ − Y', 'δ⁽¹⁾ Xᵀ')
     """
-    if not isinstance(network, Network):
-        from .errors import SymbackpropError
-
-        raise SymbackpropError(f"derive takes a Network, not {type(network).__name__}")
-    net = network
-    columns = net.layout == "columns"
-    n = net.sizes
-    X = MatrixSymbol(naming.INPUT, *net.data_shape(n[0]))
-    Y = MatrixSymbol(naming.TARGET, *net.data_shape(n[-1]))
-    symbols: dict[str, MatrixSymbol] = {naming.INPUT: X, naming.TARGET: Y}
-    for name, shape in net.parameter_shapes().items():
-        symbols[name] = MatrixSymbol(name, *shape)
-
-    # forward pass
-    scope = new_scope()
-    forward: list[Named] = []
-    a: Expr = X
-    for l, (layer, activation) in enumerate(zip(net.layers, net.activations), 1):
-        W = symbols[naming.weight(l)]
-        pre = W * a if columns else a * W
-        if layer.bias:
-            b = symbols[naming.bias(l)]
-            # one sample needs no broadcast: z = W a + b
-            pre = pre + (b if net.batch == 1 else Broadcast(b, *net.data_shape(n[l])))
-        z = Named(naming.preactivation(l), pre, scope)
-        a = Named(naming.activation(l), activation.apply(z, 0 if columns else 1), scope)
-        forward += [z, a]
-    output = forward[-1]
-
-    weights = [symbols[naming.weight(l)] for l in range(1, net.depth + 1)]
-    cost = net.cost.build(output, Y)
-    if net.weight_decay != 0:
-        cost = cost + net.weight_decay * sympy.Add(*(SumEntries(hadamard_power(W, 2)) for W in weights))
-
-    # backward pass, one definition at a time
-    steps: list[Step] = []
-    assumptions: list[str] = []
-    top = backward(cost, sympy.Integer(1), [output, *weights])
-    g = tidy(top.adjoints[output])
-    steps.append(Step(Adjoint(output), g, g, ", ".join(top.rules), net.depth))
-    decay = {W: tidy(top.adjoints[W]) for W in weights if W in top.adjoints}
-
-    deltas: dict[str, Named] = {}
-    gradients: dict[str, Expr] = {}
-    for l in range(net.depth, 0, -1):
-        layer, activation = net.layers[l - 1], net.activations[l - 1]
-        z, a = forward[2 * l - 2], forward[2 * l - 1]
-        general = backward(a.definition, Adjoint(a), [z])
-        stated = substitute(general.adjoints[z], {a.definition: a})  # the rule, in terms of ∂C/∂a
-        concrete = substitute(stated, {Adjoint(a): g})
-        candidates = [tidy(concrete)]
-        note = None
-        if activation.output_derivative is not None and mentions(concrete, a):
-            # σ' written through the output can cancel against ∂C/∂a (sigmoid + cross-entropy)
-            derivative = Elementwise(activation.name, activation.function, z, 1)
-            candidates.append(tidy(substitute(concrete, {derivative: _output_form(activation, a)})))
-        if activation.definition is None and l == net.depth and net.cost.distribution_targets:
-            with_assumption = _assume_distributions(candidates[0], Y, columns)
-            if with_assumption != candidates[0]:
-                candidates.append(with_assumption)
-        best = min(candidates, key=_size_of)  # min keeps the first of equals: the textbook product form
-        if net.cost.distribution_targets and best is not candidates[0] and activation.definition is None:
-            note = distribution_assumption(net.layout)
-            assumptions.append(note)
-        delta = Named(naming.delta(l), best, scope)
-        deltas[delta.name] = delta
-        steps.append(Step(delta, tidy(stated), best, ", ".join(general.rules), l, note))
-
-        inputs = [symbols[naming.weight(l)]]
-        if layer.bias:
-            inputs.append(symbols[naming.bias(l)])
-        below = forward[2 * l - 3] if l > 1 else None
-        if below is not None:
-            inputs.append(below)
-        local = backward(z.definition, delta, inputs)
-        for parameter in inputs[: 1 + layer.bias]:
-            gradient = tidy(local.adjoints[parameter])
-            if parameter in decay:
-                gradient = sympy.MatAdd(gradient, decay[parameter]).doit(deep=False)
-            rule = "matrix product" if parameter.name.startswith("W") else "bias broadcast" if net.batch != 1 else "sum"
-            if parameter in decay:
-                rule += ", weight decay"
-            steps.append(Step(Adjoint(parameter), gradient, gradient, rule, l))
-            gradients[parameter.name] = gradient
-        if below is not None:
-            g = tidy(local.adjoints[below])
-            steps.append(Step(Adjoint(below), g, g, "matrix product", l))
-
-    order = [name for name in net.parameter_shapes()]
-    return Derivation(
-        network=net,
-        symbols=MappingProxyType(symbols),
-        forward=tuple(forward),
-        cost=cost,
-        deltas=MappingProxyType({k: deltas[k] for k in sorted(deltas, key=lambda k: int(k[5:]))}),
-        gradients=MappingProxyType({name: gradients[name] for name in order}),
-        steps=tuple(steps),
-        assumptions=tuple(dict.fromkeys(assumptions)),
-    )
+    return _Sweep(program_of(model)).run()
 
 
-def _assume_distributions(expr: Expr, Y: MatrixSymbol, columns: bool) -> Expr:
-    """Use 1ᵀY = 1ᵀ (columns) or Y1 = 1 (rows): each sample's targets sum to one."""
-    rows, cols = Y.shape
-    replacement = {}
-    for node in walk(expr):
-        if isinstance(node, sympy.MatMul) and len(node.args) == 2:
-            first, second = node.args
-            if columns and second == Y and isinstance(first, OneMatrix):
-                replacement[node] = OneMatrix(first.shape[0], cols)
-            elif not columns and first == Y and isinstance(second, OneMatrix):
-                replacement[node] = OneMatrix(rows, second.shape[1])
-    return tidy(substitute(expr, replacement)) if replacement else expr
+@dataclass(frozen=True)
+class _Contribution:
+    """What one reader sends back to a quantity it reads, in terms of the reader's adjoint placeholder."""
+
+    reader: Definition
+    stated: Expr
+    rules: tuple[str, ...]
+
+
+class _Sweep:
+    """The reverse sweep: one backward pass per definition, adjoints completed at their first reader."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.definitions = {d.name: d for d in program.definitions}
+        self.index = {d.name: i for i, d in enumerate(program.definitions)}
+        self.trained = {p.name: p for p in program.trained}
+        self.reads = {d.name: [x for x in program.reads(d) if x in self.trained or x in self.definitions]
+                      for d in program.definitions}
+        self.first_reader: dict[str, int] = {}
+        for d in program.definitions:
+            for x in self.reads[d.name]:
+                self.first_reader.setdefault(x, self.index[d.name])
+        self.scope = next((d.node.scope for d in program.definitions if isinstance(d.node, Named)), 0)
+        self.contributions: dict[str, list[_Contribution]] = {}
+        self.adjoint: dict[str, Expr] = {}  # a processed definition → its adjoint, as readers below use it
+        self.named: set[str] = set()  # definitions whose adjoint is a name
+        self.steps: list[Step] = []
+        self.deltas: dict[str, Named] = {}
+        self.delta_of: dict[str, str] = {}  # δ's name → its pre-activation's
+        self.gradients: dict[str, Expr] = {}
+        self.assumptions: list[str] = []
+
+    def run(self) -> Derivation:
+        program = self.program
+        for name in self.trained:
+            if name not in self.first_reader:
+                raise SpecError(f"the cost does not depend on the parameter {name}; remove it or mark it fixed")
+        for d in reversed(program.definitions):
+            if d.role == "cost":
+                seed: Expr = sympy.Integer(1)
+            elif d.name in self.adjoint:
+                seed = Adjoint(d.node)
+            else:
+                continue  # nothing below the cost reads it
+            targets = {x: self.definitions[x].node if x in self.definitions else self.trained[x].symbol
+                       for x in self.reads[d.name]}
+            result = backward(d.expr, seed, targets.values())
+            for x, target in targets.items():
+                if target in result.adjoints:
+                    stated = result.adjoints[target]
+                    if isinstance(d.node, Named):  # a rule that repeats the node (softmax) names it instead
+                        stated = substitute(stated, {d.expr: d.node})
+                    self.contributions.setdefault(x, []).append(_Contribution(d, stated, result.paths[target]))
+            for x in targets:
+                if self.first_reader[x] == self.index[d.name]:
+                    self._complete(x)
+        for name in self.trained:
+            if name not in self.gradients:
+                raise SpecError(f"the cost does not depend on the parameter {name}; remove it or mark it fixed")
+        # deltas in the order of their pre-activations (δ⁽¹⁾ first), as the program defines them
+        ordered_deltas = sorted(self.deltas.values(), key=lambda n: self.index[self.delta_of[n.name]])
+        return Derivation(
+            program=program,
+            symbols=MappingProxyType(program.symbols()),
+            forward=tuple(d.node for d in program.forward),
+            cost=program.cost.expr,
+            deltas=MappingProxyType({n.name: n for n in ordered_deltas}),
+            adjoints=MappingProxyType(dict(self.adjoint)),
+            gradients=MappingProxyType({p.name: self.gradients[p.name] for p in program.trained}),
+            steps=tuple(self.steps),
+            assumptions=tuple(dict.fromkeys(self.assumptions)),
+        )
+
+    def _terms(self, x: str, named_only: bool) -> Expr:
+        """``x``'s adjoint: each contribution with its reader's adjoint put in (only the named ones, for
+        the general form of a step), tidied, summed in program order."""
+        terms = []
+        for c in sorted(self.contributions[x], key=lambda c: self.index[c.reader.name]):
+            if c.reader.role == "cost":
+                terms.append(tidy(c.stated))
+                continue
+            reader = c.reader.name
+            if named_only and reader not in self.named:
+                terms.append(tidy(c.stated))
+            else:
+                terms.append(tidy(substitute(c.stated, {Adjoint(c.reader.node): self.adjoint[reader]})))
+        return terms[0] if len(terms) == 1 else MatAdd(*terms).doit(deep=False)
+
+    def _complete(self, x: str) -> None:
+        """Every reader of ``x`` has sent its share: state ``x``'s adjoint as a step."""
+        contributions = sorted(self.contributions.get(x, []), key=lambda c: self.index[c.reader.name])
+        if not contributions:
+            return  # x reaches the cost through nothing differentiable
+        parameter = x in self.trained
+        rule = textbook.label([c.rules for c in contributions], parameter)
+        layer = contributions[0].reader.layer
+        if parameter:
+            gradient = self._terms(x, named_only=False)
+            self.gradients[x] = gradient
+            symbol = self.trained[x].symbol
+            self.steps.append(Step(Adjoint(symbol), gradient, gradient, rule,
+                                   layer if layer is not None else self.trained[x].layer, quantity=x, role="parameter"))
+            return
+        d = self.definitions[x]
+        general = self._terms(x, named_only=True)
+        concrete = self._terms(x, named_only=False)
+        best, note = textbook.compact(self.program, d, [c.reader for c in contributions], concrete)
+        if note is not None:
+            self.assumptions.append(note)
+        if layer is None:
+            layer = d.layer
+        if d.role == "preactivation" or len(self.reads[x]) > 1:
+            # named once and reused: δ for a pre-activation, ∂C/∂x for a quantity that feeds several
+            node = Named(self.program.naming_of(d), best, self.scope)
+            self.adjoint[x] = node
+            self.named.add(x)
+            if d.role == "preactivation":
+                self.deltas[node.name] = node
+                self.delta_of[node.name] = x
+                self.steps.append(Step(node, general, best, rule, layer, note, quantity=x, role=d.role))
+                return
+        else:
+            self.adjoint[x] = best
+        self.steps.append(Step(Adjoint(d.node), general, best, rule, layer, note, quantity=x, role=d.role))

@@ -23,6 +23,7 @@ import re
 __all__ = [
     "INPUT",
     "TARGET",
+    "COST",
     "weight",
     "bias",
     "preactivation",
@@ -32,10 +33,14 @@ __all__ = [
     "scaled_gradient",
     "next_value",
     "LAYERED_KINDS",
+    "delta_of",
+    "adjoint",
+    "adjoint_target",
 ]
 
 INPUT = "X"
 TARGET = "Y"
+COST = "C"
 
 #: kinds of per-layer names, in the order a reader meets them
 LAYERED_KINDS = ("W", "b", "z", "a", "delta")
@@ -61,6 +66,34 @@ def activation(layer: int) -> str:
 
 def delta(layer: int) -> str:
     return f"delta{layer}"
+
+
+def delta_of(name: str, layer: int | None) -> str:
+    """The name of ``∂C/∂name`` for a pre-activation: ``delta3`` for ``z3`` of layer 3, else ``delta_h``.
+
+    >>> delta_of("z3", 3), delta_of("h", None)
+    ('delta3', 'delta_h')
+    """
+    if layer is not None and name == preactivation(layer):
+        return delta(layer)
+    return f"delta_{name}"
+
+
+_ADJOINT = "grad_"
+
+
+def adjoint(name: str) -> str:
+    """The name of the named adjoint ``∂C/∂name`` of a quantity that is not a pre-activation (``grad_a2``)."""
+    return f"{_ADJOINT}{name}"
+
+
+def adjoint_target(name: str) -> str | None:
+    """``"grad_a2"`` → ``"a2"``: the quantity a named adjoint belongs to; None for any other name.
+
+    >>> adjoint_target(adjoint("a2")), adjoint_target("a2")
+    ('a2', None)
+    """
+    return name[len(_ADJOINT):] if name.startswith(_ADJOINT) and len(name) > len(_ADJOINT) else None
 
 
 def scaled_gradient(parameter: str) -> str:

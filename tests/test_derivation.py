@@ -138,7 +138,7 @@ def test_cost_expression_expands_every_name():
 # --- growth with depth ------------------------------------------------------------------
 
 def _derivation_size(depth):
-    from symbackprop.derive import _size_of
+    from symbackprop.textbook import size_of as _size_of
 
     d = derive(Network("n_0", [Dense(f"n_{l}", "tanh") for l in range(1, depth + 1)], batch="m"))
     return sum(_size_of(s.rhs) + _size_of(s.general) for s in d.steps) + sum(

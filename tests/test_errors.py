@@ -34,7 +34,7 @@ from symbackprop.cli import main
         (lambda: Dense("n 1"), SpecError, "'n 1' is not a valid symbol name"),
         (lambda: Dense("W1"), SpecError, "a name symbackprop uses"),
         (lambda: Dense(3, "x + y"), SpecError, "unknown name 'y'"),
-        (lambda: Dense(3, bias="yes"), SpecError, "bias must be true or false"),
+        (lambda: Dense(3, bias="yes"), SpecError, "bias must be true, false or \"shared\""),
         (lambda: Network(3, [Dense(2, "softmax"), Dense(2)]), SpecError, "layer 1: softmax can only be the last"),
         (lambda: Network(3, [Dense(2, "sigmoid")], cost="softmax_cross_entropy"), SpecError,
          "softmax_cross_entropy needs a softmax output layer; the last layer has sigmoid"),

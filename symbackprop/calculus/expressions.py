@@ -248,7 +248,8 @@ class Broadcast(MatrixExpr):
     """A column vector repeated across ``cols`` columns, or a row vector down ``rows`` rows.
 
     In the columns layout the bias term is ``Broadcast(b, n, m)`` = ``b 1ᵀ``; in
-    the rows layout it is ``Broadcast(b, m, n)`` = ``1 b``.  Code printers
+    the rows layout it is ``Broadcast(b, m, n)`` = ``1 b``; a bias shared by every
+    unit is a 1×1 ``b`` repeated both ways, ``1 b 1ᵀ``.  Code printers
     broadcast instead of multiplying by a matrix of ones.
     """
 
@@ -259,6 +260,8 @@ class Broadcast(MatrixExpr):
         vrows, vcols = vector.shape
         if vcols != 1 and vrows != 1:
             raise ValueError("only a row or a column vector can be broadcast")
+        if (vrows != 1 and vrows != rows) or (vcols != 1 and vcols != cols):
+            raise ValueError(f"a {vrows}×{vcols} vector cannot be broadcast to {rows}×{cols}")
         return Basic.__new__(cls, vector, rows, cols)
 
     @property
@@ -272,6 +275,11 @@ class Broadcast(MatrixExpr):
         return vcols == 1 and vrows == self.args[1]
 
     @property
+    def along_both(self) -> bool:
+        """True when a 1×1 value is repeated down the rows and across the columns (``1 b 1ᵀ``)."""
+        return self.vector.shape == (1, 1) and self.args[1] != 1 and self.args[2] != 1
+
+    @property
     def shape(self):  # type: ignore[override]
         return self.args[1], self.args[2]
 
@@ -279,6 +287,8 @@ class Broadcast(MatrixExpr):
         return self
 
     def _sympystr(self, printer) -> str:
+        if self.along_both:
+            return f"1*{printer._print(self.vector)}*1ᵀ"
         if self.along_columns:
             return f"{printer._print(self.vector)}*1ᵀ"
         return f"1*{printer._print(self.vector)}"

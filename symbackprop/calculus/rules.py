@@ -175,8 +175,10 @@ def _log_softmax(g, node, i):
 
 @defvjp(Broadcast, "bias broadcast")
 def _broadcast(g, node, i):
-    """C = f(b 1ᵀ):  ∂C/∂b = G 1;   C = f(1 b):  ∂C/∂b = 1ᵀ G."""
+    """C = f(b 1ᵀ):  ∂C/∂b = G 1;   C = f(1 b):  ∂C/∂b = 1ᵀ G;   C = f(1 b 1ᵀ):  ∂C/∂b = 1ᵀ G 1."""
     rows, cols = node.shape
+    if node.along_both:
+        return OneMatrix(1, rows) * g * OneMatrix(cols, 1)
     if node.along_columns:
         return g * OneMatrix(cols, 1)
     return OneMatrix(1, rows) * g

@@ -13,9 +13,9 @@ from typing import Callable
 
 from sympy import Expr, HadamardPower, HadamardProduct, OneMatrix, Rational
 
-from .activations import LOG
+from ..calculus.expressions import LogSoftmax, SumEntries, hadamard
 from ..errors import UnknownNameError
-from ..calculus.expressions import SumEntries
+from .activations import ACTIVATIONS, LOG
 
 __all__ = ["Cost", "COSTS", "get_cost", "distribution_assumption"]
 
@@ -32,7 +32,9 @@ class Cost:
 
     ``requires_output`` names the activation the last layer must have;
     ``distribution_targets`` says the derivation may assume that each sample's
-    targets sum to 1 (softmax cross-entropy).
+    targets sum to 1 (softmax cross-entropy); ``stable`` rewrites the cost
+    through the last pre-activation z, for an output activation
+    ``stable_output``, as code computes it: ``stable(z, Y, axis)``.
     """
 
     name: str
@@ -40,6 +42,9 @@ class Cost:
     build: Callable[[Expr, Expr], Expr]
     requires_output: str | None = None
     distribution_targets: bool = False
+    stable: Callable[[Expr, Expr, int], Expr] | None = None
+    stable_output: str | None = None
+    target_kind: str = "real"
 
 
 def _ones(M):
@@ -62,11 +67,17 @@ COSTS: dict[str, Cost] = {
              lambda A, Y: Rational(1, 2) * _squared_error(A, Y)),
         Cost("mean_squared_error", "the mean of (A − Y)² over all entries",
              lambda A, Y: _squared_error(A, Y) / (A.shape[0] * A.shape[1])),
+        # the stable forms never take the log of a rounded probability:
+        # −Σ Y ⊙ log_softmax(z), and −[y log σ(z) + (1 − y) log(1 − σ(z))] = softplus(z) − y z
         Cost("softmax_cross_entropy", "−Σ Y ⊙ log A, with a softmax output",
              lambda A, Y: -SumEntries(_hadamard(Y, LOG(A))),
-             requires_output="softmax", distribution_targets=True),
+             requires_output="softmax", distribution_targets=True,
+             stable=lambda z, Y, axis: -SumEntries(hadamard(Y, LogSoftmax(z, axis))), stable_output="softmax",
+             target_kind="distributions"),
         Cost("binary_cross_entropy", "−Σ [Y ⊙ log A + (1 − Y) ⊙ log(1 − A)]",
-             lambda A, Y: -SumEntries(_hadamard(Y, LOG(A)) + _hadamard(_ones(Y) - Y, LOG(_ones(A) - A)))),
+             lambda A, Y: -SumEntries(_hadamard(Y, LOG(A)) + _hadamard(_ones(Y) - Y, LOG(_ones(A) - A))),
+             stable=lambda z, Y, axis: SumEntries(ACTIVATIONS["softplus"].apply(z) - hadamard(Y, z)),
+             stable_output="sigmoid", target_kind="probabilities"),
     )
 }
 

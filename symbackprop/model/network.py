@@ -13,15 +13,23 @@ import keyword
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Sequence
+from functools import cached_property
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import sympy
+from sympy import MatrixSymbol
 
 from .. import naming
+from ..calculus.expressions import Broadcast, Named, SumEntries, hadamard_power, new_scope
+from ..printing.common import shape_text
 from .activations import Activation, get_activation
 from .costs import Cost, get_cost
-from ..errors import SpecError
+from ..errors import SpecError, UnknownNameError
+
+if TYPE_CHECKING:
+    from .program import Program
 
 __all__ = ["Dense", "Network", "LAYOUTS", "size_symbol"]
 
@@ -65,17 +73,32 @@ class Dense:
 
     ``activation`` is a registered name (``"sigmoid"``) or a formula in ``x``
     (``"x**3"``); ``units`` a positive integer or a symbol name (``"n_1"``).
+    ``bias`` is ``True`` (one per unit), ``False``, or ``"shared"`` (one scalar
+    added to every unit).  ``skip_from = k`` adds the output of layer ``k``
+    (``k = 0``: the input X) to this layer's output, a⁽ˡ⁾ = σ(z⁽ˡ⁾) + a⁽ᵏ⁾;
+    ``tied_to = k`` uses W⁽ᵏ⁾ᵀ instead of a weight of its own.
     """
 
     units: int | str
     activation: str | Activation = "identity"
-    bias: bool = True
+    bias: bool | str = True
+    skip_from: int | None = None
+    tied_to: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "units", _size(self.units, "layer width"))
         object.__setattr__(self, "activation", get_activation(self.activation))
-        if not isinstance(self.bias, bool):
-            raise SpecError(f"bias must be true or false, not {self.bias!r}")
+        if self.bias not in (True, False, "shared") or isinstance(self.bias, (int, float)) and \
+                not isinstance(self.bias, bool):
+            raise SpecError(f"bias must be true, false or \"shared\", not {self.bias!r}")
+        for key in ("skip_from", "tied_to"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise SpecError(f"{key} must be a layer number (0 for the input), not {value!r}")
+
+    @property
+    def shared_bias(self) -> bool:
+        return self.bias == "shared"
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,7 @@ class Network:
     layout: str = "columns"
     batch: int | str = 1
     weight_decay: float | int | str = 0
+    fixed: Mapping[str, object] = field(default_factory=dict)
     activations: tuple[Activation, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -124,6 +148,58 @@ class Network:
                 f"cost {self.cost.name} needs a {self.cost.requires_output} output layer; "
                 f"the last layer has {self.activations[-1].name}"
             )
+        self._check_connections()
+        object.__setattr__(self, "fixed", self._fixed(self.fixed))
+
+    def _check_connections(self) -> None:
+        """``skip_from`` reaches an earlier layer of the same width; ``tied_to`` a weight of the transposed shape."""
+        n = self.sizes
+        for l, layer in enumerate(self.layers, 1):
+            if layer.skip_from is not None:
+                k = layer.skip_from
+                if k >= l:
+                    raise SpecError(f"layer {l}: skip_from = {k} must name an earlier layer (0 to {l - 1}; 0 is the input)")
+                if n[k] != n[l]:
+                    raise SpecError(f"layer {l}: skip_from = {k} adds a⁽{k}⁾ of width {n[k]} to a layer of width "
+                                    f"{n[l]}; a skip connection needs equal widths")
+            if layer.tied_to is not None:
+                k = layer.tied_to
+                if not 1 <= k <= self.depth or k == l:
+                    raise SpecError(f"layer {l}: tied_to = {k} must name another layer (1 to {self.depth})")
+                if self.layers[k - 1].tied_to is not None:
+                    raise SpecError(f"layer {l}: tied_to = {k}, but layer {k} is itself tied to layer "
+                                    f"{self.layers[k - 1].tied_to}; tie to a layer with a weight of its own")
+                if (n[l], n[l - 1]) != (n[k - 1], n[k]):
+                    raise SpecError(f"layer {l}: tied_to = {k} uses W⁽{k}⁾ᵀ, which maps width {n[k]} to "
+                                    f"{n[k - 1]}, but layer {l} maps {n[l - 1]} to {n[l]}")
+
+    def _fixed(self, fixed: object) -> MappingProxyType:
+        """Fixed parameters: known names, finite values shaped like the parameter (or one number)."""
+        if not isinstance(fixed, Mapping):
+            raise SpecError(f"fixed must map parameter names to values, not {type(fixed).__name__}")
+        shapes = self.parameter_shapes()
+        values: dict[str, np.ndarray] = {}
+        for name, value in fixed.items():
+            if name not in shapes:
+                raise UnknownNameError("parameter", name, list(shapes))
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise SpecError(f"fixed {name}: a value is a number or a list of numbers, not {value!r}") from None
+            if not np.all(np.isfinite(array)):
+                raise SpecError(f"fixed {name}: values must be finite, not {value!r}")
+            if array.ndim:
+                expected = shapes[name]
+                if not all(d.is_Integer for d in expected):
+                    raise SpecError(f"fixed {name}: its shape {shape_text(expected)} has symbolic sizes; "
+                                    f"give one number for every entry")
+                wanted = tuple(int(d) for d in expected)
+                if array.ndim == 1 and 1 in wanted and array.size == max(wanted):
+                    array = array.reshape(wanted)
+                if array.shape != wanted:
+                    raise SpecError(f"fixed {name}: expected shape {wanted} (or one number), given {array.shape}")
+            values[name] = array
+        return MappingProxyType(values)
 
     @staticmethod
     def _weight_decay(value: object) -> sympy.Expr:
@@ -187,18 +263,18 @@ class Network:
         return (width, self.batch) if self.layout == "columns" else (self.batch, width)
 
     def parameter_shapes(self) -> dict[str, tuple[Size, Size]]:
-        """Ordered parameter names ("W1", "b1", …) and their shapes in this layout."""
+        """Ordered parameter names ("W1", "b1", …) and their shapes in this layout (fixed ones too)."""
         shapes: dict[str, tuple[Size, Size]] = {}
         n = self.sizes
+        one = sympy.Integer(1)
         for l, layer in enumerate(self.layers, 1):
-            if self.layout == "columns":
-                shapes[naming.weight(l)] = (n[l], n[l - 1])
-                if layer.bias:
-                    shapes[naming.bias(l)] = (n[l], sympy.Integer(1))
-            else:
-                shapes[naming.weight(l)] = (n[l - 1], n[l])
-                if layer.bias:
-                    shapes[naming.bias(l)] = (sympy.Integer(1), n[l])
+            columns = self.layout == "columns"
+            if layer.tied_to is None:
+                shapes[naming.weight(l)] = (n[l], n[l - 1]) if columns else (n[l - 1], n[l])
+            if layer.shared_bias:
+                shapes[naming.bias(l)] = (one, one)
+            elif layer.bias:
+                shapes[naming.bias(l)] = (n[l], one) if columns else (one, n[l])
         return shapes
 
     @property
@@ -209,3 +285,81 @@ class Network:
             if isinstance(size, sympy.Symbol) and size not in seen:
                 seen.append(size)
         return tuple(seen)
+
+    # --- the program ---------------------------------------------------------------------
+
+    @cached_property
+    def _program(self) -> "Program":
+        return _build_program(self)
+
+    def program(self) -> "Program":
+        """The network as a :class:`~symbackprop.model.program.Program` of named definitions.
+
+        >>> net = Network(2, [Dense(2, "tanh"), Dense(2, skip_from=1)])
+        >>> print(net.program().definition("a2").expr)
+        identity(z2) + a1
+        """
+        return self._program
+
+
+def _build_program(net: Network) -> "Program":
+    """Each layer appends z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾1ᵀ and a⁽ˡ⁾ = σ(z⁽ˡ⁾) (+ a⁽ᵏ⁾); the cost comes last."""
+    from .program import Definition, Input, Parameter, Program
+
+    columns = net.layout == "columns"
+    n = net.sizes
+    X = MatrixSymbol(naming.INPUT, *net.data_shape(n[0]))
+    Y = MatrixSymbol(naming.TARGET, *net.data_shape(n[-1]))
+    parameters: dict[str, Parameter] = {}
+    for name, shape in net.parameter_shapes().items():
+        kind = naming.split_layer_name(name)
+        weight = kind is not None and kind[0] == "W"
+        parameters[name] = Parameter(MatrixSymbol(name, *shape), trained=name not in net.fixed,
+                                     value=net.fixed.get(name), init="weight" if weight else "zeros",
+                                     fan_in=1 if columns else 0, layer=kind[1] if kind else None)
+    scope = new_scope()
+    definitions: list[Definition] = []
+    outputs: list = [X]
+    for l, (layer, activation) in enumerate(zip(net.layers, net.activations), 1):
+        if layer.tied_to is None:
+            W = parameters[naming.weight(l)].symbol
+        else:
+            W = parameters[naming.weight(layer.tied_to)].symbol.T
+        below = outputs[-1]
+        pre = W * below if columns else below * W
+        if layer.bias:
+            b = parameters[naming.bias(l)].symbol
+            shape = net.data_shape(n[l])
+            # one sample needs no broadcast: z = W a + b
+            pre = pre + (b if b.shape == shape else Broadcast(b, *shape))
+        z = Named(naming.preactivation(l), pre, scope)
+        out = activation.apply(z, 0 if columns else 1)
+        if layer.skip_from is not None:
+            out = out + outputs[layer.skip_from]
+        a = Named(naming.activation(l), out, scope)
+        definitions += [Definition(z, "preactivation", l),
+                        Definition(a, "output" if l == net.depth else "activation", l)]
+        outputs.append(a)
+    output = outputs[-1]
+    cost = net.cost.build(output, Y)
+    decayed = [p.symbol for p in parameters.values() if p.trained and p.init == "weight"]
+    if net.weight_decay != 0 and decayed:
+        cost = cost + net.weight_decay * sympy.Add(*(SumEntries(hadamard_power(W, 2)) for W in decayed))
+    numeric_cost = cost
+    if net.cost.stable is not None and net.activations[-1].name == net.cost.stable_output \
+            and net.layers[-1].skip_from is None:
+        plain = net.cost.build(output, Y)
+        numeric_cost = cost.xreplace({plain: net.cost.stable(definitions[-2].node, Y, 0 if columns else 1)})
+    definitions.append(Definition(cost, "cost", label=naming.COST))
+    return Program(
+        inputs=(Input(X, "input"), Input(Y, "target")),
+        parameters=tuple(parameters.values()),
+        definitions=tuple(definitions),
+        layout=net.layout,
+        size_symbols=net.size_symbols,
+        scalars=(net.weight_decay,) if isinstance(net.weight_decay, sympy.Symbol) else (),
+        activations=tuple(dict.fromkeys(net.activations)),
+        numeric_cost=numeric_cost,
+        target_kind=net.cost.target_kind,
+        source=net,
+    )

@@ -248,6 +248,8 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     def _print_Broadcast(self, expr) -> str:
         vector = self.parenthesize(expr.vector, POSTFIX)
         ones = r"\mathbf{1}"
+        if expr.along_both:
+            return f"{ones} {vector} {ones}^\\top"
         return f"{vector} {ones}^\\top" if expr.along_columns else f"{ones} {vector}"
 
     def _print_SumEntries(self, expr) -> str:

@@ -74,6 +74,8 @@ class TextPrinter(SumPrinting, StrPrinter):
 
     def _print_Broadcast(self, expr) -> str:
         vector = self.parenthesize(expr.vector, POSTFIX)
+        if expr.along_both:
+            return f"1 {vector} 1ᵀ"
         return f"{vector} 1ᵀ" if expr.along_columns else f"1 {vector}"
 
     def _print_SumEntries(self, expr) -> str:
