@@ -359,7 +359,7 @@ def test_formula_that_is_not_text_is_refused() -> None:
 
 
 def test_check_refuses_what_is_not_a_network() -> None:
-    with pytest.raises(SymbackpropError, match="Network or a Derivation"):
+    with pytest.raises(SymbackpropError, match="Network, a Model or a Derivation"):
         check("net.toml", "W1", "delta1")  # type: ignore[arg-type]
 
 

@@ -18,51 +18,59 @@ import sympy
 
 from ..derive import Derivation
 from ..calculus.numeric import Evaluator, evaluate
-from ..model.network import Network
 
 __all__ = ["random_values", "check_gradients", "GradientCheck", "ParameterCheck", "directional_difference"]
 
 
 def random_values(
-    network: Network,
+    model: object,
     *,
     sizes: Mapping[str, int] | None = None,
     seed: int | np.random.Generator = 0,
 ) -> dict[str, object]:
-    """Random ``X``, ``Y`` and parameters for ``network``, with concrete sizes.
+    """Random inputs, targets and parameters for ``model`` (a Network, a Model or a Program), at concrete sizes.
 
     Symbolic sizes take the value in ``sizes`` or a random value from 1 to 4;
     their names are included in the result (``"m": 3``).  Weights are drawn
     with variance 1/fan-in (LeCun's scaling), so activations stay of order
     one and sigmoids do not saturate: finite differences stay informative.
+    Targets are valid for the cost (in (0, 1) for binary cross-entropy,
+    probability distributions for softmax cross-entropy); fixed parameters
+    take their values.
     """
+    from ..derive import program_of
+
+    program = program_of(model)
     rng = np.random.default_rng(seed)
     chosen = dict(sizes or {})
     values: dict[str, object] = {}
-    for symbol in network.size_symbols:
+    for symbol in program.size_symbols:
         values[symbol.name] = int(chosen.get(symbol.name, rng.integers(1, 5)))
     numbers = {sympy.Symbol(k, integer=True, positive=True): sympy.Integer(v) for k, v in values.items()}
 
     def shape(symbolic) -> tuple[int, int]:
         return tuple(int(sympy.sympify(d).xreplace(numbers)) for d in symbolic)  # type: ignore[return-value]
 
-    n = network.sizes
-    values["X"] = rng.normal(size=shape(network.data_shape(n[0])))
-    target_shape = shape(network.data_shape(n[-1]))
-    if network.cost.name == "binary_cross_entropy":
-        values["Y"] = rng.uniform(0.05, 0.95, size=target_shape)
-    elif network.cost.distribution_targets:
-        axis = 0 if network.layout == "columns" else 1
-        raw = rng.uniform(0.05, 1.0, size=target_shape)
-        values["Y"] = raw / raw.sum(axis=axis, keepdims=True)
-    else:
-        values["Y"] = rng.normal(size=target_shape)
-    for name, symbolic in network.parameter_shapes().items():
-        concrete = shape(symbolic)
-        fan_in = concrete[1] if network.layout == "columns" else concrete[0]
-        values[name] = rng.normal(scale=1 / np.sqrt(fan_in) if name.startswith("W") else 0.5, size=concrete)
-    if isinstance(network.weight_decay, sympy.Symbol):
-        values[network.weight_decay.name] = float(rng.uniform(0.01, 0.5))
+    axis = 0 if program.layout == "columns" else 1
+    for item in program.inputs:
+        concrete = shape(item.shape)
+        if item.role == "target" and program.target_kind == "probabilities":
+            values[item.name] = rng.uniform(0.05, 0.95, size=concrete)
+        elif item.role == "target" and program.target_kind == "distributions":
+            raw = rng.uniform(0.05, 1.0, size=concrete)
+            values[item.name] = raw / raw.sum(axis=axis, keepdims=True)
+        else:
+            values[item.name] = rng.normal(size=concrete)
+    for parameter in program.parameters:
+        concrete = shape(parameter.shape)
+        if not parameter.trained:
+            values[parameter.name] = parameter.fixed_array(concrete)
+        elif parameter.init == "weight":
+            values[parameter.name] = rng.normal(scale=1 / np.sqrt(concrete[parameter.fan_in]), size=concrete)
+        else:
+            values[parameter.name] = rng.normal(scale=0.5, size=concrete)
+    for symbol in program.scalars:
+        values[symbol.name] = float(rng.uniform(0.01, 0.5))
     return values
 
 
@@ -152,14 +160,14 @@ def check_gradients(
     """
     rng = np.random.default_rng(seed)
     if values is None:
-        values = random_values(derivation.network, seed=rng)
+        values = random_values(derivation.program, seed=rng)
     values = dict(values)
     for name in derivation.gradients:  # a scalar for a 1×1 parameter, as evaluate accepts
         if name in values and np.ndim(values[name]) < 2 and np.size(values[name]) == 1:
             values[name] = np.reshape(np.asarray(values[name], dtype=np.float64), (1, 1))
     step = 1e-3  # Richardson's O(h⁴) error is then ~1e-12, and rounding noise small
     cost = evaluate(derivation.cost, values)
-    kinks = _kinked_preactivations(derivation)
+    kinks = derivation.program.kinked
     checks = []
     for name, gradient in derivation.gradients.items():
         g = np.asarray(evaluate(gradient, values), dtype=np.float64)
@@ -177,15 +185,6 @@ def check_gradients(
                                      directional_difference(derivation.cost, values, name, direction, step),
                                      resolution))
     return GradientCheck(tuple(checks), tolerance)
-
-
-def _kinked_preactivations(derivation: Derivation) -> list:
-    """The z of each layer whose activation has a kink (ReLU, leaky ReLU)."""
-    return [
-        derivation.forward[2 * index]
-        for index, activation in enumerate(derivation.network.activations)
-        if activation.is_elementwise and activation.derivative.has(sympy.Piecewise)
-    ]
 
 
 def _crosses_kink(kinks: list, values: Mapping[str, object], name: str, direction: np.ndarray, step: float) -> bool:

@@ -42,7 +42,7 @@ import sympy
 from sympy import Expr, OneMatrix
 
 from ..language import syntax as ast
-from ..derive import Derivation, derive, expand_names
+from ..derive import Derivation, derive, expand_names, program_of
 from ..errors import FormulaError, ShapeError, SymbackpropError, UnknownNameError
 from ..calculus.numeric import Evaluator
 from ..language.matrix import (
@@ -56,7 +56,9 @@ from ..language.matrix import (
     shape_text,
 )
 from .gradients import random_values
-from ..model.network import Network
+from .. import naming
+from ..calculus.expressions import Elementwise, Named
+from ..calculus.trees import walk
 from ..printing.text import to_text
 from ..calculus.trees import mentions
 from ..calculus.simplify import tidy
@@ -114,7 +116,7 @@ class CheckResult:
 
 
 def check(
-    network_or_derivation: Network | Derivation,
+    network_or_derivation: "Network | Model | Derivation",
     param: str,
     formula: str,
     *,
@@ -141,10 +143,13 @@ def check(
     wrong: the shapes in delta1 @ a0 do not fit: '@' needs as many columns on the left as rows on the right, but delta1 is 4×m and a0 is 3×m
     """
     derivation = network_or_derivation
-    if isinstance(derivation, Network):
-        derivation = derive(derivation)
     if not isinstance(derivation, Derivation):
-        raise SymbackpropError(f"check takes a Network or a Derivation, not {type(derivation).__name__}")
+        try:
+            program = program_of(derivation)
+        except SymbackpropError:
+            raise SymbackpropError(f"check takes a Network, a Model or a Derivation, "
+                                   f"not {type(derivation).__name__}") from None
+        derivation = derive(program)
     if not isinstance(formula, str):
         raise FormulaError(f"a formula must be text, not {type(formula).__name__}")
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -284,14 +289,14 @@ class _Judge:
 
     def __init__(self, derivation: Derivation, derived: Expr, learning_rate: sympy.Symbol | None,
                  trials: int, seed: int) -> None:
-        network = derivation.network
-        self.symbolic = bool(network.size_symbols)
+        program = derivation.program
+        self.symbolic = bool(program.size_symbols)
         rng = np.random.default_rng(seed)
         self.points: list[tuple[dict[str, int], dict[str, object], Evaluator, np.ndarray]] = []
         for trial in range(trials):
             # the first point has the smallest sizes, so a counterexample is as small as it can be
-            sizes = {s.name: 2 if trial == 0 else int(rng.integers(2, 6)) for s in network.size_symbols}
-            values = random_values(network, sizes=sizes, seed=rng)
+            sizes = {s.name: 2 if trial == 0 else int(rng.integers(2, 6)) for s in program.size_symbols}
+            values = random_values(program, sizes=sizes, seed=rng)
             if learning_rate is not None:
                 values[learning_rate.name] = float(rng.uniform(0.1, 1.0))
             evaluator = Evaluator(values)
@@ -436,6 +441,15 @@ def _is_derivative(node: ast.Node, vocabulary: Vocabulary) -> bool:
     )
 
 
+def _activations_applied(derivation: Derivation) -> list[Elementwise]:
+    """σ(z) for every activation the forward pass applies to a named quantity, in program order."""
+    found = []
+    for d in derivation.program.forward:
+        found += [node for node in walk(d.expr) if isinstance(node, Elementwise) and node.order == 0
+                  and isinstance(node.arg, Named)]
+    return list(dict.fromkeys(found))
+
+
 def _changes(tree: ast.Node, vocabulary: Vocabulary, derivation: Derivation) -> Iterator[_Change]:
     """Changed formulas, one slip repaired in each, in the order the hints are tried."""
     nodes = _subtrees(tree)
@@ -454,9 +468,12 @@ def _changes(tree: ast.Node, vocabulary: Vocabulary, derivation: Derivation) -> 
     latex = any(isinstance(n, ast.Name) and n.layer is not None for _, n in nodes)
     ops = {n.op for _, n in nodes if isinstance(n, ast.BinOp)}
     times = "mul" if "mul" in ops and "hadamard" not in ops else "hadamard"
-    for layer, activation in enumerate(derivation.network.activations, 1):
-        if activation.is_elementwise and activation.derivative != 1:
-            factor = ast.Call(activation.name, (ast.Name("z", layer) if latex else ast.Name(f"z{layer}"),), 1)
+    for applied in _activations_applied(derivation):
+        activation = derivation.program.activation_of(applied)
+        if activation is not None and activation.derivative != 1:
+            split = naming.split_layer_name(applied.arg.name)
+            argument = ast.Name(split[0], split[1]) if latex and split else ast.Name(applied.arg.name)
+            factor = ast.Call(activation.name, (argument,), 1)
             for path, node in nodes:
                 if not isinstance(node, ast.Number):
                     yield fix("a missing σ' factor", path, node, ast.BinOp(times, node, factor))

@@ -165,32 +165,39 @@ class Vocabulary:
         >>> list(v.quantities)
         ['X', 'x', 'a0', 'Y', 'y', 'W1', 'b1', 'z1', 'a1', 'delta1']
         """
-        net = derivation.network
-        X, Y = derivation.symbols["X"], derivation.symbols["Y"]
-        quantities: dict[str, Expr] = {"X": X, "x": X, "a0": X, "Y": Y, "y": Y}
-        quantities.update((name, derivation.symbols[name]) for name in net.parameter_shapes())
+        program = derivation.program
+        quantities: dict[str, Expr] = {}
+        for item in program.inputs:
+            quantities[item.name] = item.symbol
+            alias = {"input": ("x", "a0"), "target": ("y",)}.get(item.role, ())
+            quantities.update((a, item.symbol) for a in alias if a not in program.symbols())
+        quantities.update((p.name, p.symbol) for p in program.parameters)
         quantities.update((node.name, node) for node in derivation.forward)
         quantities.update(derivation.deltas)
-        scalars: dict[str, Expr] = {symbol.name: symbol for symbol in net.size_symbols}
-        scalars.setdefault("m", net.batch)
-        if isinstance(net.weight_decay, sympy.Symbol):
-            scalars[net.weight_decay.name] = net.weight_decay
+        scalars: dict[str, Expr] = {symbol.name: symbol for symbol in program.size_symbols}
+        data = program.input("input").shape
+        batch = data[1] if program.layout == "columns" else data[0]
+        scalars.setdefault("m", batch)
+        for symbol in program.scalars:
+            scalars[symbol.name] = symbol
+        if len(program.scalars) == 1:
             # λ and \lambda (the parser's name "lambda") are how papers write the decay, whatever its name
-            scalars.setdefault("lambda", net.weight_decay)
+            scalars.setdefault("lambda", program.scalars[0])
         functions: dict[str, Activation] = {}
-        for activation in (*ACTIVATIONS.values(), *net.activations):
+        for activation in (*ACTIVATIONS.values(), *program.activations):
             for alias in (activation.name, _latex_alias(activation.latex)):
                 if alias is not None:
                     functions.setdefault(alias, activation)
         rates = tuple(name for name in LEARNING_RATE_NAMES if name not in scalars and name not in quantities)
+        shapes = [d for q in (*program.inputs, *program.parameters) for d in q.shape]
         return cls(
             quantities=MappingProxyType(quantities),
             scalars=MappingProxyType(scalars),
-            sizes=tuple(dict.fromkeys([sympy.Integer(1), *net.sizes, net.batch])),
+            sizes=tuple(dict.fromkeys([sympy.Integer(1), *program.size_symbols, *shapes, batch])),
             learning_rates=rates,
             functions=MappingProxyType(functions),
-            depth=net.depth,
-            axis=0 if net.layout == "columns" else 1,
+            depth=program.depth,
+            axis=0 if program.layout == "columns" else 1,
         )
 
     def known_names(self) -> list[str]:

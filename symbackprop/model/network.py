@@ -286,6 +286,28 @@ class Network:
                 seen.append(size)
         return tuple(seen)
 
+    def describe_widths(self) -> str:
+        """``3 → 4 → 2 (tanh, identity)``: the widths and the activations."""
+        widths = " → ".join(str(n) for n in self.sizes)
+        return f"{widths} ({', '.join(a.name for a in self.activations)})"
+
+    def describe(self) -> str:
+        """The network in one line, as ``symbackprop derive`` opens with it."""
+        parts = [f"network: {self.describe_widths()}", f"cost {self.cost.name}", f"layout {self.layout}",
+                 f"batch {self.batch}"]
+        if self.weight_decay != 0:
+            parts.append(f"weight decay {self.weight_decay}")
+        for l, layer in enumerate(self.layers, 1):
+            if layer.skip_from is not None:
+                parts.append(f"layer {l} adds a{layer.skip_from}")
+            if layer.tied_to is not None:
+                parts.append(f"layer {l} uses W{layer.tied_to}ᵀ")
+            if layer.shared_bias:
+                parts.append(f"layer {l} shares one bias")
+        if self.fixed:
+            parts.append("fixed " + ", ".join(self.fixed))
+        return "; ".join(parts)
+
     # --- the program ---------------------------------------------------------------------
 
     @cached_property
@@ -361,5 +383,7 @@ def _build_program(net: Network) -> "Program":
         activations=tuple(dict.fromkeys(net.activations)),
         numeric_cost=numeric_cost,
         target_kind=net.cost.target_kind,
+        title=f"the network {net.describe_widths()}, cost {net.cost.name}",
+        header=net.describe(),
         source=net,
     )

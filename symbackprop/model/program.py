@@ -134,6 +134,8 @@ class Program:
       cross-entropies through z, never a log of a rounded probability);
     * ``target_kind`` — what valid targets are: ``"real"``, ``"probabilities"``
       (in (0, 1)) or ``"distributions"`` (each sample's targets sum to 1);
+    * ``title`` — what it is, in a phrase (``the network 3 → 4 → 2 (tanh, identity), cost …``);
+      ``header`` — the one-line description the text derivation opens with;
     * ``source`` — the :class:`~symbackprop.model.network.Network` or
       :class:`~symbackprop.model.equations.Model` it was built from.
     """
@@ -147,6 +149,8 @@ class Program:
     activations: tuple[Activation, ...] = ()
     numeric_cost: Expr | None = None
     target_kind: str = "real"
+    title: str = "the model"
+    header: str = ""
     source: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

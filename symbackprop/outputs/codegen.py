@@ -36,37 +36,18 @@ from sympy import HadamardProduct, MatAdd, MatrixExpr, Piecewise
 
 from .. import naming
 from ..calculus import runtime
-from ..model.activations import ACTIVATIONS
-from ..calculus.expressions import hadamard
 from ..derive import Derivation
 from ..errors import ShapeError, SpecError
 from ..errors import TrainingError as ArgumentError
-from ..calculus.expressions import LogSoftmax, SumEntries
+from ..calculus.expressions import Elementwise, Named
 from ..printing.numpy import NumPyCodePrinter, is_negative_term, scaled
 from .templating import environment
 
-__all__ = ["NUMPY_COSTS", "UpdateFunctions", "compile_numpy", "module_source", "numpy_cost"]
-
-
-@dataclass(frozen=True)
-class CostForm:
-    """A cost rewritten through the last pre-activation z, for an output activation it assumes."""
-
-    output: str
-    build: Callable[[MatrixExpr, MatrixExpr, int], sympy.Expr]
-
-
-#: cost name → its numerically stable NumPy form; −Σ Y ⊙ log σ(z) … never takes log of a rounded a
-NUMPY_COSTS: dict[str, CostForm] = {
-    "softmax_cross_entropy": CostForm("softmax", lambda z, Y, axis: -SumEntries(hadamard(Y, LogSoftmax(z, axis)))),
-    # −[y log σ(z) + (1 − y) log(1 − σ(z))] = softplus(z) − y z
-    "binary_cross_entropy": CostForm("sigmoid", lambda z, Y, axis: SumEntries(
-        ACTIVATIONS["softplus"].apply(z) - hadamard(Y, z))),
-}
+__all__ = ["UpdateFunctions", "compile_numpy", "module_source", "numpy_cost"]
 
 
 def numpy_cost(derivation: Derivation) -> sympy.Expr:
-    """The derivation's cost, with the cross-entropies written in their stable form through z.
+    """The derivation's cost as code computes it: the cross-entropies in their stable form through z.
 
     >>> from symbackprop import Dense, Network, derive
     >>> d = derive(Network(2, [Dense(1, "sigmoid")], cost="binary_cross_entropy"))
@@ -74,14 +55,7 @@ def numpy_cost(derivation: Derivation) -> sympy.Expr:
     >>> to_numpy(numpy_cost(d))
     'np.sum(softplus(z1) - Y * z1)'
     """
-    net = derivation.network
-    form = NUMPY_COSTS.get(net.cost.name)
-    if form is None or net.activations[-1].name != form.output:
-        return derivation.cost
-    z, a = derivation.forward[-2:]
-    Y = derivation.symbols[naming.TARGET]
-    plain = net.cost.build(a, Y)
-    return derivation.cost.xreplace({plain: form.build(z, Y, 0 if net.layout == "columns" else 1)})
+    return derivation.program.numeric_cost
 
 
 # --- support code, copied into every generated module ------------------------------------
@@ -239,7 +213,7 @@ class _Statement:
 _LR = sympy.Symbol("lr", positive=True)
 _DATA_ARGUMENTS = {"forward": "params, X", "cost": "params, X, Y", "gradients": "params, X, Y",
                    "step": "params, X, Y, lr", "step_inplace": "params, X, Y, lr"}
-_FIXED_NAMES = {"np", "params", "lr", "seed", "dtype", "sizes", "X", "Y", "PARAMS", "SHAPES", "DATA_SHAPES",
+_FIXED_NAMES = {"np", "params", "lr", "seed", "dtype", "sizes", "X", "Y", "PARAMS", "SHAPES", "FIXED", "DATA_SHAPES",
                 "FAN_IN", "ShapeError", "ArgumentError", *_DATA_ARGUMENTS, "init_params",
                 *(f.__name__ for f in _SUPPORT), "_BUFFERS"}
 
@@ -253,14 +227,19 @@ class _Generator:
 
     def __init__(self, derivation: Derivation) -> None:
         self.d = derivation
-        self.net = derivation.network
-        forward = derivation.forward
-        self.printer = NumPyCodePrinter({"outputs": {forward[i]: forward[i + 1] for i in range(0, len(forward), 2)}})
-        self.params = tuple(self.net.parameter_shapes())
+        self.p = derivation.program
+        # a = σ(z) stored: σ'(z) may print through a (σ' = σ(1 − σ))
+        outputs = {d.expr.arg: d.node for d in self.p.forward
+                   if isinstance(d.expr, Elementwise) and d.expr.order == 0 and isinstance(d.expr.arg, Named)}
+        self.printer = NumPyCodePrinter({"outputs": outputs})
+        self.params = tuple(p.name for p in self.p.trained)
         self.scalars: dict[str, sympy.Symbol] = {}  # every scalar symbol printed: sizes, lr, weight decay
         self.sizes = self._size_sources()
-        self.statements = [self._statement(node.name, node.definition) for node in forward]
-        self.statements += [self._statement(name, node.definition) for name, node in reversed(derivation.deltas.items())]
+        self.statements = [self._fixed(parameter) for parameter in self.p.fixed]
+        self.statements += [self._statement(node.name, node.definition) for node in derivation.forward]
+        # the named adjoints (δ, and ∂C/∂x of a quantity that feeds several), in the order the sweep made them
+        self.statements += [self._statement(node.name, node.definition) for node in derivation.adjoints.values()
+                            if isinstance(node, Named)]
 
     def _size_sources(self) -> dict[str, str]:
         """Each symbolic size → the code that reads it from the arrays (``X.shape[1]``)."""
@@ -273,6 +252,14 @@ class _Generator:
                 if size.is_Symbol:
                     sources.setdefault(self.printer.doprint(size), f"{name}.shape[{axis}]")
         return sources
+
+    def _fixed(self, parameter) -> _Statement:
+        """A fixed parameter: its value from ``FIXED``, in the arrays' dtype, at its shape."""
+        shape = "(" + ", ".join(self.printer.doprint(d) for d in parameter.shape) + ",)"
+        reads = tuple(str(d) for d in parameter.shape if d.is_Symbol)
+        code = (f"{parameter.name} = np.broadcast_to(np.asarray(FIXED[{parameter.name!r}], dtype=X.dtype), "
+                f"{shape})")
+        return _Statement(parameter.name, code, reads)
 
     def print(self, expr, full: bool = True) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         """``expr`` printed (with its full shape, or narrow where it meets a full array), with the
@@ -425,8 +412,7 @@ class _Generator:
                         after, (*left_names, *left_symbols, *right_names, *right_symbols))
 
     def init_params(self) -> Function:
-        sizes = sorted({d for shape in self.net.parameter_shapes().values() for d in _shape_constant(shape)
-                        if isinstance(d, str)})
+        sizes = sorted({d for p in self.p.trained for d in _shape_constant(p.shape) if isinstance(d, str)})
         example = ", ".join(f"{s}=4" for s in sizes)
         return Function("init_params", "seed=0, dtype=np.float64, **sizes",
                         "Random parameters: weights from N(0, 1/fan-in), biases zero"
@@ -471,6 +457,7 @@ class Program:
     derivation: tuple[str, ...]
     params: tuple[str, ...]
     shapes: tuple[tuple[str, tuple], ...]
+    fixed: tuple[tuple[str, object], ...]
     data_shapes: tuple[tuple[str, tuple], ...]
     fan_in: dict[str, int]
     helpers: tuple[str, ...]
@@ -486,24 +473,22 @@ def program(derivation: Derivation) -> Program:
     if not isinstance(derivation, Derivation):
         raise SpecError(f"code generation takes a Derivation, not {type(derivation).__name__}")
     g = _Generator(derivation)
-    net = derivation.network
+    model = derivation.program
     api = [g.forward(), g.cost(), g.gradients(), g.step(), g.step_inplace(), g.init_params()]
     custom = [_custom_helper(g.printer, name, variable, expression)
               for name, (variable, expression) in sorted(g.printer.custom.items())]
     helpers = _runtime_helpers(g.printer.helpers)
     _check_names(g, [h.split("(")[0].removeprefix("def ") for h in helpers], custom)
-    columns = net.layout == "columns"
-    shapes = net.parameter_shapes()
-    widths = " → ".join(str(n) for n in net.sizes)
-    activations = ", ".join(a.name for a in net.activations)
+    columns = model.layout == "columns"
     return Program(
-        summary=f"Backpropagation for the network {widths} ({activations}), cost {net.cost.name}.",
+        summary=f"Backpropagation for {model.title}.",
         derivation=tuple(derivation.text().rstrip("\n").splitlines()),
         params=g.params,
-        shapes=tuple((name, _shape_constant(shape)) for name, shape in shapes.items()),
+        shapes=tuple((p.name, _shape_constant(p.shape)) for p in model.trained),
+        fixed=tuple((p.name, p.value.tolist() if hasattr(p.value, "tolist") else p.value) for p in model.fixed),
         data_shapes=tuple((name, _shape_constant(derivation.symbols[name].shape))
                           for name in (naming.INPUT, naming.TARGET)),
-        fan_in={name: 1 if columns else 0 for name in shapes if naming.split_layer_name(name)[0] == "W"},
+        fan_in={p.name: p.fan_in for p in model.trained if p.init == "weight"},
         helpers=tuple(helpers + [inspect.getsource(f).rstrip("\n") for f in _SUPPORT]),
         functions=(*custom, *api),
         layout_note="samples are columns: X is features × samples" if columns
@@ -520,8 +505,7 @@ def _check_names(generator: _Generator, helpers: list[str], custom: list[Functio
         if function.name in module | local | generator.scalars.keys() or function.name in dir(builtins):
             raise SpecError(f"the custom activation name {function.name!r} is a name the generated NumPy code "
                             f"uses; give the activation another name")
-    net = generator.net
-    symbols = [*net.size_symbols, *([net.weight_decay] if isinstance(net.weight_decay, sympy.Symbol) else [])]
+    symbols = [*generator.p.size_symbols, *generator.p.scalars]
     for name in (generator.printer.doprint(symbol) for symbol in symbols):
         if name in module | local:
             raise SpecError(f"the symbol {name!r} is a name the generated NumPy code uses; rename it")
@@ -543,7 +527,7 @@ def module_source(derivation: Derivation) -> str:
     template = env.get_template("numpy_module.py.j2")
     return template.render(
         summary=p.summary, version=__version__, params=p.params, layout_note=p.layout_note,
-        derivation=p.derivation, functions=p.functions, exports=_EXPORTS, shapes=p.shapes,
+        derivation=p.derivation, functions=p.functions, exports=_EXPORTS, shapes=p.shapes, fixed=p.fixed,
         data_shapes=p.data_shapes, fan_in=p.fan_in, helpers=p.helpers,
     )
 

@@ -178,12 +178,8 @@ assert NEGATIVE < PRODUCT  # a negated product needs parentheses inside another 
 
 def render_text(derivation) -> str:
     """The whole derivation as readable text: shapes, forward pass, cost, backward pass, gradients."""
-    net = derivation.network
-    widths = " → ".join(str(n) for n in net.sizes)
-    activations = ", ".join(a.name for a in net.activations)
     lines = [
-        f"network: {widths} ({activations}); cost {net.cost.name}; layout {net.layout}; batch {net.batch}"
-        + (f"; weight decay {net.weight_decay}" if net.weight_decay != 0 else ""),
+        derivation.program.header,
         "",
         "shapes:",
     ]
