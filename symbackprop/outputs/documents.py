@@ -43,9 +43,10 @@ import jinja2
 from sympy import Basic, Integer, MatrixSymbol, Symbol
 
 from .. import naming
-from ..derive import expand_names
+from ..calculus.expressions import Adjoint, Elementwise, Softmax
+from ..calculus.trees import expand_names, walk
 from ..errors import NotationError, OutputError
-from ..calculus.expressions import Adjoint, Elementwise, Named
+from ..model.activations import ACTIVATIONS, Activation
 from ..printing.common import shape_text
 from ..printing.latex import KINDS, LatexPrinter
 from ..calculus.simplify import tidy
@@ -370,6 +371,27 @@ def _layer_range(layers: Sequence[int], depth: int, descending: bool) -> str:
     return "l = " + ", ".join(str(layer) for layer in ordered)
 
 
+def _is_layered(program) -> bool:
+    """A layer stack: layers 1, …, L each define a pre-activation and then an activation, and nothing else."""
+    if program.depth == 0:
+        return False
+    roles = [(d.layer, d.role) for d in program.forward]
+    expected = [(l, role) for l in range(1, program.depth + 1) for role in ("preactivation", "activation")]
+    return [(l, "activation" if r == "output" else r) for l, r in roles] == expected \
+        and program.forward[-1].role == "output"
+
+
+def _fixed_latex(value) -> str:
+    """A fixed value as LaTeX: the number, or the matrix in brackets."""
+    import numpy as np
+
+    array = np.atleast_2d(np.asarray(value, dtype=float))
+    numbers = [[f"{x:g}" for x in row] for row in array]
+    if array.size == 1:
+        return numbers[0][0]
+    return r"egin{bmatrix}" + r" \ ".join(" & ".join(row) for row in numbers) + r"\end{bmatrix}"
+
+
 def written_out(expr: Basic) -> Basic:
     r"""``expr`` with every named quantity replaced by its definition, identity activations dropped, tidied.
 
@@ -395,9 +417,10 @@ def written_out(expr: Basic) -> Basic:
     return tidy(drop(expand_names(expr)))
 
 
-def _labels(layer: int, name: str) -> dict[int, str]:
-    """Layer ``layer`` and its neighbours written ``l-1``, ``l``, ``l+1`` (or ``L-1``, ``L``, …)."""
-    return {layer - 1: f"{name}-1", layer: name, layer + 1: f"{name}+1"}
+def _labels(layer: int, name: str, depth: int) -> dict[int, str]:
+    """Every layer written relative to ``layer``: ``l-1``, ``l``, ``l+1`` (or ``L-1``, ``L``, …)."""
+    return {k: name if k == layer else f"{name}-{layer - k}" if k < layer else f"{name}+{k - layer}"
+            for k in range(0, depth + 2)}
 
 
 class _Context:
@@ -405,10 +428,11 @@ class _Context:
 
     def __init__(self, derivation: "Derivation", notation: Notation) -> None:
         self.d = derivation
+        self.program = derivation.program
         self.notation = notation
-        self.net = derivation.network
-        self.depth = self.net.depth
-        self.functions = {a.name: a.latex for a in self.net.activations}
+        self.depth = self.program.depth
+        self.layered = _is_layered(self.program)
+        self.functions = {a.name: a.latex for a in self.program.activations}
         self.printer = self._printer()
         self._general: dict[tuple, LatexPrinter] = {}
 
@@ -428,74 +452,120 @@ class _Context:
             self._general[key] = self._printer(labels, generic)
         return self._general[key]
 
+    def labels(self, layer: int, name: str) -> dict[int, str]:
+        return _labels(layer, name, self.depth)
+
     def fit(self, equations: Sequence[Equation], **block: Any) -> Block:
         return Block(tuple(fit(equations, self.notation.line_width)), **block)
+
+    # --- what the program holds, by layer and role ---------------------------------------
+
+    def layer_definition(self, layer: int, *roles: str):
+        return self.program.definitions_of(layer, *roles)[0]
+
+    def activation(self, layer: int) -> Activation | None:
+        """The activation layer ``layer`` applies to its pre-activation."""
+        z = self.layer_definition(layer, "preactivation").node
+        a = self.layer_definition(layer, "activation", "output")
+        for node in walk(a.expr):
+            if isinstance(node, Softmax) and node.arg == z:
+                return ACTIVATIONS["softmax"]
+            found = self.program.activation_of(node)
+            if found is not None and node.arg == z:
+                return found
+        return None
+
+    def width(self, layer: int):
+        """The width of layer ``layer`` (0: the input)."""
+        shape = self.program.input("input").shape if layer == 0 else \
+            self.layer_definition(layer, "activation", "output").shape
+        return shape[0] if self.program.layout == "columns" else shape[1]
+
+    @property
+    def batch(self):
+        shape = self.program.input("input").shape
+        return shape[1] if self.program.layout == "columns" else shape[0]
 
     # the parts, in the order a reader meets them
 
     def network(self) -> dict[str, Any]:
         p = self.printer
+        source = self.program.source
         sizes = []
-        for l, size in enumerate(self.net.sizes):
-            if size != Symbol(f"n_{l}", integer=True, positive=True):
-                sizes.append(f"n_{{{l}}} = {p.doprint(size)}")
-        batch = self.net.batch
-        if isinstance(batch, Integer):
-            sizes.append(f"m = {batch}")
+        if self.layered:
+            for l in range(self.depth + 1):
+                size = self.width(l)
+                if size != Symbol(f"n_{l}", integer=True, positive=True):
+                    sizes.append(f"n_{{{l}}} = {p.doprint(size)}")
+        if isinstance(self.batch, Integer):
+            sizes.append(f"m = {self.batch}")
         groups: list[dict[str, Any]] = []
-        for l, activation in enumerate(self.net.activations, 1):
-            if groups and groups[-1]["activation"] == activation.latex:
+        activations = [self.activation(l) for l in range(1, self.depth + 1)] if self.layered else []
+        for l, activation in enumerate(activations, 1):
+            latex = activation.latex if activation is not None else r"\operatorname{id}"
+            if groups and groups[-1]["activation"] == latex:
                 groups[-1]["last"] = l
             else:
-                groups.append({"activation": activation.latex, "first": l, "last": l})
+                groups.append({"activation": latex, "first": l, "last": l})
         custom = []
-        for activation in dict.fromkeys(a for a in self.net.activations if a.formula is not None):
+        for activation in dict.fromkeys(a for a in self.program.activations if a.formula is not None):
             custom.append(rf"{activation.latex}(x) = {p.doprint(activation.definition)}")
+        cost = getattr(source, "cost", None)
+        decay = getattr(source, "weight_decay", 0)
+        fixed = [rf"{p.name(q.name)} = {_fixed_latex(q.value)}" for q in self.program.fixed]
         return {
+            "layered": self.layered,
             "depth": self.depth,
-            "input": p.name(naming.INPUT),
-            "target": p.name(naming.TARGET),
+            "input": p.name(self.program.input("input").name),
+            "target": p.name(self.program.input("target").name),
             "sizes": sizes,
-            "layout": self.net.layout,
+            "layout": self.program.layout,
             "activations": groups,
             "custom_activations": custom,
-            "cost": self.net.cost.name.replace("_", " "),
-            "weight_decay": p.doprint(self.net.weight_decay) if self.net.weight_decay != 0 else "",
+            "cost": f"the {cost.name.replace('_', ' ')} as cost" if cost is not None else "the cost $C$ below",
+            "weight_decay": p.doprint(decay) if decay != 0 else "",
+            "fixed": fixed,
             "assumptions": list(self.d.assumptions),
         }
 
     def shapes(self) -> tuple[list[list[Cell]], list[list[Cell]]]:
         """The general shapes and every quantity's shape, as rows of ``(quantity, space)`` cells."""
-        columns = self.net.layout == "columns"
-        batch = self.net.batch
-        m = self.printer.doprint(batch) if isinstance(batch, Symbol) else "m"
-        g = self.general(_labels(1, "l"))
+        columns = self.program.layout == "columns"
+        m = self.printer.doprint(self.batch) if isinstance(self.batch, Symbol) else "m"
+        p = self.printer
 
         def space(rows: str, cols: str) -> str:
             return rf"\mathbb{{R}}^{{{rows} \times {cols}}}"
 
+        def shape_of(expr) -> str:
+            return space(*(p.doprint(s) for s in expr.shape))
+
+        rows: list[list[Cell]] = [[(p.name(i.name), shape_of(i.symbol)) for i in self.program.inputs]]
+        if not self.layered:
+            rows += [[(p.name(q.name), shape_of(q.symbol))] for q in self.program.parameters]
+            rows += [[(p.doprint(d.node), shape_of(d.node))] for d in self.program.forward]
+            return [], self._pack(rows)
+        g = self.general(self.labels(1, "l"))
         data = (("n_{l}", m) if columns else (m, "n_{l}"))
         weight = ("n_{l}", "n_{l-1}") if columns else ("n_{l-1}", "n_{l}")
         bias = ("n_{l}", "1") if columns else ("1", "n_{l}")
-        general: list[Cell] = [(g.name("W1"), space(*weight))]
-        if any(layer.bias for layer in self.net.layers):
-            general.append((g.name("b1"), space(*bias)))
-        general.append((", ".join(g.name(n) for n in ("z1", "a1", "delta1")), space(*data)))
-
-        p = self.printer
-
-        def shape_of(name: str) -> str:
-            return space(*(p.doprint(s) for s in self.d.symbols[name].shape))
-
-        rows: list[list[Cell]] = [[(p.name(naming.INPUT), shape_of(naming.INPUT)),
-                                   (p.name(naming.TARGET), shape_of(naming.TARGET))]]
-        for l, layer in enumerate(self.net.layers, 1):
-            row: list[tuple[str, str] | None] = [(p.name(naming.weight(l)), shape_of(naming.weight(l)))]
-            # a missing bias leaves its cell empty, keeping the columns aligned
-            row.append((p.name(naming.bias(l)), shape_of(naming.bias(l))) if layer.bias else None)
-            names = (naming.preactivation(l), naming.activation(l), naming.delta(l))
-            data_shape = self.d.forward[2 * l - 1].shape
-            row.append((", ".join(p.name(n) for n in names), space(*(p.doprint(s) for s in data_shape))))
+        kinds = {naming.split_layer_name(q.name)[0] for q in self.program.parameters
+                 if naming.split_layer_name(q.name) is not None}
+        general: list[Cell] = [(g.name("W1"), space(*weight))] if "W" in kinds else []
+        if "b" in kinds:
+            shared = all(q.shape == (1, 1) for q in self.program.parameters if q.name.startswith("b"))
+            general.append((g.name("b1"), space("1", "1") if shared and self.batch != 1 else space(*bias)))
+        z, a = self.layer_definition(1, "preactivation"), self.layer_definition(1, "activation", "output")
+        general.append((", ".join(g.name(n) for n in (z.name, a.name, self.program.naming_of(z))), space(*data)))
+        for l in range(1, self.depth + 1):
+            own = {naming.split_layer_name(q.name)[0]: q for q in self.program.parameters
+                   if naming.split_layer_name(q.name) is not None and naming.split_layer_name(q.name)[1] == l}
+            # a missing weight (tied) or bias leaves its cell empty, keeping the columns aligned
+            row: list[tuple[str, str] | None] = [(p.name(own[k].name), shape_of(own[k].symbol)) if k in own else None
+                                                 for k in ("W", "b")]
+            z, a = self.layer_definition(l, "preactivation"), self.layer_definition(l, "activation", "output")
+            names = (z.name, a.name, self.program.naming_of(z))
+            row.append((", ".join(p.name(n) for n in names), shape_of(a.node)))
             rows.append(row)
         return self._pack([general]), self._pack(rows)
 
@@ -513,17 +583,22 @@ class _Context:
                 return wrapped
         raise AssertionError("unreachable")
 
+    def _generic(self, layers: Iterable[int]) -> bool:
+        """Whether the layers apply more than one activation, so the general form writes σ_l."""
+        return len({a.name for a in (self.activation(l) for l in layers) if a is not None and a.is_elementwise}) > 1
+
     def forward(self) -> tuple[list[Block], Block]:
-        generic = len({a.name for a in self.net.activations if a.is_elementwise}) > 1
-
-        def general(l: int, name: str) -> tuple[Equation, ...]:
-            g = self.general(_labels(l, name), generic)
-            z, a = self.d.forward[2 * l - 2], self.d.forward[2 * l - 1]
-            return (_equation(g.doprint(z), g.doprint(z.definition)), _equation(g.doprint(a), g.doprint(a.definition)))
-
-        blocks = self._grouped(range(1, self.depth + 1), general, descending=False, generic=generic)
         p = self.printer
         explicit = [_equation(p.doprint(n), p.doprint(n.definition)) for n in self.d.forward]
+        if not self.layered:
+            return [], self.fit(explicit)
+        generic = self._generic(range(1, self.depth + 1))
+
+        def general(l: int, name: str) -> tuple[Equation, ...]:
+            g = self.general(self.labels(l, name), generic)
+            return tuple(_equation(g.doprint(d.node), g.doprint(d.expr)) for d in self.program.definitions_of(l))
+
+        blocks = self._grouped(range(1, self.depth + 1), general, descending=False, generic=generic)
         return blocks, self.fit(explicit)
 
     def _grouped(self, layers: Iterable[int], equations, descending: bool, generic: bool = False) -> list[Block]:
@@ -548,33 +623,34 @@ class _Context:
 
     def _step(self, step, p: LatexPrinter) -> Equation:
         lhs = p.doprint(step.lhs)
-        if isinstance(step.lhs, Named):  # δ⁽ˡ⁾, said to be ∂C/∂z⁽ˡ⁾
-            z = self.d.forward[2 * step.layer - 2]
-            lhs += " = " + p.doprint(Adjoint(z))
+        if step.role == "preactivation":  # δ⁽ˡ⁾, said to be ∂C/∂z⁽ˡ⁾
+            lhs += " = " + p.doprint(Adjoint(self.program.definition(step.quantity).node))
         return _equation(lhs, p.doprint(step.general), p.doprint(step.rhs), rule=step.rule, note=step.note)
 
-    def _steps_of(self, layer: int):
+    def _steps_of(self, layer: int | None):
         return [s for s in self.d.steps if s.layer == layer]
+
+    def _step_for(self, quantity: str):
+        return next(s for s in self.d.steps if s.quantity == quantity)
 
     def backward_general(self) -> dict[str, Any]:
         """The chain rule in general: at the output layer, through the hidden layers, to the parameters."""
+        if not self.layered:
+            return {"output": self.fit([]), "hidden": [], "parameters": []}
         L = self.depth
-        output_steps = [s for s in self._steps_of(L) if s.lhs == Adjoint(self.d.output) or isinstance(s.lhs, Named)]
-        g = self.general(_labels(L, "L"))
-        output = self.fit([self._step(s, g) for s in output_steps])
-        hidden_activations = {a.name for a in self.net.activations[:-1] if a.is_elementwise}
-        generic = len(hidden_activations) > 1
+        z, a = self.layer_definition(L, "preactivation"), self.layer_definition(L, "activation", "output")
+        g = self.general(self.labels(L, "L"))
+        output = self.fit([self._step(self._step_for(q.name), g) for q in (a, z)])
+        generic = self._generic(range(1, L))
 
         def hidden(l: int, name: str) -> tuple[Equation, ...]:
-            g = self.general(_labels(l, name), generic)
-            above = next(s for s in self._steps_of(l + 1) if s.lhs == Adjoint(self.d.forward[2 * l - 1]))
-            delta = next(s for s in self._steps_of(l) if isinstance(s.lhs, Named))
-            return (self._step(above, g), self._step(delta, g))
+            g = self.general(self.labels(l, name), generic)
+            z, a = self.layer_definition(l, "preactivation"), self.layer_definition(l, "activation", "output")
+            return (self._step(self._step_for(a.name), g), self._step(self._step_for(z.name), g))
 
         def parameters(l: int, name: str) -> tuple[Equation, ...]:
-            g = self.general(_labels(l, name))
-            steps = [s for s in self._steps_of(l) if isinstance(s.lhs, Adjoint) and s.lhs.target.name in self.d.symbols]
-            return tuple(self._step(s, g) for s in steps)
+            g = self.general(self.labels(l, name))
+            return tuple(self._step(s, g) for s in self._steps_of(l) if s.role == "parameter")
 
         return {
             "output": output,
@@ -584,6 +660,8 @@ class _Context:
 
     def backward_explicit(self) -> list[Block]:
         p = self.printer
+        if not self.layered:
+            return [self.fit([self._step(s, p) for s in self.d.steps], layers="", title="")]
         return [self.fit([self._step(s, p) for s in self._steps_of(l)], layers=str(l),
                          title="output layer" if l == self.depth else "")
                 for l in range(self.depth, 0, -1)]
@@ -604,15 +682,19 @@ class _Context:
         return _equation(name, f"{name} - {self.notation.learning_rate}{joint}{factor}", relation=r"\leftarrow")
 
     def updates(self) -> tuple[Block, Block]:
-        g = self.general(_labels(1, "l"))
-        kinds = [naming.weight(1)] + [naming.bias(1)] * any(layer.bias for layer in self.net.layers)
-        general = [self._update(g, parameter, Adjoint(parameter))
-                   for parameter in (MatrixSymbol(name, 1, 1) for name in kinds)]  # only the name prints
         explicit = []
         for name, gradient in self.d.gradients.items():
             if self.notation.inline:
                 gradient = written_out(gradient)
             explicit.append(self._update(self.printer, self.d.symbols[name], gradient))
+        if not self.layered:
+            return self.fit([]), self.fit(explicit)
+        g = self.general(self.labels(1, "l"))
+        kinds = {naming.split_layer_name(name)[0] for name in self.d.gradients if naming.split_layer_name(name)}
+        names = [k for k, name in (("W", naming.weight(1)), ("b", naming.bias(1))) if k in kinds]
+        general = [self._update(g, parameter, Adjoint(parameter))
+                   for parameter in (MatrixSymbol(n, 1, 1) for n in
+                                     [naming.weight(1) if k == "W" else naming.bias(1) for k in names])]
         return self.fit(general), self.fit(explicit)
 
     def all(self) -> dict[str, Any]:
@@ -620,6 +702,7 @@ class _Context:
         forward_general, forward = self.forward()
         update_general, updates = self.updates()
         return {
+            "layered": self.layered,
             "network": self.network(),
             "shapes_general": shapes_general,
             "shapes": shapes,
