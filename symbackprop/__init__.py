@@ -34,7 +34,9 @@ from .errors import (
 )
 from .calculus.numeric import evaluate
 from .checking.gradients import check_gradients, random_values
+from .model.equations import Model
 from .model.network import Dense, Network
+from .model.program import Definition, Program
 from .spec import load_spec
 
 __version__ = "0.1.0"
@@ -45,13 +47,16 @@ __all__ = [
     "Activation",
     "CheckResult",
     "Cost",
+    "Definition",
     "Dense",
     "Derivation",
     "FormulaError",
     "FormulaSyntaxError",
     "MissingRuleError",
+    "Model",
     "Network",
     "NotationError",
+    "Program",
     "ShapeError",
     "SpecError",
     "Step",

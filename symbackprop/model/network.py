@@ -383,6 +383,7 @@ def _build_program(net: Network) -> "Program":
         activations=tuple(dict.fromkeys(net.activations)),
         numeric_cost=numeric_cost,
         target_kind=net.cost.target_kind,
+        cost_name=net.cost.name,
         title=f"the network {net.describe_widths()}, cost {net.cost.name}",
         header=net.describe(),
         source=net,

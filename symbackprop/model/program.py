@@ -132,6 +132,7 @@ class Program:
     * ``activations`` — the named scalar functions the definitions apply;
     * ``numeric_cost`` — the cost in the form code should compute (the
       cross-entropies through z, never a log of a rounded probability);
+    * ``cost_name`` — the registered cost the cost definition is (``"squared_error"``), if it is one;
     * ``target_kind`` — what valid targets are: ``"real"``, ``"probabilities"``
       (in (0, 1)) or ``"distributions"`` (each sample's targets sum to 1);
     * ``title`` — what it is, in a phrase (``the network 3 → 4 → 2 (tanh, identity), cost …``);
@@ -149,6 +150,7 @@ class Program:
     activations: tuple[Activation, ...] = ()
     numeric_cost: Expr | None = None
     target_kind: str = "real"
+    cost_name: str | None = None
     title: str = "the model"
     header: str = ""
     source: Any = field(default=None, compare=False, repr=False)

@@ -510,7 +510,7 @@ class _Context:
         custom = []
         for activation in dict.fromkeys(a for a in self.program.activations if a.formula is not None):
             custom.append(rf"{activation.latex}(x) = {p.doprint(activation.definition)}")
-        cost = getattr(source, "cost", None)
+        cost = self.program.cost_name
         decay = getattr(source, "weight_decay", 0)
         fixed = [rf"{p.name(q.name)} = {_fixed_latex(q.value)}" for q in self.program.fixed]
         return {
@@ -522,7 +522,7 @@ class _Context:
             "layout": self.program.layout,
             "activations": groups,
             "custom_activations": custom,
-            "cost": f"the {cost.name.replace('_', ' ')} as cost" if cost is not None else "the cost $C$ below",
+            "cost": f"the {cost.replace('_', ' ')} as cost" if cost is not None else "the cost $C$ below",
             "weight_decay": p.doprint(decay) if decay != 0 else "",
             "fixed": fixed,
             "assumptions": list(self.d.assumptions),
