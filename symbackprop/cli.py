@@ -24,6 +24,7 @@ import numpy as np
 from . import __version__
 from .derive import derive
 from .errors import FormulaSyntaxError, NotationError, SymbackpropError, did_you_mean
+from .model.network import Network
 from .spec import load_spec
 
 __all__ = ["main"]
@@ -151,27 +152,44 @@ def _write_json(document: Any) -> None:
     buffer.flush()
 
 
-def _derivation_json(derivation) -> dict[str, Any]:
-    net = derivation.network
-    network = _record(
-        inputs=str(net.inputs),
-        widths=[str(layer.units) for layer in net.layers],
-        activations=[activation.name for activation in net.activations],
-        biases=[layer.bias for layer in net.layers],
-        cost=net.cost.name,
-        layout=net.layout,
-        batch=str(net.batch),
-        weight_decay=str(net.weight_decay),
+def _model_json(program) -> dict[str, Any]:
+    """The ``network`` record of a layer stack, or the ``model`` record of equations."""
+    net = program.source
+    if isinstance(net, Network):
+        return _record(
+            inputs=str(net.inputs),
+            widths=[str(layer.units) for layer in net.layers],
+            activations=[activation.name for activation in net.activations],
+            biases=[layer.bias for layer in net.layers],
+            skip_from=[layer.skip_from for layer in net.layers],
+            tied_to=[layer.tied_to for layer in net.layers],
+            fixed=sorted(net.fixed),
+            cost=net.cost.name,
+            layout=net.layout,
+            batch=str(net.batch),
+            weight_decay=str(net.weight_decay),
+        )
+    return _record(
+        inputs={i.name: [str(d) for d in i.shape] for i in program.inputs},
+        parameters={q.name: [str(d) for d in q.shape] for q in program.parameters},
+        fixed=[q.name for q in program.fixed],
+        forward=list(net.forward),
+        layout=program.layout,
     )
+
+
+def _derivation_json(derivation) -> dict[str, Any]:
+    program = derivation.program
+    network = _model_json(program)
     steps = [
         _record(lhs=_math(step.lhs), general=_math(step.general), rhs=_math(step.rhs), rule=step.rule,
-                layer=step.layer, note=step.note)
+                layer=step.layer, note=step.note, quantity=step.quantity, role=step.role)
         for step in derivation.steps
     ]
     return _record(
-        network=network,
+        **({"network": network} if derivation.network is not None else {"model": network}),
         shapes={name: [str(size) for size in symbol.shape] for name, symbol in derivation.symbols.items()},
-        forward=[_record(name=node.name, **_math(node.definition)) for node in derivation.forward],
+        forward=[_record(name=d.name, role=d.role, layer=d.layer, **_math(d.expr)) for d in program.forward],
         cost=_math(derivation.cost),
         steps=steps,
         deltas={name: _math(delta.definition) for name, delta in derivation.deltas.items()},

@@ -9,10 +9,27 @@
     batch = 1               # optional, an integer or a symbol name like "m"
     weight_decay = 0.0      # optional
 
+    fixed = { b1 = 0.35 }   # optional: parameters held at a value, not trained
+
     [[layers]]
     units = 4
     activation = "sigmoid"  # a name, or a formula in x such as "x**3"
-    bias = true             # optional, default true
+    bias = true             # optional: true, false or "shared" (one scalar for every unit)
+    skip_from = 0           # optional: add the output of an earlier layer (0: the input)
+    tied_to = 1             # optional: use W1ᵀ instead of a weight of its own
+
+Instead of ``[network]`` and ``[[layers]]``, a ``[model]`` table writes the
+forward pass as equations:
+
+.. code-block:: toml
+
+    [model]
+    inputs = { X = ["n_0", "m"], Y = ["n_0", "m"] }
+    parameters = { W1 = ["n_1", "n_0"], b1 = ["n_1", 1], W2 = ["n_0", "n_1"] }
+    forward = ["z1 = W1 @ X + b1", "a1 = tanh(z1)", "a2 = W2 @ a1 + X", "C = sum((a2 - Y)^2)"]
+    layout = "columns"      # optional
+    fixed = { }             # optional
+    scalars = ["lam"]       # optional: scalar symbols the cost uses
 
 An optional ``[train]`` table (data, initial values, learning rate, steps) is
 read and kept for training.  Every error names the file and the key at fault.
@@ -26,21 +43,24 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import SpecError, did_you_mean
+from .model.equations import Model
 from .model.network import Dense, Network
 
 __all__ = ["Spec", "load_spec", "read_spec", "parse_spec"]
 
-_NETWORK_KEYS = {"inputs": True, "cost": False, "layout": False, "batch": False, "weight_decay": False}
-_LAYER_KEYS = {"units": True, "activation": False, "bias": False}
+_NETWORK_KEYS = {"inputs": True, "cost": False, "layout": False, "batch": False, "weight_decay": False,
+                 "fixed": False}
+_LAYER_KEYS = {"units": True, "activation": False, "bias": False, "skip_from": False, "tied_to": False}
+_MODEL_KEYS = {"inputs": True, "parameters": True, "forward": True, "layout": False, "fixed": False, "scalars": False}
 _TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed", "sizes")
-_TOP_KEYS = ("network", "layers", "train")
+_TOP_KEYS = ("network", "layers", "model", "train")
 
 
 @dataclass(frozen=True)
 class Spec:
-    """A spec file's contents: the network and the raw ``[train]`` table, if any."""
+    """A spec file's contents: the model (a :class:`Network` or a :class:`Model`) and the raw ``[train]`` table."""
 
-    network: Network
+    model: "Network | Model"
     train: Mapping[str, Any] | None = None
     source: str = "<spec>"
     folder: Path = field(default_factory=Path)
@@ -56,9 +76,26 @@ def _unknown(keys, known, where: str, source: str) -> None:
 def parse_spec(data: Mapping[str, Any], source: str = "<spec>", folder: Path | None = None) -> Spec:
     """Build a :class:`Spec` from an already-parsed TOML document."""
     _unknown(data, _TOP_KEYS, "", source)
+    if "model" in data:
+        for key in ("network", "layers"):
+            if key in data:
+                raise SpecError(f"{source}: a spec has either [model] (equations) or [network] and [[layers]], "
+                                f"not both; remove [{key}]")
+        net: Network | Model = _model(data["model"], source)
+    else:
+        net = _network(data, source)
+    train = data.get("train")
+    if train is not None:
+        if not isinstance(train, Mapping):
+            raise SpecError(f"{source}: [train] must be a table")
+        _unknown(train, _TRAIN_KEYS, "[train].", source)
+    return Spec(net, train, source, folder or Path("."))
+
+
+def _network(data: Mapping[str, Any], source: str) -> Network:
     network = data.get("network")
     if not isinstance(network, Mapping):
-        raise SpecError(f"{source}: missing [network] table (with at least inputs = ...)")
+        raise SpecError(f"{source}: missing [network] table (with at least inputs = ...), or a [model] table")
     _unknown(network, list(_NETWORK_KEYS), "[network].", source)
     for key, required in _NETWORK_KEYS.items():
         if required and key not in network:
@@ -79,15 +116,22 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", folder: Path | N
         except SpecError as err:
             raise SpecError(f"{source}: {where}: {err}", hint=err.hint) from None
     try:
-        net = Network(layers=built, **network)
+        return Network(layers=built, **network)
     except SpecError as err:
         raise SpecError(f"{source}: [network]: {err}", hint=err.hint) from None
-    train = data.get("train")
-    if train is not None:
-        if not isinstance(train, Mapping):
-            raise SpecError(f"{source}: [train] must be a table")
-        _unknown(train, _TRAIN_KEYS, "[train].", source)
-    return Spec(net, train, source, folder or Path("."))
+
+
+def _model(table: object, source: str) -> Model:
+    if not isinstance(table, Mapping):
+        raise SpecError(f"{source}: [model] must be a table with inputs, parameters and forward")
+    _unknown(table, list(_MODEL_KEYS), "[model].", source)
+    for key, required in _MODEL_KEYS.items():
+        if required and key not in table:
+            raise SpecError(f"{source}: [model] needs the key {key!r}")
+    try:
+        return Model(**table)
+    except SpecError as err:
+        raise SpecError(f"{source}: [model]: {err}", hint=err.hint) from None
 
 
 def read_spec(path: str | Path) -> Spec:
@@ -110,8 +154,8 @@ def read_spec(path: str | Path) -> Spec:
     return parse_spec(data, str(path), path.parent)
 
 
-def load_spec(path: str | Path) -> Network:
-    """The network described by a TOML spec file.
+def load_spec(path: str | Path) -> "Network | Model":
+    """The network (or the model written as equations) described by a TOML spec file.
 
     >>> import tempfile, pathlib
     >>> spec = pathlib.Path(tempfile.mkdtemp()) / "net.toml"
@@ -119,4 +163,4 @@ def load_spec(path: str | Path) -> Network:
     >>> load_spec(spec).layers[0].activation.name
     'tanh'
     """
-    return read_spec(path).network
+    return read_spec(path).model

@@ -52,7 +52,8 @@ import sympy
 
 from . import naming
 from .outputs.codegen import UpdateFunctions
-from .derive import derive
+from .derive import derive, program_of
+from .model.network import Network
 from .errors import ShapeError, TrainingError
 from .spec import Spec, read_spec
 
@@ -183,20 +184,21 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     table = spec.train
     if table is None:
         raise TrainingError(f"{spec.source}: no [train] table; add one with x, y, lr and steps")
-    net = spec.network
-    if isinstance(net.weight_decay, sympy.Symbol):
-        raise TrainingError(f"{spec.source}: weight_decay is the symbol {net.weight_decay}; training needs a number")
+    program = program_of(spec.model)
+    if program.scalars:
+        what = "weight_decay is the symbol" if isinstance(spec.model, Network) else "the model uses the scalar"
+        raise TrainingError(f"{spec.source}: {what} {program.scalars[0]}; training needs a number")
     for key in ("x", "y"):
         if key not in table:
             raise TrainingError(f"{where} needs the key {key!r} (numbers, nested lists or a .npz/.npy/.csv file)")
-    functions = derive(net).numpy()
+    functions = derive(program).numpy()
 
     data = {}
     for key, name in (("x", naming.INPUT), ("y", naming.TARGET)):
         value = table[key]
         array = _as_array(_read_file(value, key, spec.folder, f"{where}.{key}") if isinstance(value, str) else value,
                           f"{where}.{key}")
-        shape = _data_shape(functions, name, net.layout, one_sample=array.ndim == 1)
+        shape = _data_shape(functions, name, program.layout, one_sample=array.ndim == 1)
         data[name] = _matrix(array, shape, f"{where}.{key}")
 
     value = table.get("lr") if lr is None else lr
@@ -212,7 +214,7 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TrainingError(f"{where}.seed: expected a whole number ≥ 0, given {seed!r}")
 
-    sizes = _sizes(table.get("sizes", {}), net, f"{where}.sizes")
+    sizes = _sizes(table.get("sizes", {}), program, f"{where}.sizes")
     params = _initial_values(functions, table.get("init", "random"), seed, data, sizes, where)
     try:  # shapes of data and initial values, checked by the generated code itself
         functions.cost(params, data[naming.INPUT], data[naming.TARGET])
@@ -221,9 +223,9 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     return TrainingSetup(functions, data[naming.INPUT], data[naming.TARGET], params, lr, steps)
 
 
-def _sizes(table: Any, net, where: str) -> dict[str, int]:
+def _sizes(table: Any, program, where: str) -> dict[str, int]:
     """The ``[train].sizes`` table: a positive whole number for some of the network's symbolic sizes."""
-    known = [s.name for s in net.size_symbols]
+    known = [s.name for s in program.size_symbols]
     if not isinstance(table, Mapping):
         raise TrainingError(f"{where}: expected a table of sizes, such as {{ {known[0] if known else 'n_1'} = 16 }}")
     for name, value in table.items():

@@ -102,20 +102,21 @@ def test_derive_json_holds_the_network_shapes_steps_deltas_and_gradients(capsys)
     assert document["network"] == {
         "activations": ["relu", "relu", "softmax"], "batch": "m", "biases": [True, True, True],
         "cost": "softmax_cross_entropy", "inputs": "n_0", "layout": "rows", "weight_decay": "0",
-        "widths": ["n_1", "n_2", "k"],
+        "widths": ["n_1", "n_2", "k"], "skip_from": [None, None, None], "tied_to": [None, None, None], "fixed": [],
     }
     assert document["shapes"]["W1"] == ["n_0", "n_1"] and document["shapes"]["X"] == ["m", "n_0"]
     assert list(document["shapes"]) == ["X", "Y", "W1", "b1", "W2", "b2", "W3", "b3"]
     assert [node["name"] for node in document["forward"]] == ["z1", "a1", "z2", "a2", "z3", "a3"]
     assert document["forward"][0] == {"latex": r"a^{(0)} W^{(1)} + \mathbf{1} b^{(1)}", "name": "z1",
-                                      "text": "X W⁽¹⁾ + 1 b⁽¹⁾"}
+                                      "text": "X W⁽¹⁾ + 1 b⁽¹⁾", "role": "preactivation", "layer": 1}
     assert list(document["gradients"]) == ["W1", "b1", "W2", "b2", "W3", "b3"]  # network order, not sorted
     assert document["gradients"]["W1"] == {"latex": r"a^{(0)\top} \delta^{(1)}", "text": "Xᵀ δ⁽¹⁾"}
     assert document["deltas"]["delta3"]["text"] == "a⁽³⁾ − Y"
     delta3 = next(step for step in document["steps"] if step["lhs"]["text"] == "δ⁽³⁾")
     assert delta3["rule"] == "softmax" and delta3["layer"] == 3 and delta3["rhs"]["text"] == "a⁽³⁾ − Y"
     assert delta3["note"] == document["assumptions"][0] and "probability distribution" in delta3["note"]
-    assert set(delta3) == {"general", "layer", "lhs", "note", "rhs", "rule"}
+    assert set(delta3) == {"general", "layer", "lhs", "note", "rhs", "rule", "quantity", "role"}
+    assert (delta3["quantity"], delta3["role"]) == ("z3", "preactivation")
 
 
 def test_derive_json_is_deterministic_utf8_and_can_go_with_files(capsys, tmp_path):
@@ -231,9 +232,9 @@ def test_a_missing_spec_file_says_where_paths_start(capsys, monkeypatch, tmp_pat
      "[[layers]] #1: unknown activation 'sigmod'; known: identity, leaky_relu, relu, sigmoid, softmax, softplus, "
      "tanh, or a formula in x such as 'x**3' (hint: did you mean 'sigmoid'?)"),
     ("[network]\ninputs = 3\n[[layers]]\nunits = 2\nactivaton = 'tanh'\n",
-     "unknown key in [[layers]] #1: 'activaton'; known keys: units, activation, bias (hint: did you mean 'activation'?)"),
+     "unknown key in [[layers]] #1: 'activaton'; known keys: units, activation, bias, skip_from, tied_to (hint: did you mean 'activation'?)"),
     ("[network]\ninputs = 3\n[[layers]]\nunits = 2\n[training]\nlr = 1\n",
-     "unknown key 'training'; known keys: network, layers, train (hint: did you mean 'train'?)"),
+     "unknown key 'training'; known keys: network, layers, model, train (hint: did you mean 'train'?)"),
     ("[network]\ninputs = 3\ncost = 'squared_eror'\n[[layers]]\nunits = 2\n",
      "[network]: unknown cost 'squared_eror'; known: binary_cross_entropy, half_squared_error, mean_squared_error, "
      "softmax_cross_entropy, squared_error (hint: did you mean 'squared_error'?)"),
