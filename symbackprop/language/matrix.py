@@ -55,7 +55,7 @@ from ..model.activations import ACTIVATIONS, Activation
 from ..calculus.expressions import hadamard, hadamard_power
 from ..derive import Derivation
 from ..errors import FormulaError, ShapeError, UnknownNameError
-from ..calculus.expressions import Elementwise, Softmax, SumEntries
+from ..calculus.expressions import Broadcast, Elementwise, LogSoftmax, Softmax, SumEntries
 from .scalar import MAX_EXPONENT, number
 from ..printing.common import shape_text as matrix_shape_text
 
@@ -65,6 +65,7 @@ __all__ = [
     "MAX_EXPONENT",
     "MatrixBuilder",
     "Vocabulary",
+    "broadcast_shape",
     "canonical_name",
     "children",
     "learning_rates",
@@ -384,7 +385,12 @@ class MatrixBuilder:
         return self._elementwise(node, left, right, "*" if op == "mul" else ".*")
 
     def _elementwise(self, node: ast.BinOp, left: Expr, right: Expr, symbol: str) -> Expr:
-        """An entry-by-entry sum or product; a scalar or a 1×1 matrix stands for every entry."""
+        """An entry-by-entry sum or product, broadcasting as NumPy does.
+
+        A scalar or a 1×1 matrix stands for every entry; a column (r×1) against
+        an r×c matrix is repeated across the columns, a row (1×c) down the rows,
+        as a :class:`~symbackprop.calculus.expressions.Broadcast`.
+        """
         left_shape, right_shape = shape_of(left), shape_of(right)
         if left_shape != right_shape:
             if left_shape == (1, 1) and right_shape is not None:
@@ -392,11 +398,14 @@ class MatrixBuilder:
             elif right_shape == (1, 1) and left_shape is not None:
                 right, right_shape = SumEntries(right), None
             elif left_shape is not None and right_shape is not None:
-                advice = " (for a matrix product write @)" if symbol == "*" and left_shape[1] == right_shape[0] else ""
-                raise ShapeError(
-                    f"'{symbol}' works entry by entry, but {_show(node.left)} is {shape_text(left_shape)} "
-                    f"and {_show(node.right)} is {shape_text(right_shape)}{advice}"
-                )
+                shape = broadcast_shape(left_shape, right_shape)
+                if shape is None:
+                    raise ShapeError(
+                        f"'{symbol}' works entry by entry, but {_show(node.left)} is {shape_text(left_shape)} "
+                        f"and {_show(node.right)} is {shape_text(right_shape)}{_misfit_advice(symbol, left_shape, right_shape)}"
+                    )
+                left, right = _spread(left, shape), _spread(right, shape)
+                left_shape = right_shape = shape
         if symbol in "+-":
             if left_shape is None and right_shape is not None:
                 left = _times(left, _ones(*right_shape))
@@ -445,6 +454,45 @@ class MatrixBuilder:
 def _ones(rows: Expr, cols: Expr) -> Expr:
     """A matrix of ones, made once per shape: SymPy's constructor compares sizes symbolically, slowly."""
     return OneMatrix(rows, cols)
+
+
+def broadcast_shape(left: tuple, right: tuple) -> tuple | None:
+    """The shape two matrices broadcast to entry by entry, or None when they do not fit.
+
+    Equal shapes fit; so does a column (r×1) or a row (1×c) against an r×c
+    matrix.  A column against a row (NumPy's outer broadcast) does not: it
+    hides too many mistakes.
+
+    >>> broadcast_shape((3, 1), (3, 5)), broadcast_shape((1, 5), (3, 5)), broadcast_shape((3, 1), (1, 5))
+    ((3, 5), (3, 5), None)
+    """
+    if left == right:
+        return left
+    for vector, full in ((left, right), (right, left)):
+        if (vector[1] == 1 and vector[0] == full[0]) or (vector[0] == 1 and vector[1] == full[1]):
+            return full
+    return None
+
+
+def _misfit_advice(symbol: str, left: tuple, right: tuple) -> str:
+    if symbol == "*" and left[1] == right[0]:
+        return " (for a matrix product write @)"
+    if 1 in left and 1 in right:
+        return " (a column and a row are not broadcast against each other)"
+    return ""
+
+
+def _spread(value: Expr, shape: tuple) -> Expr:
+    """``value`` broadcast to ``shape``; a scalar coefficient stays outside: ``-b`` becomes ``-(b 1ᵀ)``."""
+    if value.shape == shape:
+        return value
+    if isinstance(value, MatMul):
+        coefficient = sympy.Mul(*(a for a in value.args if not a.is_Matrix))
+        matrices = [a for a in value.args if a.is_Matrix]
+        if coefficient != 1:
+            inner = matrices[0] if len(matrices) == 1 else MatMul(*matrices)
+            return _times(coefficient, Broadcast(inner, *shape))
+    return Broadcast(value, *shape)
 
 
 def _times(*factors: Expr) -> Expr:

@@ -169,6 +169,8 @@ class NumPyCodePrinter(NumPyPrinter):
     # --- operators ---------------------------------------------------------------------------
 
     def _precedence(self, expr) -> int:
+        if isinstance(expr, Broadcast):  # printed as its vector
+            return self._precedence(expr.vector)
         if isinstance(expr, Elementwise) and self._output_form(expr) is not None:
             return self._precedence(self._output_form(expr))
         if isinstance(expr, (MatAdd, sympy.Add)):
