@@ -20,7 +20,13 @@ them all):
   matrix product between matrices and a scalar product otherwise;
 * ``*``, ``.*``, ``⊙`` multiply entry by entry; ``/`` and ``./`` divide entry
   by entry; ``+`` and ``-`` add entry by entry.  In these elementwise
-  operations a scalar, or a 1×1 matrix, stands for every entry (``1 - a1``);
+  operations a scalar, or a 1×1 matrix, stands for every entry (``1 - a1``),
+  and a column (r×1) or a row (1×c) against an r×c matrix is broadcast as
+  NumPy does (``W1 @ x + b1``, ``(x - mu) / sigma``); a column against a row
+  is not;
+* ``sum``, ``mean``, ``softmax`` and ``log_softmax`` take an optional
+  dimension, 1 (each column) or 2 (each row); ``sqrt``, ``exp`` and ``log``
+  apply entry by entry to a matrix and are SymPy's functions of a scalar;
 * ``^``, ``**`` and ``.^`` raise every entry to a whole power of at most
   :data:`MAX_EXPONENT` in size (there is no matrix power);
 * ``.T``, ``'``, ``ᵀ``, ``^\top`` transpose.
@@ -152,7 +158,8 @@ class Vocabulary:
     * ``learning_rates`` — the learning-rate spellings not taken by the above;
     * ``functions`` — activation names and aliases (``"sigma"``, ``"ReLU"``);
     * ``sizes`` — what a size in ``ones(r, c)`` may be: 1 and the network's sizes;
-    * ``depth`` — L; ``axis`` — the axis softmax normalises over.
+    * ``depth`` — L; ``axis`` — the axis ``softmax(M)`` and ``log_softmax(M)``
+      normalise over when no dimension is given (0: each column, 1: each row).
     """
 
     quantities: Mapping[str, Expr]
