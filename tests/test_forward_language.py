@@ -345,6 +345,9 @@ def test_broadcast_shape() -> None:
     ("X + b1", ShapeError, r"'\+' works entry by entry, but X is n_0×m and b1 is n_1×1$"),
     ("c + r", ShapeError, r"'\+' works entry by entry, but c is n_0×1 and r is 1×m "
                           r"\(a column and a row are not broadcast against each other\)"),
+    ("r + c", ShapeError, r"but r is 1×m and c is n_0×1 \(a column and a row are not broadcast against each other\)"),
+    ("c + b1", ShapeError, r"'\+' works entry by entry, but c is n_0×1 and b1 is n_1×1$"),  # two columns: no advice
+    ("r + b1.T", ShapeError, r"'\+' works entry by entry, but r is 1×m and b1.T is 1×n_1$"),
     ("X - W1", ShapeError, r"'-' works entry by entry, but X is n_0×m and W1 is n_1×n_0"),
     ("r .* X.T", ShapeError, r"'\.\*' works entry by entry, but r is 1×m and X.T is m×n_0"),
     ("X / b1", ShapeError, r"'/' works entry by entry, but X is n_0×m and b1 is n_1×1"),

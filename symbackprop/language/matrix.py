@@ -565,7 +565,7 @@ def broadcast_shape(left: tuple, right: tuple) -> tuple | None:
 def _misfit_advice(symbol: str, left: tuple, right: tuple) -> str:
     if symbol == "*" and left[1] == right[0]:
         return " (for a matrix product write @)"
-    if 1 in left and 1 in right:
+    if (left[1] == 1 and right[0] == 1) or (left[0] == 1 and right[1] == 1):
         return " (a column and a row are not broadcast against each other)"
     return ""
 
