@@ -7,11 +7,11 @@ import pytest
 import sympy
 
 from symbackprop.calculus import runtime
-from symbackprop.model.activations import ACTIVATIONS, LOG, custom_activation, get_activation, y
+from symbackprop.model.activations import ACTIVATIONS, MATH_FUNCTIONS, custom_activation, get_activation, y
 from symbackprop.errors import SpecError, UnknownNameError
 from symbackprop.calculus.expressions import SCALAR_VARIABLE as x
 
-ELEMENTWISE = [a for a in (*ACTIVATIONS.values(), LOG) if a.is_elementwise]
+ELEMENTWISE = [a for a in (*ACTIVATIONS.values(), *MATH_FUNCTIONS.values()) if a.is_elementwise]
 POINTS = np.array([-3.1, -1.0, -0.2, 0.3, 1.0, 2.7])
 
 
@@ -24,7 +24,7 @@ def test_output_derivative_identity_equals_the_derived_derivative(activation):
 
 @pytest.mark.parametrize("activation", ELEMENTWISE, ids=lambda a: a.name)
 def test_runtime_function_and_derivative_equal_the_sympy_definition(activation):
-    points = POINTS if activation.name != "log" else np.abs(POINTS)
+    points = POINTS if activation.name not in ("log", "sqrt") else np.abs(POINTS)
     exact = sympy.lambdify(x, activation.definition, "numpy")
     derivative = sympy.lambdify(x, activation.derivative, "numpy")
     f = getattr(runtime, activation.runtime)

@@ -32,7 +32,7 @@ from symbackprop import (
 from symbackprop.checking import verdicts as checking
 from symbackprop.checking.verdicts import RTOL, TRIALS
 from symbackprop.cli import main
-from symbackprop.calculus.expressions import Elementwise, Softmax, SumEntries
+from symbackprop.calculus.expressions import Broadcast, Elementwise, Softmax, SumEntries, hadamard
 from symbackprop.language.syntax import parse
 from symbackprop.language.matrix import (
     MAX_EXPONENT,
@@ -430,8 +430,11 @@ def test_a_1x1_matrix_stands_for_a_scalar_in_elementwise_operations() -> None:
     assert np.allclose(evaluate(parse_matrix("a2 * a1", d), values), a2[0, 0] * a1)
     assert np.allclose(evaluate(parse_matrix("a1 - a2", d), values), a1 - a2[0, 0])
     assert np.allclose(evaluate(parse_matrix("a1 a2", d), values), a1 @ a2)  # n×1 by 1×1: a matrix product
+    # a2 is 1×m in the bce network: against the 4×m delta1 it is a row, broadcast down the rows as NumPy does
+    bce = derivation("bce")
+    assert build("a2 * delta1", "bce") == hadamard(Broadcast(bce.quantity("a2"), 4, bce.network.batch), bce.deltas["delta1"])
     with pytest.raises(ShapeError, match="works entry by entry"):
-        build("a2 * delta1", "bce")  # a2 is 1×m there
+        build("a2 * W1", "bce")  # 1×m against 4×3: a real misfit
 
 
 def test_a_number_added_to_a_matrix_is_added_to_every_entry() -> None:

@@ -36,14 +36,14 @@ from sympy import (
 
 from .. import naming
 from . import runtime
-from ..model.activations import ACTIVATIONS, LOG
+from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS
 from ..errors import ShapeError, SymbackpropError
 from .expressions import Adjoint, Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries
 from .trees import walk
 
 __all__ = ["evaluate", "Evaluator"]
 
-_REGISTERED = {a.name: a for a in (*ACTIVATIONS.values(), LOG) if a.runtime}
+_REGISTERED = {a.name: a for a in (*ACTIVATIONS.values(), *MATH_FUNCTIONS.values()) if a.runtime}
 
 
 @lru_cache(maxsize=None)

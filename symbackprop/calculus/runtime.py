@@ -88,3 +88,19 @@ def log(x):
 
 def log_grad(x):
     return 1 / x
+
+
+def sqrt(x):
+    return np.sqrt(x)
+
+
+def sqrt_grad(x):
+    return 0.5 / np.sqrt(x)
+
+
+def exp(x):
+    return np.exp(x)
+
+
+def exp_grad(x):
+    return np.exp(x)

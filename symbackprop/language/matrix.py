@@ -20,7 +20,13 @@ them all):
   matrix product between matrices and a scalar product otherwise;
 * ``*``, ``.*``, ``⊙`` multiply entry by entry; ``/`` and ``./`` divide entry
   by entry; ``+`` and ``-`` add entry by entry.  In these elementwise
-  operations a scalar, or a 1×1 matrix, stands for every entry (``1 - a1``);
+  operations a scalar, or a 1×1 matrix, stands for every entry (``1 - a1``),
+  and a column (r×1) or a row (1×c) against an r×c matrix is broadcast as
+  NumPy does (``W1 @ x + b1``, ``(x - mu) / sigma``); a column against a row
+  is not;
+* ``sum``, ``mean``, ``softmax`` and ``log_softmax`` take an optional
+  dimension, 1 (each column) or 2 (each row); ``sqrt``, ``exp`` and ``log``
+  apply entry by entry to a matrix and are SymPy's functions of a scalar;
 * ``^``, ``**`` and ``.^`` raise every entry to a whole power of at most
   :data:`MAX_EXPONENT` in size (there is no matrix power);
 * ``.T``, ``'``, ``ᵀ``, ``^\top`` transpose.
@@ -51,11 +57,11 @@ from sympy import (
 )
 
 from . import syntax as ast
-from ..model.activations import ACTIVATIONS, Activation
+from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS, Activation
 from ..calculus.expressions import hadamard, hadamard_power
 from ..derive import Derivation
 from ..errors import FormulaError, ShapeError, UnknownNameError
-from ..calculus.expressions import Elementwise, Softmax, SumEntries
+from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, LogSoftmax, Softmax, SumEntries
 from .scalar import MAX_EXPONENT, number
 from ..printing.common import shape_text as matrix_shape_text
 
@@ -65,6 +71,7 @@ __all__ = [
     "MAX_EXPONENT",
     "MatrixBuilder",
     "Vocabulary",
+    "broadcast_shape",
     "canonical_name",
     "children",
     "learning_rates",
@@ -79,6 +86,12 @@ LEARNING_RATE_NAMES = ("R", "eta", "lr", "alpha")
 #: numbers in a formula stay within float64's range, so evaluating them never overflows
 _LARGEST = sympy.Integer(10) ** 300
 _MAX_DERIVATIVE = 3
+#: exp of a number larger than this in size leaves float64's range (e^690 ≈ 10^299.7)
+_LARGEST_EXPONENT = 690
+#: digits to which a number given to sqrt, exp or log is checked
+_DIGITS = 30
+#: other spellings of the math functions (``\ln`` is read as ``ln``)
+_MATH_ALIASES = {"ln": "log"}
 #: a per-layer name as typed: kind, an optional ``_``, the layer (``W2``, ``delta_1``)
 LAYERED_NAME = re.compile(r"^(W|b|z|a|delta)(_?)([0-9]+)$")
 _LATEX_NAME = re.compile(r"^\\(?:operatorname\{([A-Za-z]+)\}|([A-Za-z]+))(?:_\{?([A-Za-z0-9]+)\}?)?$")
@@ -145,7 +158,8 @@ class Vocabulary:
     * ``learning_rates`` — the learning-rate spellings not taken by the above;
     * ``functions`` — activation names and aliases (``"sigma"``, ``"ReLU"``);
     * ``sizes`` — what a size in ``ones(r, c)`` may be: 1 and the network's sizes;
-    * ``depth`` — L; ``axis`` — the axis softmax normalises over.
+    * ``depth`` — L; ``axis`` — the axis ``softmax(M)`` and ``log_softmax(M)``
+      normalise over when no dimension is given (0: each column, 1: each row).
     """
 
     quantities: Mapping[str, Expr]
@@ -207,7 +221,8 @@ class Vocabulary:
     def known_functions(self) -> list[str]:
         """Every function a formula may call, for error messages."""
         activations = sorted(self.functions, key=str.lower)
-        return [*activations, "sum", "trace", "tr", "ones", "and derivatives such as sigmoid'(z1) or dsigmoid(z1)"]
+        return [*activations, "sqrt", "exp", "log", "ln", "log_softmax", "sum", "mean", "trace", "tr", "ones",
+                "and derivatives such as sigmoid'(z1) or dsigmoid(z1)"]
 
 
 def children(node: ast.Node) -> tuple[ast.Node, ...]:
@@ -301,30 +316,43 @@ class MatrixBuilder:
 
     def _call(self, node: ast.Call, args: list[Expr]) -> Expr:
         func = node.func
-        builtin = {"sum": self._sum, "trace": self._trace, "tr": self._trace, "ones": self._ones}.get(func)
+        builtin = {
+            "sum": self._sum, "mean": self._mean, "trace": self._trace, "tr": self._trace, "ones": self._ones,
+            "log_softmax": self._log_softmax,
+        }.get(func)  # fmt: skip
         if builtin is not None:
             if node.derivative:
                 raise FormulaError(f"{func} has no derivative mark (position {node.pos})")
             return builtin(node, args)
         activation, order = self._function(node)
+        if not activation.is_elementwise:
+            return self._per_sample(node, args, Softmax)
         if len(args) != 1:
             raise FormulaError(f"{func} takes one argument, not {len(args)} (position {node.pos})")
         (arg,) = args
         if shape_of(arg) is None:
+            if activation.name in MATH_FUNCTIONS and not order:
+                return self._scalar_function(node, activation, arg)
             raise FormulaError(f"{func} applies to a matrix, and {_show(node.args[0])} is a scalar (position {node.pos})")
-        if not activation.is_elementwise:
-            return Softmax(arg, self.vocabulary.axis)
         return Elementwise(activation.name, activation.function, arg, order)
 
     def _function(self, node: ast.Call) -> tuple[Activation, int]:
-        """The activation a call names and the derivative order: ``dsigmoid`` and ``sigmoid'`` give 1."""
+        """The function a call names and the derivative order: ``dsigmoid`` and ``sigmoid'`` give 1.
+
+        ``sqrt``, ``exp`` and ``log`` (also ``ln``) are always the math functions; other names are
+        the vocabulary's activations.
+        """
         functions = self.vocabulary.functions
         name, order = node.func, node.derivative
-        if name not in functions and name.startswith("d") and name[1:] in functions and not order:
-            name, order = name[1:], 1
-        if name not in functions:
-            raise UnknownNameError("function", node.func, self.vocabulary.known_functions())
-        activation = functions[name]
+        math = MATH_FUNCTIONS.get(_MATH_ALIASES.get(name, name))
+        if math is not None:
+            activation = math
+        else:
+            if name not in functions and name.startswith("d") and name[1:] in functions and not order:
+                name, order = name[1:], 1
+            if name not in functions:
+                raise UnknownNameError("function", node.func, self.vocabulary.known_functions())
+            activation = functions[name]
         if order and not activation.is_elementwise:
             raise FormulaError(f"{name} is not applied entry by entry and has no derivative {name}' "
                                f"(position {node.pos}); write its Jacobian product out")
@@ -332,22 +360,71 @@ class MatrixBuilder:
             raise FormulaError(f"at most {_MAX_DERIVATIVE} derivative marks (position {node.pos})")
         return activation, order
 
+    def _scalar_function(self, node: ast.Call, function: Activation, arg: Expr) -> Expr:
+        """``sqrt``, ``exp`` or ``log`` of a scalar: the SymPy function, refused where it is not a finite real."""
+        if arg.is_number:
+            value = arg.evalf(_DIGITS)
+            if not value.is_real:
+                raise FormulaError(f"{_show(node.args[0])} is not a real number (position {node.pos})")
+            if function.name == "log" and not value > 0:
+                raise FormulaError(f"log needs a positive number, not {_show(node.args[0])} (position {node.pos})")
+            if function.name == "sqrt" and value < 0:
+                raise FormulaError(f"sqrt needs a number that is not negative, not {_show(node.args[0])} "
+                                   f"(position {node.pos})")
+            if function.name == "exp" and abs(value) > _LARGEST_EXPONENT:
+                # refuse before computing: exp(10^300) has no float64 value
+                raise FormulaError(f"the number {_show(node)} is out of range (position {node.pos})")
+        return _checked(function.definition.xreplace({SCALAR_VARIABLE: arg}), node)
+
+    def _dimension(self, node: ast.Call, args: list[Expr]) -> int:
+        """The dimension argument of ``sum``, ``mean``, ``softmax``, ``log_softmax``: 1 (down each column),
+        2 (along each row), or 0 when there is none."""
+        if len(args) not in (1, 2):
+            raise FormulaError(f"{node.func} takes a matrix and an optional dimension 1 or 2, not {len(args)} "
+                               f"arguments (position {node.pos})")
+        if len(args) == 1:
+            return 0
+        if args[1] not in (1, 2):
+            raise FormulaError(f"the dimension of {node.func} is 1 (down each column) or 2 (along each row), "
+                               f"not {_show(node.args[1])} (position {node.pos})")
+        return int(args[1])
+
+    def _matrix_argument(self, node: ast.Call, args: list[Expr]) -> Expr:
+        if shape_of(args[0]) is None:
+            raise FormulaError(f"{node.func} applies to a matrix, and {_show(node.args[0])} is a scalar "
+                               f"(position {node.pos})")
+        return args[0]
+
     def _sum(self, node: ast.Call, args: list[Expr]) -> Expr:
         """``sum(M)``: all entries, a scalar; ``sum(M, 1)``: each column (1×c); ``sum(M, 2)``: each row (r×1)."""
-        if len(args) not in (1, 2):
-            raise FormulaError(f"sum takes a matrix and an optional dimension 1 or 2, not {len(args)} arguments "
-                               f"(position {node.pos})")
+        dimension = self._dimension(node, args)
         value = args[0]
-        shape = shape_of(value)
-        if len(args) == 1:
-            return SumEntries(value) if shape else value
-        if args[1] not in (1, 2):
-            raise FormulaError(f"the dimension of sum is 1 (down each column) or 2 (along each row), "
-                               f"not {_show(node.args[1])} (position {node.pos})")
-        if shape is None:
-            raise ShapeError(f"sum(..., {args[1]}) needs a matrix, and {_show(node.args[0])} is a scalar")
-        rows, cols = shape
-        return _times(_ones(1, rows), value) if args[1] == 1 else _times(value, _ones(cols, 1))
+        if shape_of(value) is None:
+            if dimension:
+                raise ShapeError(f"sum(..., {dimension}) needs a matrix, and {_show(node.args[0])} is a scalar")
+            return value  # the sum of a scalar is the scalar
+        return _sum_along(value, dimension)
+
+    def _mean(self, node: ast.Call, args: list[Expr]) -> Expr:
+        """``mean(M)``: of all entries, a scalar; ``mean(M, 1)``: of each column (1×c); ``mean(M, 2)``: of each row (r×1)."""
+        dimension = self._dimension(node, args)
+        value = self._matrix_argument(node, args)
+        rows, cols = value.shape
+        count = (rows * cols, rows, cols)[dimension]
+        total = _sum_along(value, dimension)
+        if count == 1:
+            return total
+        return _times(total, 1 / count) if dimension == 0 else _times(1 / count, *_factors(total))
+
+    def _per_sample(self, node: ast.Call, args: list[Expr], cls: type) -> Expr:
+        """``softmax(M)`` / ``log_softmax(M)``: over the vocabulary's axis; ``(M, 1)``: each column; ``(M, 2)``: each row."""
+        dimension = self._dimension(node, args)
+        value = self._matrix_argument(node, args)
+        axis = self.vocabulary.axis if dimension == 0 else dimension - 1
+        return cls(value, axis)
+
+    def _log_softmax(self, node: ast.Call, args: list[Expr]) -> Expr:
+        return self._per_sample(node, args, LogSoftmax)
 
     def _trace(self, node: ast.Call, args: list[Expr]) -> Expr:
         if len(args) != 1:
@@ -391,7 +468,12 @@ class MatrixBuilder:
         return self._elementwise(node, left, right, "*" if op == "mul" else ".*")
 
     def _elementwise(self, node: ast.BinOp, left: Expr, right: Expr, symbol: str) -> Expr:
-        """An entry-by-entry sum or product; a scalar or a 1×1 matrix stands for every entry."""
+        """An entry-by-entry sum or product, broadcasting as NumPy does.
+
+        A scalar or a 1×1 matrix stands for every entry; a column (r×1) against
+        an r×c matrix is repeated across the columns, a row (1×c) down the rows,
+        as a :class:`~symbackprop.calculus.expressions.Broadcast`.
+        """
         left_shape, right_shape = shape_of(left), shape_of(right)
         if left_shape != right_shape:
             if left_shape == (1, 1) and right_shape is not None:
@@ -399,11 +481,14 @@ class MatrixBuilder:
             elif right_shape == (1, 1) and left_shape is not None:
                 right, right_shape = SumEntries(right), None
             elif left_shape is not None and right_shape is not None:
-                advice = " (for a matrix product write @)" if symbol == "*" and left_shape[1] == right_shape[0] else ""
-                raise ShapeError(
-                    f"'{symbol}' works entry by entry, but {_show(node.left)} is {shape_text(left_shape)} "
-                    f"and {_show(node.right)} is {shape_text(right_shape)}{advice}"
-                )
+                shape = broadcast_shape(left_shape, right_shape)
+                if shape is None:
+                    raise ShapeError(
+                        f"'{symbol}' works entry by entry, but {_show(node.left)} is {shape_text(left_shape)} "
+                        f"and {_show(node.right)} is {shape_text(right_shape)}{_misfit_advice(symbol, left_shape, right_shape)}"
+                    )
+                left, right = _spread(left, shape), _spread(right, shape)
+                left_shape = right_shape = shape
         if symbol in "+-":
             if left_shape is None and right_shape is not None:
                 left = _times(left, _ones(*right_shape))
@@ -448,10 +533,61 @@ class MatrixBuilder:
         return _checked(base**exponent, node)
 
 
+def _sum_along(value: Expr, dimension: int) -> Expr:
+    """All entries (dimension 0), each column (1, a 1×c row) or each row (2, an r×1 column) of a matrix."""
+    rows, cols = value.shape
+    if dimension == 0:
+        return SumEntries(value)
+    return _times(_ones(1, rows), value) if dimension == 1 else _times(value, _ones(cols, 1))
+
+
+def _factors(product: Expr) -> tuple[Expr, ...]:
+    return product.args if isinstance(product, MatMul) else (product,)
+
+
 @lru_cache(maxsize=256)
 def _ones(rows: Expr, cols: Expr) -> Expr:
     """A matrix of ones, made once per shape: SymPy's constructor compares sizes symbolically, slowly."""
     return OneMatrix(rows, cols)
+
+
+def broadcast_shape(left: tuple, right: tuple) -> tuple | None:
+    """The shape two matrices broadcast to entry by entry, or None when they do not fit.
+
+    Equal shapes fit; so does a column (r×1) or a row (1×c) against an r×c
+    matrix.  A column against a row (NumPy's outer broadcast) does not: it
+    hides too many mistakes.
+
+    >>> broadcast_shape((3, 1), (3, 5)), broadcast_shape((1, 5), (3, 5)), broadcast_shape((3, 1), (1, 5))
+    ((3, 5), (3, 5), None)
+    """
+    if left == right:
+        return left
+    for vector, full in ((left, right), (right, left)):
+        if (vector[1] == 1 and vector[0] == full[0]) or (vector[0] == 1 and vector[1] == full[1]):
+            return full
+    return None
+
+
+def _misfit_advice(symbol: str, left: tuple, right: tuple) -> str:
+    if symbol == "*" and left[1] == right[0]:
+        return " (for a matrix product write @)"
+    if (left[1] == 1 and right[0] == 1) or (left[0] == 1 and right[1] == 1):
+        return " (a column and a row are not broadcast against each other)"
+    return ""
+
+
+def _spread(value: Expr, shape: tuple) -> Expr:
+    """``value`` broadcast to ``shape``; a scalar coefficient stays outside: ``-b`` becomes ``-(b 1ᵀ)``."""
+    if value.shape == shape:
+        return value
+    if isinstance(value, MatMul):
+        coefficient = sympy.Mul(*(a for a in value.args if not a.is_Matrix))
+        matrices = [a for a in value.args if a.is_Matrix]
+        if coefficient != 1:
+            inner = matrices[0] if len(matrices) == 1 else MatMul(*matrices)
+            return _times(coefficient, Broadcast(inner, *shape))
+    return Broadcast(value, *shape)
 
 
 def _times(*factors: Expr) -> Expr:
@@ -467,6 +603,10 @@ def _checked(value: Expr, node: ast.Node) -> Expr:
     for part in (value, *(value.args if isinstance(value, (MatMul, sympy.Mul)) else ())):
         if part.is_Rational and part != 0 and not (1 / _LARGEST <= abs(part) <= _LARGEST):
             raise FormulaError(f"the number {_show(node)} is out of range (position {node.pos})")
+        if part.is_number and not part.is_Rational:  # sqrt(2), exp(3): irrational, checked numerically
+            size = abs(part.evalf(_DIGITS))
+            if not size.is_real or (size != 0 and not (1 / _LARGEST <= size <= _LARGEST)):
+                raise FormulaError(f"the number {_show(node)} is out of range (position {node.pos})")
     return value
 
 

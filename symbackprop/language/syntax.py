@@ -713,9 +713,9 @@ class _Parser:
                 return node
 
 
-def _strip_delimiters(text: str) -> tuple[int, int]:
-    """Bounds of the formula inside optional ``$...$`` / ``$$...$$`` and ASCII whitespace."""
-    lo, hi = 0, len(text)
+def _strip_delimiters(text: str, start: int = 0) -> tuple[int, int]:
+    """Bounds of the formula in ``text[start:]`` inside optional ``$...$`` / ``$$...$$`` and ASCII whitespace."""
+    lo, hi = start, len(text)
     # Only the whitespace the lexer skips: str.strip() would also drop control characters.
     while lo < hi and text[lo] in _WHITESPACE:
         lo += 1
@@ -728,8 +728,12 @@ def _strip_delimiters(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def parse(text: str) -> Node:
+def parse(text: str, start: int = 0) -> Node:
     r"""Parse a formula into a tree; raise :class:`FormulaSyntaxError` if it is not one.
+
+    ``start`` parses only ``text[start:]`` (the right-hand side of a
+    definition line) while positions, in the tree and in errors, still count
+    from the start of ``text``.
 
     >>> parse("2 a")
     BinOp(op='juxt', left=Number(text='2'), right=Name(id='a', layer=None))
@@ -740,7 +744,9 @@ def parse(text: str) -> Node:
         raise TypeError(f"a formula must be a str, not {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise FormulaSyntaxError(f"formula is longer than {MAX_LENGTH} characters ({len(text)})", text, MAX_LENGTH)
-    lo, hi = _strip_delimiters(text)
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= len(text):
+        raise TypeError(f"start must be an offset from 0 to {len(text)} in the formula, not {start!r}")
+    lo, hi = _strip_delimiters(text, start)
     tree = _Parser(text, _Lexer(text, lo, hi).run()).formula()
     _check_depth(tree, text)
     return tree

@@ -25,6 +25,7 @@ from sympy import (
     Rational,
     exp,
     log,
+    sqrt,
     tanh,
 )
 
@@ -36,6 +37,9 @@ __all__ = [
     "Activation",
     "ACTIVATIONS",
     "LOG",
+    "SQRT",
+    "EXP",
+    "MATH_FUNCTIONS",
     "get_activation",
     "custom_activation",
 ]
@@ -115,6 +119,12 @@ ACTIVATIONS: dict[str, Activation] = {
 
 #: the logarithm, an elementwise function the cross-entropy costs use (not an activation)
 LOG = Activation("log", r"\log", log(x), None, "log")
+#: the square root and the exponential, entry by entry, for forward passes written as formulas (not activations)
+SQRT = Activation("sqrt", r"\sqrt", sqrt(x), None, "sqrt")
+EXP = Activation("exp", r"\exp", exp(x), y, "exp")
+
+#: the elementwise functions that are not activations: ``log``, ``sqrt``, ``exp``, by name
+MATH_FUNCTIONS: dict[str, Activation] = {a.name: a for a in (LOG, SQRT, EXP)}
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

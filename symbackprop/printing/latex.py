@@ -50,7 +50,7 @@ from sympy import (
 from sympy.printing.latex import LatexPrinter as SympyLatexPrinter
 
 from .. import naming
-from ..model.activations import ACTIVATIONS, LOG
+from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS
 from ..calculus.expressions import Adjoint, Broadcast, Elementwise, Named, Softmax, SumEntries
 from .precedence import ATOM, HADAMARD, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard, split_sign
@@ -60,8 +60,8 @@ __all__ = ["LatexPrinter", "to_latex", "superscript", "DEFAULT_FUNCTIONS", "KIND
 #: how each kind of per-layer quantity is written
 KINDS: dict[str, str] = {"W": "W", "b": "b", "z": "z", "a": "a", "delta": r"\delta"}
 
-#: activation names (and ``log``) → LaTeX
-DEFAULT_FUNCTIONS: dict[str, str] = {name: a.latex for name, a in ACTIVATIONS.items()} | {LOG.name: LOG.latex}
+#: activation names (and ``log``, ``sqrt``, ``exp``) → LaTeX
+DEFAULT_FUNCTIONS: dict[str, str] = {name: a.latex for name, a in (*ACTIVATIONS.items(), *MATH_FUNCTIONS.items())}
 
 _TARGET = "y"
 _TRAILING_SUPERSCRIPT = re.compile(r"\^\{((?:[^{}]|\{[^{}]*\})*)\}$")
@@ -149,9 +149,7 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         if isinstance(expr, ZeroMatrix):
             return Add(0)
         if isinstance(expr, (Elementwise, Softmax)):
-            inner = self.doprint(expr.arg)
-            name = self._function_name(expr)
-            return self._scalar_symbol(f"{name}{self._bracket(inner)}")
+            return self._scalar_symbol(self._call(expr, self.doprint(expr.arg)))
         return self._scalar_symbol(self._print(expr))
 
     def factor(self, expr) -> str:
@@ -230,14 +228,23 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         if isinstance(expr, Softmax):
             return self._functions["softmax"]
         name = self._functions.get(expr.name, rf"\operatorname{{{expr.name}}}")
-        if self._settings["generic_activations"] and expr.name != LOG.name:
+        if self._settings["generic_activations"] and expr.name not in MATH_FUNCTIONS:
             split = naming.split_layer_name(getattr(expr.arg, "name", ""))
             if split is not None:
                 name = rf"\sigma_{{{self.layer(split[1])}}}"
         return name + "'" * expr.order
 
+    def _call(self, expr, inner: str) -> str:
+        """The function of ``expr`` applied to the printed ``inner``: ``\\sigma(z)``, ``\\sqrt{v}``."""
+        name = self._function_name(expr)
+        root = r"\sqrt"
+        if name.startswith(root) and isinstance(expr, Elementwise):  # a root takes its argument in braces
+            marks = name[len(root):]
+            return rf"\sqrt{{{inner}}}" if not marks else rf"(\sqrt{{\cdot}}){marks}{self._bracket(inner)}"
+        return name + self._bracket(inner)
+
     def _print_Elementwise(self, expr) -> str:
-        return self._function_name(expr) + self._bracket(self._print(expr.arg))
+        return self._call(expr, self._print(expr.arg))
 
     def _print_Softmax(self, expr) -> str:
         return self._function_name(expr) + self._bracket(self._print(expr.arg))

@@ -41,13 +41,13 @@ from sympy import (
 )
 from sympy.printing.numpy import NumPyPrinter
 
-from ..model.activations import ACTIVATIONS, LOG, Activation, y
+from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS, Activation, y
 from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, Named, Softmax
 
 __all__ = ["NumPyCodePrinter", "to_numpy", "helper_name", "scaled", "is_negative_term", "REGISTERED"]
 
 #: elementwise functions with a stable NumPy helper in :mod:`symbackprop.calculus.runtime`
-REGISTERED: dict[str, Activation] = {a.name: a for a in (*ACTIVATIONS.values(), LOG) if a.runtime}
+REGISTERED: dict[str, Activation] = {a.name: a for a in (*ACTIVATIONS.values(), *MATH_FUNCTIONS.values()) if a.runtime}
 
 # Python's operator precedence, as far as generated code needs it
 _ATOM, _POWER, _UNARY, _PRODUCT, _SUM = 100, 60, 55, 50, 40
@@ -169,6 +169,8 @@ class NumPyCodePrinter(NumPyPrinter):
     # --- operators ---------------------------------------------------------------------------
 
     def _precedence(self, expr) -> int:
+        if isinstance(expr, Broadcast):  # printed as its vector
+            return self._precedence(expr.vector)
         if isinstance(expr, Elementwise) and self._output_form(expr) is not None:
             return self._precedence(self._output_form(expr))
         if isinstance(expr, (MatAdd, sympy.Add)):
