@@ -36,6 +36,7 @@ __all__ = [
     "delta_of",
     "adjoint",
     "adjoint_target",
+    "delta_target",
 ]
 
 INPUT = "X"
@@ -85,6 +86,15 @@ _ADJOINT = "grad_"
 def adjoint(name: str) -> str:
     """The name of the named adjoint ``∂C/∂name`` of a quantity that is not a pre-activation (``grad_a2``)."""
     return f"{_ADJOINT}{name}"
+
+
+def delta_target(name: str) -> str | None:
+    """``"delta_h"`` → ``"h"``: the pre-activation a delta without a layer number belongs to; else None.
+
+    >>> delta_target("delta_h"), delta_target("delta2")
+    ('h', None)
+    """
+    return name[len("delta_"):] if name.startswith("delta_") and len(name) > len("delta_") else None
 
 
 def adjoint_target(name: str) -> str | None:

@@ -185,14 +185,14 @@ def test_the_classic_2_2_2_example_with_shared_fixed_biases_reproduces_the_publi
 
 
 def test_a_residual_network_as_a_stack_and_as_equations_gives_the_same_gradients_and_latex():
-    stack = Network("n_0", [Dense("n_1", "tanh"), Dense("n_0", "tanh", skip_from=0), Dense("n_0", skip_from=1)],
+    stack = Network("n_0", [Dense("n_1", "tanh"), Dense("n_0", "tanh", skip_from=0), Dense("n_0", skip_from=2)],
                     batch="m")
     equations = Model(
         inputs={"X": ("n_0", "m"), "Y": ("n_0", "m")},
         parameters={"W1": ("n_1", "n_0"), "b1": ("n_1", 1), "W2": ("n_0", "n_1"), "b2": ("n_0", 1),
                     "W3": ("n_0", "n_0"), "b3": ("n_0", 1)},
         forward=["z1 = W1 @ X + b1", "a1 = tanh(z1)", "z2 = W2 @ a1 + b2", "a2 = tanh(z2) + X",
-                 "z3 = W3 @ a2 + b3", "a3 = identity(z3) + a1", "C = sum((a3 - Y)^2)"])
+                 "z3 = W3 @ a2 + b3", "a3 = identity(z3) + a2", "C = sum((a3 - Y)^2)"])
     first, second = derive(stack), derive(equations)
     values = random_values(stack, seed=3, sizes={"n_0": 3, "n_1": 2, "m": 4})
     for name in first.gradients:
@@ -213,7 +213,7 @@ def test_the_skip_adds_its_term_to_the_adjoint_of_the_layer_it_reads():
 def test_tied_weights_sum_both_uses():
     d = derive(Network(4, [Dense(2, "sigmoid"), Dense(4, tied_to=1)], batch="m"))
     assert list(d.gradients) == ["W1", "b1", "b2"]
-    assert to_text(d.gradients["W1"]) == "δ⁽¹⁾ Xᵀ + a⁽¹⁾ δ⁽²⁾ᵀ"
+    assert to_text(d.gradients["W1"]) == "a⁽¹⁾ δ⁽²⁾ᵀ + δ⁽¹⁾ Xᵀ"
     assert "W⁽¹⁾ᵀ a⁽¹⁾" in to_text(d.forward[2].definition)
     assert check_gradients(d).ok
 
@@ -316,7 +316,7 @@ def test_bad_connections_are_clear_errors(build, error, message):
 
 @pytest.mark.parametrize("spec, message", [
     ('[network]\ninputs = 2\n[[layers]]\nunits = 3\n[[layers]]\nunits = 2\nskip_from = 1\n',
-     "[[layers]] #2: layer 2: skip_from = 1 adds"),
+     "[network]: layer 2: skip_from = 1 adds"),
     ('[network]\ninputs = 2\nfixed = { c1 = 0 }\n[[layers]]\nunits = 3\n', "unknown parameter 'c1'"),
     ('[model]\ninputs = { X = [2, 1], Y = [2, 1] }\nparameters = { W1 = [2, 2] }\nforward = ["a = W1 @ Z", "C = sum(a)"]\n',
      "[model]: forward line 1 (a = W1 @ Z): unknown name 'Z'"),

@@ -25,6 +25,7 @@ from ..errors import SymbackpropError
 from .expressions import LEAVES, Named
 from .rules import rule_for
 from .simplify import tidy
+from .trees import children
 
 __all__ = ["backward", "Backward", "grad"]
 
@@ -46,14 +47,15 @@ def _depending_nodes(root: Basic, targets: frozenset) -> tuple[list[Basic], set[
             depends[node] = True
             order.append(node)
             continue
-        if isinstance(node, LEAVES) or not node.args or node.is_Number:
+        parts = children(node)
+        if isinstance(node, LEAVES) or not parts or node.is_Number:
             depends[node] = False
             continue
         if not expanded:
             stack.append((node, True))
-            stack.extend((child, False) for child in reversed(node.args) if child not in depends)
+            stack.extend((child, False) for child in reversed(parts) if child not in depends)
             continue
-        depends[node] = any(depends[child] for child in node.args)
+        depends[node] = any(depends[child] for child in parts)
         if depends[node]:
             order.append(node)
     return order, {n for n, d in depends.items() if d}
@@ -104,7 +106,7 @@ def backward(root: Expr, seed: Expr, targets: Iterable[Basic]) -> Backward:
         if rule.name not in rules:
             rules.append(rule.name)
         above = (*path.pop(node), rule.name)
-        for i, child in enumerate(node.args):
+        for i, child in enumerate(children(node)):
             if child in depending:
                 adjoint[child] = _accumulate(adjoint.get(child), rule.function(g, node, i))
                 path[child] = _merge(path[child], above) if child in path else above

@@ -93,15 +93,20 @@ class Named(MatrixExpr):
     is_commutative = False
 
     def __new__(cls, name: str | Str, definition: MatrixExpr, scope: int | Integer = 0) -> "Named":
-        obj = Basic.__new__(cls, _as_str(name), definition, Integer(scope))
-        # computed once: asking the definition would walk down every layer below
+        # The definition is held beside the arguments, not among them: SymPy's own walks (xreplace,
+        # has, printing's preprocessing) then stop at a name instead of recursing down every layer
+        # below it, and nothing keeps a copy of everything below each name.
+        obj = Basic.__new__(cls, _as_str(name), Integer(scope))
+        obj._definition = definition
         obj._shape = definition.shape
-        obj._free_symbols = definition.free_symbols
         return obj
 
+    def __getnewargs__(self):
+        return (self.args[0], self._definition, self.args[1])
+
     def _hashable_content(self):
-        name, definition, scope = self.args
-        return (name, scope, definition)  # cheap parts first: unequal names or scopes end a comparison
+        name, scope = self.args
+        return (name, scope, self._definition)  # cheap parts first: unequal names or scopes end a comparison
 
     @property
     def name(self) -> str:
@@ -109,14 +114,14 @@ class Named(MatrixExpr):
 
     @property
     def definition(self) -> MatrixExpr:
-        return self.args[1]
+        return self._definition
 
     def sort_key(self, order=None):
         return self.class_key(), (2, (self.name, self.scope)), (), sympy.Integer(1)
 
     @property
     def scope(self) -> int:
-        return int(self.args[2])
+        return int(self.args[1])
 
     @property
     def shape(self):  # type: ignore[override]
@@ -124,7 +129,21 @@ class Named(MatrixExpr):
 
     @property
     def free_symbols(self):
-        return self._free_symbols
+        """The symbols below the name, found without recursion (and not kept: that would hold every
+        symbol below every name, quadratic in depth)."""
+        found, seen, stack = set(), set(), [self._definition]
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if isinstance(node, Named):
+                stack.append(node.definition)
+            elif isinstance(node, (sympy.Symbol, MatrixSymbol)):
+                found.add(node)
+            elif isinstance(node, Basic) and not isinstance(node, Lambda):
+                stack.extend(node.args)
+        return found
 
     def doit(self, **hints):  # a name stays a name
         return self

@@ -13,7 +13,12 @@ from sympy import Basic
 
 from .expressions import LEAVES, Named
 
-__all__ = ["walk", "mentions", "transform", "substitute", "expand_names"]
+__all__ = ["children", "walk", "mentions", "transform", "substitute", "expand_names"]
+
+
+def children(node: Basic) -> tuple:
+    """What ``node`` is made of: a named quantity's definition, or the arguments of any other node."""
+    return (node.definition,) if isinstance(node, Named) else node.args
 
 
 def walk(expr: Basic, *, into_names: bool = False):
@@ -25,7 +30,10 @@ def walk(expr: Basic, *, into_names: bool = False):
             continue
         seen.add(node)
         yield node
-        if not isinstance(node, LEAVES) and (into_names or not isinstance(node, Named)):
+        if isinstance(node, Named):
+            if into_names:
+                stack.append(node.definition)
+        elif not isinstance(node, LEAVES):
             stack.extend(node.args)
 
 
@@ -34,30 +42,45 @@ def mentions(expr: Basic, target: Basic) -> bool:
     return any(node == target for node in walk(expr))
 
 
-def transform(expr: Basic, replace: Callable[[Basic, Callable], Basic | None]) -> Basic:
-    """Rebuild ``expr`` bottom-up, each distinct node once.
+def transform(expr: Basic, replace: Callable[[Basic], Basic | None], *, again: bool = False) -> Basic:
+    """Rebuild ``expr`` bottom-up, each distinct node once, without recursion.
 
-    ``replace(node, visit)`` returns a replacement for ``node`` (it may call
-    ``visit`` on other nodes) or ``None`` to rebuild ``node`` from its visited
-    arguments.  Named quantities are kept as they are unless ``replace`` says
+    ``replace(node)`` returns a replacement for ``node`` or ``None`` to rebuild
+    ``node`` from its rebuilt arguments.  With ``again``, a replacement is itself
+    transformed (``expand_names`` writes a name's definition out, names in it
+    included).  Named quantities are kept as they are unless ``replace`` says
     otherwise.
     """
     memo: dict[Basic, Basic] = {}
-
-    def visit(node: Basic) -> Basic:
+    redirect: dict[Basic, Basic] = {}
+    stack: list[tuple[Basic, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
         if node in memo:
-            return memo[node]
-        result = replace(node, visit)
-        if result is None:
-            if isinstance(node, (*LEAVES, Named)) or not node.args:
-                result = node
+            continue
+        if expanded:
+            if node in redirect:
+                memo[node] = memo[redirect[node]]
             else:
-                args = tuple(visit(a) for a in node.args)
-                result = node if args == node.args else node.func(*args)
-        memo[node] = result
-        return result
-
-    return visit(expr)
+                args = tuple(memo[a] for a in node.args)
+                memo[node] = node if args == node.args else node.func(*args)
+            continue
+        result = replace(node)
+        if result is not None and result is not node:
+            if not again:
+                memo[node] = result
+                continue
+            redirect[node] = result
+            stack.append((node, True))
+            if result not in memo:
+                stack.append((result, False))
+            continue
+        if isinstance(node, (*LEAVES, Named)) or not node.args:
+            memo[node] = node
+            continue
+        stack.append((node, True))
+        stack.extend((a, False) for a in node.args if a not in memo)
+    return memo[expr]
 
 
 def substitute(expr: Basic, mapping: dict) -> Basic:
@@ -66,9 +89,9 @@ def substitute(expr: Basic, mapping: dict) -> Basic:
     Unlike ``xreplace``, the definition a :class:`Named` carries is left alone, so
     replacing ``softmax(z)`` by the name ``a`` does not rewrite ``a`` itself.
     """
-    return transform(expr, lambda node, visit: mapping.get(node))
+    return transform(expr, mapping.get)
 
 
 def expand_names(expr: Basic) -> Basic:
     """``expr`` with every named quantity replaced by its definition, recursively."""
-    return transform(expr, lambda node, visit: visit(node.definition) if isinstance(node, Named) else None)
+    return transform(expr, lambda node: node.definition if isinstance(node, Named) else None, again=True)

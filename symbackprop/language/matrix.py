@@ -58,7 +58,7 @@ from sympy import (
 
 from . import syntax as ast
 from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS, Activation
-from ..calculus.expressions import hadamard, hadamard_power
+from ..calculus.expressions import Named, hadamard, hadamard_power
 from ..derive import Derivation
 from ..errors import FormulaError, ShapeError, UnknownNameError
 from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, LogSoftmax, Softmax, SumEntries
@@ -188,6 +188,7 @@ class Vocabulary:
         quantities.update((p.name, p.symbol) for p in program.parameters)
         quantities.update((node.name, node) for node in derivation.forward)
         quantities.update(derivation.deltas)
+        quantities.update((n.name, n) for n in derivation.adjoints.values() if isinstance(n, Named))
         scalars: dict[str, Expr] = {symbol.name: symbol for symbol in program.size_symbols}
         data = program.input("input").shape
         batch = data[1] if program.layout == "columns" else data[0]

@@ -23,6 +23,7 @@ from sympy import MatrixSymbol
 
 from .. import naming
 from ..calculus.expressions import Broadcast, Named, SumEntries, hadamard_power, new_scope
+from ..calculus.trees import substitute
 from ..printing.common import shape_text
 from .activations import Activation, get_activation
 from .costs import Cost, get_cost
@@ -371,7 +372,7 @@ def _build_program(net: Network) -> "Program":
     if net.cost.stable is not None and net.activations[-1].name == net.cost.stable_output \
             and net.layers[-1].skip_from is None:
         plain = net.cost.build(output, Y)
-        numeric_cost = cost.xreplace({plain: net.cost.stable(definitions[-2].node, Y, 0 if columns else 1)})
+        numeric_cost = substitute(cost, {plain: net.cost.stable(definitions[-2].node, Y, 0 if columns else 1)})
     definitions.append(Definition(cost, "cost", label=naming.COST))
     return Program(
         inputs=(Input(X, "input"), Input(Y, "target")),

@@ -325,12 +325,16 @@ class _Generator:
         return Function(name, signature, doc, tuple(lines))
 
     def _interleave(self, body: list[_Statement], updates: list[_Statement]) -> list[_Statement]:
-        """Each in-place update placed after the last statement that still needs the parameter's old value."""
+        """The in-place updates placed among the statements: each work array right after what it reads, and
+        each parameter overwritten only after the last statement (a work array of another parameter
+        included) that reads its old value."""
         out = list(body)
-        for update in updates:
+        for update in (u for u in updates if u.target is not None):
+            after = [i for i, s in enumerate(out) if s.target in update.reads]
+            out.insert(max(after, default=-1) + 1, update)
+        for update in (u for u in updates if u.target is None):
             parameter = update.reads[-1]
-            after = [i for i, s in enumerate(out) if s.target in update.reads
-                     or (parameter in s.reads and s not in updates)]
+            after = [i for i, s in enumerate(out) if s.target in update.reads or parameter in s.reads]
             out.insert(max(after, default=-1) + 1, update)
         return out
 
@@ -378,12 +382,18 @@ class _Generator:
         updates = []
         for name, gradient in self.d.gradients.items():
             product = self._scaled_product(gradient)
+            work = naming.scaled_gradient(name)
             if product is None:
                 code, names, symbols = self.print(scaled(_LR, gradient))
-                updates.append(_Statement(None, f"np.subtract({name}, {code}, out={name})", (*names, *symbols, name)))
+                if any(n in self.params for n in names):
+                    # it reads a parameter: computed first, subtracted once no update needs an old value
+                    updates.append(_Statement(work, f"{work} = {code}", (*names, *symbols)))
+                    updates.append(_Statement(None, f"np.subtract({name}, {work}, out={name})", (work, name)))
+                else:
+                    updates.append(_Statement(None, f"np.subtract({name}, {code}, out={name})",
+                                              (*names, *symbols, name)))
                 continue
             function = "np.multiply" if product.operator == "*" else "np.matmul"
-            work = naming.scaled_gradient(name)
             lines = [f"{work} = {function}({product.left}, {product.right}, out=_workspace(_BUFFERS, {name!r}, {name}))",
                      *([f"{work} *= lr"] if product.scale_after else [])]
             updates.append(_Statement(work, "\n".join(lines), (*product.reads, name)))

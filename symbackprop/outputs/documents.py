@@ -43,8 +43,8 @@ import jinja2
 from sympy import Basic, Integer, MatrixSymbol, Symbol
 
 from .. import naming
-from ..calculus.expressions import Adjoint, Elementwise, Softmax
-from ..calculus.trees import expand_names, walk
+from ..calculus.expressions import Adjoint, Elementwise, Named, Softmax
+from ..calculus.trees import expand_names, transform, walk
 from ..errors import NotationError, OutputError
 from ..model.activations import ACTIVATIONS, Activation
 from ..printing.common import shape_text
@@ -401,20 +401,16 @@ def written_out(expr: Basic) -> Basic:
     >>> to_latex(written_out(d.gradients["W1"]))
     '2 (W^{(1)} a^{(0)} - y) a^{(0)\\top}'
     """
-    memo: dict[Basic, Basic] = {}
+    def identity(node: Basic) -> Basic | None:
+        if isinstance(node, Named):
+            return node.definition
+        if isinstance(node, Elementwise) and node.order == 0:
+            (variable,) = node.definition.variables
+            if node.definition.expr == variable:  # id(x) = x
+                return node.arg
+        return None
 
-    def drop(node: Basic) -> Basic:
-        if node not in memo:
-            args = tuple(drop(a) for a in node.args) if node.args and not isinstance(node, MatrixSymbol) else ()
-            rebuilt = node.func(*args) if args and args != node.args else node
-            if isinstance(rebuilt, Elementwise) and rebuilt.order == 0:
-                (variable,) = rebuilt.definition.variables
-                if rebuilt.definition.expr == variable:  # id(x) = x
-                    rebuilt = rebuilt.arg
-            memo[node] = rebuilt
-        return memo[node]
-
-    return tidy(drop(expand_names(expr)))
+    return tidy(transform(expr, identity, again=True))
 
 
 def _labels(layer: int, name: str, depth: int) -> dict[int, str]:
@@ -667,8 +663,10 @@ class _Context:
                 for l in range(self.depth, 0, -1)]
 
     def deltas(self) -> Block:
+        """Every named adjoint (each δ, and ∂C/∂a where a feeds several quantities), from the output down."""
         p = self.printer
-        return self.fit([_equation(p.doprint(d), p.doprint(d.definition)) for d in reversed(self.d.deltas.values())])
+        named = [node for node in self.d.adjoints.values() if isinstance(node, Named)]
+        return self.fit([_equation(p.doprint(d), p.doprint(d.definition)) for d in named])
 
     def gradients(self) -> Block:
         p = self.printer

@@ -192,6 +192,13 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         if name in symbols and (labels is None or split is None):
             return symbols[name]
         if split is None:
+            target = naming.adjoint_target(name)
+            if target is not None:
+                cost = symbols.get(naming.COST, naming.COST)
+                return rf"\frac{{\partial {cost}}}{{\partial {self.name(target)}}}"
+            target = naming.delta_target(name)
+            if target is not None:
+                return rf"{self.kind('delta')}_{{{self.name(target)}}}"
             return self._deal_with_super_sub(name)
         kind, layer = split
         return f"{self.kind(kind)}^{{({self.layer(layer)})}}"

@@ -48,6 +48,12 @@ class TextPrinter(SumPrinting, StrPrinter):
     def _print_name(self, name: str) -> str:
         split = naming.split_layer_name(name)
         if split is None:
+            target = naming.adjoint_target(name)
+            if target is not None:
+                return f"∂C/∂{self._print_name(target)}"
+            target = naming.delta_target(name)
+            if target is not None:
+                return f"δ_{self._print_name(target)}"
             return name
         kind, layer = split
         return f"{_KIND_NAMES.get(kind, kind)}{superscript(f'({layer})')}"
