@@ -19,6 +19,7 @@ roles, never list positions or name prefixes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -218,10 +219,15 @@ class Program:
         return tuple(d for d in self.definitions if d.layer == layer and (not roles or d.role in roles))
 
     def definition(self, name: str) -> Definition:
-        for d in self.definitions:
-            if d.name == name:
-                return d
-        raise UnknownNameError("definition", name, [d.name for d in self.definitions])
+        """The definition of ``name``."""
+        found = self._by_name.get(name)
+        if found is None:
+            raise UnknownNameError("definition", name, [d.name for d in self.definitions])
+        return found
+
+    @cached_property
+    def _by_name(self) -> dict[str, Definition]:
+        return {d.name: d for d in self.definitions}
 
     def symbols(self) -> dict[str, MatrixSymbol]:
         """Inputs and parameters by name, in reading order (inputs first)."""
@@ -239,8 +245,13 @@ class Program:
         """The inputs, parameters and earlier definitions ``definition`` reads: parameters first
         (in program order), then definitions, then inputs."""
         found = {node.name for node in walk(definition.expr) if isinstance(node, (MatrixSymbol, Named))}
+        position = self._reading_position
+        return sorted((name for name in found if name in position), key=position.__getitem__)
+
+    @cached_property
+    def _reading_position(self) -> dict[str, int]:
         order = [p.name for p in self.parameters] + [d.name for d in self.definitions] + [i.name for i in self.inputs]
-        return [name for name in order if name in found]
+        return {name: index for index, name in enumerate(order)}
 
     def activation_of(self, node: Basic) -> Activation | None:
         """The activation an :class:`Elementwise` node applies, when the program knows it."""

@@ -413,10 +413,34 @@ def written_out(expr: Basic) -> Basic:
     return tidy(transform(expr, identity, again=True))
 
 
-def _labels(layer: int, name: str, depth: int) -> dict[int, str]:
-    """Every layer written relative to ``layer``: ``l-1``, ``l``, ``l+1`` (or ``L-1``, ``L``, …)."""
-    return {k: name if k == layer else f"{name}-{layer - k}" if k < layer else f"{name}+{k - layer}"
-            for k in range(0, depth + 2)}
+class _Relative(Mapping):
+    """Every layer written relative to ``layer``: ``l-1``, ``l``, ``l+1`` (or ``L-1``, ``L``, …).
+
+    Computed when asked, so a deep network's general forms do not each hold a label for every layer.
+    """
+
+    def __init__(self, layer: int, name: str, depth: int) -> None:
+        self.layer, self.name, self.depth = layer, name, depth
+
+    def __getitem__(self, k: int) -> str:
+        if not isinstance(k, int) or not 0 <= k <= self.depth + 1:
+            raise KeyError(k)
+        if k == self.layer:
+            return self.name
+        return f"{self.name}-{self.layer - k}" if k < self.layer else f"{self.name}+{k - self.layer}"
+
+    def __iter__(self):
+        return iter(range(self.depth + 2))
+
+    def __len__(self) -> int:
+        return self.depth + 2
+
+    def __hash__(self) -> int:
+        return hash((self.layer, self.name, self.depth))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Relative) and (self.layer, self.name, self.depth) == \
+            (other.layer, other.name, other.depth)
 
 
 class _Context:
@@ -431,6 +455,19 @@ class _Context:
         self.functions = {a.name: a.latex for a in self.program.activations}
         self.printer = self._printer()
         self._general: dict[tuple, LatexPrinter] = {}
+        # indexes, so that finding a layer's parts costs the same at any depth
+        self._by_layer: dict = {}
+        for d in self.program.definitions:
+            self._by_layer.setdefault(d.layer, []).append(d)
+        self._steps_by_layer: dict = {}
+        for s in derivation.steps:
+            self._steps_by_layer.setdefault(s.layer, []).append(s)
+        self._step_by_quantity = {s.quantity: s for s in reversed(derivation.steps)}
+        self._parameters_by_layer: dict = {}
+        for q in self.program.parameters:
+            split = naming.split_layer_name(q.name)
+            if split is not None:
+                self._parameters_by_layer.setdefault(split[1], {})[split[0]] = q
 
     def _printer(self, labels: Mapping[int, str] | None = None, generic: bool = False) -> LatexPrinter:
         return LatexPrinter({
@@ -443,21 +480,24 @@ class _Context:
         })
 
     def general(self, labels: Mapping[int, str], generic: bool = False) -> LatexPrinter:
-        key = (tuple(sorted(labels.items())), generic)
+        key = (labels, generic)
         if key not in self._general:
             self._general[key] = self._printer(labels, generic)
         return self._general[key]
 
-    def labels(self, layer: int, name: str) -> dict[int, str]:
-        return _labels(layer, name, self.depth)
+    def labels(self, layer: int, name: str) -> _Relative:
+        return _Relative(layer, name, self.depth)
 
     def fit(self, equations: Sequence[Equation], **block: Any) -> Block:
         return Block(tuple(fit(equations, self.notation.line_width)), **block)
 
     # --- what the program holds, by layer and role ---------------------------------------
 
+    def definitions_of(self, layer: int, *roles: str) -> list:
+        return [d for d in self._by_layer.get(layer, []) if not roles or d.role in roles]
+
     def layer_definition(self, layer: int, *roles: str):
-        return self.program.definitions_of(layer, *roles)[0]
+        return self.definitions_of(layer, *roles)[0]
 
     def activation(self, layer: int) -> Activation | None:
         """The activation layer ``layer`` applies to its pre-activation."""
@@ -554,8 +594,7 @@ class _Context:
         z, a = self.layer_definition(1, "preactivation"), self.layer_definition(1, "activation", "output")
         general.append((", ".join(g.name(n) for n in (z.name, a.name, self.program.naming_of(z))), space(*data)))
         for l in range(1, self.depth + 1):
-            own = {naming.split_layer_name(q.name)[0]: q for q in self.program.parameters
-                   if naming.split_layer_name(q.name) is not None and naming.split_layer_name(q.name)[1] == l}
+            own = self._parameters_by_layer.get(l, {})
             # a missing weight (tied) or bias leaves its cell empty, keeping the columns aligned
             row: list[tuple[str, str] | None] = [(p.name(own[k].name), shape_of(own[k].symbol)) if k in own else None
                                                  for k in ("W", "b")]
@@ -592,7 +631,7 @@ class _Context:
 
         def general(l: int, name: str) -> tuple[Equation, ...]:
             g = self.general(self.labels(l, name), generic)
-            return tuple(_equation(g.doprint(d.node), g.doprint(d.expr)) for d in self.program.definitions_of(l))
+            return tuple(_equation(g.doprint(d.node), g.doprint(d.expr)) for d in self.definitions_of(l))
 
         blocks = self._grouped(range(1, self.depth + 1), general, descending=False, generic=generic)
         return blocks, self.fit(explicit)
@@ -624,10 +663,10 @@ class _Context:
         return _equation(lhs, p.doprint(step.general), p.doprint(step.rhs), rule=step.rule, note=step.note)
 
     def _steps_of(self, layer: int | None):
-        return [s for s in self.d.steps if s.layer == layer]
+        return self._steps_by_layer.get(layer, [])
 
     def _step_for(self, quantity: str):
-        return next(s for s in self.d.steps if s.quantity == quantity)
+        return self._step_by_quantity[quantity]
 
     def backward_general(self) -> dict[str, Any]:
         """The chain rule in general: at the output layer, through the hidden layers, to the parameters."""
