@@ -13,7 +13,8 @@ arrives complete: a vector-Jacobian rule in :mod:`symbackprop.calculus.rules`, a
 * :class:`Softmax` — softmax over each column (``axis=0``) or each row (``axis=1``);
 * :class:`Broadcast` — a bias vector repeated across the batch, ``b 1ᵀ`` or ``1 b``;
 * :class:`SumEntries` — the scalar sum of all entries of a matrix;
-* :class:`Adjoint` — the symbol ``∂C/∂X`` used on the left of derivation steps.
+* :class:`Adjoint` — the symbol ``∂C/∂X`` used on the left of derivation steps;
+* :class:`UnitMatrix` — the matrix ``E_ij`` with one 1 at ``(i, j)``, the gradient of an entry.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "Broadcast",
     "SumEntries",
     "Adjoint",
+    "UnitMatrix",
     "SCALAR_VARIABLE",
     "LEAVES",
     "is_ones",
@@ -332,10 +334,42 @@ class Adjoint(MatrixExpr):
         return f"d{self.cost_name}/d{printer._print(self.target)}"
 
 
+class UnitMatrix(MatrixExpr):
+    """The ``rows``×``cols`` matrix with a 1 at ``(i, j)`` and zeros elsewhere: ``E_ij = e_i e_jᵀ``.
+
+    >>> from sympy import Symbol
+    >>> UnitMatrix(3, 2, Symbol("i"), 1).shape
+    (3, 2)
+    """
+
+    is_commutative = False
+
+    def __new__(cls, rows, cols, row, col) -> "UnitMatrix":
+        return Basic.__new__(cls, *(sympy.sympify(v) for v in (rows, cols, row, col)))
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self.args[0], self.args[1]
+
+    @property
+    def row(self):
+        return self.args[2]
+
+    @property
+    def col(self):
+        return self.args[3]
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"E({printer._print(self.row)}, {printer._print(self.col)})"
+
+
 # --- constructors ----------------------------------------------------------------------
 
 #: nodes no tree walk looks inside
-LEAVES = (MatrixSymbol, Lambda, Str, OneMatrix, Identity, ZeroMatrix)
+LEAVES = (MatrixSymbol, Lambda, Str, OneMatrix, Identity, ZeroMatrix, UnitMatrix)
 
 
 def is_ones(matrix: Expr) -> bool:
