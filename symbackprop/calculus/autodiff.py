@@ -9,22 +9,34 @@ adding a rule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import itertools
 from typing import Iterable
 
 import sympy
 from sympy import (
+    Add,
     Basic,
+    Determinant,
     Expr,
+    HadamardProduct,
+    Lambda,
     MatAdd,
     MatrixSymbol,
+    Mul,
     OneMatrix,
+    Pow,
+    Trace,
+    Tuple,
     ZeroMatrix,
 )
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 
-from ..errors import SymbackpropError
-from .expressions import LEAVES, Named
+from ..errors import MissingRuleError, SymbackpropError
+from .expressions import LEAVES, SCALAR_VARIABLE, Elementwise, Entry, Named, SumEntries, hadamard
 from .rules import rule_for
 from .simplify import tidy
+from .trees import walk
 
 __all__ = ["backward", "Backward", "grad"]
 
@@ -117,13 +129,92 @@ def _merge(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*first, *second)))
 
 
-def grad(expr: Expr, wrt: MatrixSymbol) -> Expr:
-    """The gradient of a scalar matrix expression: entry ``(i, j)`` is ``∂expr/∂wrt[i, j]``.
+#: classes that take a matrix and give a scalar: their matrix arguments are not 1×1 scalars in disguise
+_TAKES_MATRICES = (Trace, Determinant, SumEntries, MatrixElement)
 
-    ``expr`` is a scalar (``Trace``, :class:`SumEntries`, their sums and
-    products) or a 1×1 matrix expression; ``wrt`` a ``MatrixSymbol`` or a
-    :class:`~symbackprop.calculus.expressions.Named` quantity.  The result has ``wrt``'s
-    shape.
+
+class _Preparer:
+    """Rewrites what a user of SymPy writes into what the chain rule's table knows.
+
+    * a scalar function of a 1×1 matrix (``exp(aᵀXb)``, ``log(1ᵀ exp(x))``) takes
+      the matrix's one entry, :class:`~.expressions.Entry` ``(aᵀXb)[0, 0]``, a
+      commutative scalar, so the product and log rules apply; an entry of a
+      matrix expression is an :class:`~.expressions.Entry` too;
+    * ``X.applyfunc(f)`` (SymPy's ``ElementwiseApplyFunction``) becomes an
+      :class:`~.expressions.Elementwise` function named after ``f``.
+
+    Bottom-up and iterative, each distinct node once; named quantities are kept.
+    """
+
+    def __init__(self) -> None:
+        self.functions: dict[Lambda, str] = {}
+
+    def __call__(self, expr: Basic) -> Basic:
+        memo: dict[Basic, Basic] = {}
+        stack: list[tuple[Basic, bool]] = [(expr, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in memo:
+                continue
+            if isinstance(node, (*LEAVES, Named)) or not node.args:
+                memo[node] = node
+                continue
+            if not ready:
+                stack.append((node, True))
+                stack.extend((child, False) for child in node.args if child not in memo)
+                continue
+            memo[node] = self._rebuild(node, [memo[child] for child in node.args])
+        return memo[expr]
+
+    def _rebuild(self, node: Basic, args: list[Basic]) -> Basic:
+        if isinstance(node, ElementwiseApplyFunction):
+            return self._elementwise(node.function, args[1])
+        if isinstance(node, MatrixElement) and not isinstance(node, Entry) and not isinstance(args[0], MatrixSymbol):
+            return Entry(*args)
+        if isinstance(node, (sympy.Function, Add, Mul, Pow)) and not isinstance(node, _TAKES_MATRICES):
+            args = [Entry(a) if getattr(a, "is_Matrix", False) and a.shape == (1, 1) else a for a in args]
+        if list(node.args) == args:
+            return node
+        if isinstance(node, HadamardProduct):
+            return hadamard(*args)
+        return node.func(*args)
+
+    def _elementwise(self, function: Lambda, arg: Expr) -> Elementwise:
+        (variable,) = function.variables
+        body = function.expr.xreplace({variable: SCALAR_VARIABLE})
+        definition = Lambda(SCALAR_VARIABLE, body)
+        name = self.functions.get(definition)
+        if name is None:
+            plain = isinstance(body, sympy.Function) and body.args == (SCALAR_VARIABLE,)
+            name = type(body).__name__ if plain else "f"
+            taken = set(self.functions.values())
+            if name in taken:  # two different functions never share a name (generated code defines each)
+                name = next(f"{name}_{n}" for n in itertools.count(2) if f"{name}_{n}" not in taken)
+            self.functions[definition] = name
+        return Elementwise(name, definition, arg)
+
+
+def _check_rules(expr: Basic, wrt: Basic) -> None:
+    """Refuse, naming the class, an expression with a node the rule table does not know."""
+    for node in walk(expr):
+        if node == wrt or isinstance(node, LEAVES) or not node.args or node.is_Number or node.is_Symbol:
+            continue
+        if isinstance(node, (Lambda, Tuple)) or not isinstance(node, Basic):
+            continue
+        if node.has(wrt):
+            rule_for(node)  # raises MissingRuleError naming the class
+
+
+def grad(expr: Expr, wrt: Basic) -> Expr:
+    """The gradient of a scalar expression: entry ``(i, j)`` is ``∂expr/∂wrt[i, j]``.
+
+    ``expr`` is a scalar (``Trace``, ``Determinant``, :class:`SumEntries`, an
+    entry ``X[i, j]``, scalar functions of them) or a 1×1 matrix expression;
+    ``wrt`` a ``MatrixSymbol`` or a :class:`~symbackprop.calculus.expressions.Named`
+    quantity (the result has its shape), a scalar ``Symbol`` (the result is a
+    scalar) or an entry ``X[i, j]`` of a ``MatrixSymbol`` (a scalar: that entry
+    of the gradient).  An expression with a class the chain rule does not know
+    raises :class:`~symbackprop.errors.MissingRuleError` naming it.
 
     >>> from sympy import MatrixSymbol, Trace
     >>> A, X, B = MatrixSymbol("A", 2, 3), MatrixSymbol("X", 3, 4), MatrixSymbol("B", 4, 2)
@@ -132,8 +223,12 @@ def grad(expr: Expr, wrt: MatrixSymbol) -> Expr:
     """
     if not isinstance(expr, Basic):
         raise SymbackpropError(f"grad needs a SymPy expression, not {type(expr).__name__}")
-    if not isinstance(wrt, (MatrixSymbol, Named)):
-        raise SymbackpropError(f"grad differentiates with respect to a MatrixSymbol, not {type(wrt).__name__} {wrt}")
+    if isinstance(wrt, MatrixElement) and isinstance(wrt.parent, MatrixSymbol):
+        whole = grad(expr, wrt.parent)
+        return sympy.Integer(0) if isinstance(whole, ZeroMatrix) else Entry(whole, wrt.i, wrt.j)
+    if not isinstance(wrt, (MatrixSymbol, Named, sympy.Symbol)):
+        raise SymbackpropError(f"grad differentiates with respect to a MatrixSymbol, a Symbol or an entry X[i, j], "
+                               f"not {type(wrt).__name__} {wrt}")
     if getattr(expr, "is_Matrix", False):
         if expr.shape != (1, 1):
             raise SymbackpropError(f"grad needs a scalar expression; this one is {expr.shape[0]}×{expr.shape[1]}")
@@ -142,7 +237,16 @@ def grad(expr: Expr, wrt: MatrixSymbol) -> Expr:
         seed = sympy.Integer(1)
     else:
         raise SymbackpropError(f"grad needs a SymPy expression, not {type(expr).__name__}")
-    result = backward(expr, seed, [wrt]).adjoints.get(wrt)
+    prepared = _Preparer()(expr)
+    _check_rules(prepared, wrt)
+    try:
+        result = backward(prepared, seed, [wrt]).adjoints.get(wrt)
+    except SymbackpropError:
+        raise
+    except (NotImplementedError, TypeError, ValueError, AttributeError) as err:  # SymPy refused a step
+        raise MissingRuleError(f"the chain rule failed on {type(expr).__name__} {expr}: {err}") from None
     if result is None:
-        return ZeroMatrix(*wrt.shape)
+        return sympy.Integer(0) if isinstance(wrt, sympy.Symbol) else ZeroMatrix(*wrt.shape)
+    if isinstance(wrt, sympy.Symbol) and getattr(result, "is_Matrix", False):
+        result = Entry(result)
     return tidy(result)

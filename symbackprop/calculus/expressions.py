@@ -14,7 +14,9 @@ arrives complete: a vector-Jacobian rule in :mod:`symbackprop.calculus.rules`, a
 * :class:`Broadcast` — a bias vector repeated across the batch, ``b 1ᵀ`` or ``1 b``;
 * :class:`SumEntries` — the scalar sum of all entries of a matrix;
 * :class:`Adjoint` — the symbol ``∂C/∂X`` used on the left of derivation steps;
-* :class:`UnitMatrix` — the matrix ``E_ij`` with one 1 at ``(i, j)``, the gradient of an entry.
+* :class:`UnitMatrix` — the matrix ``E_ij`` with one 1 at ``(i, j)``, the gradient of an entry;
+* :class:`Entry` — an entry ``M[i, j]`` of a matrix expression, kept as it is written
+  (SymPy's ``MatrixElement`` expands ``(xᵀa)[0, 0]`` into a sum over indices).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from sympy import (
     ZeroMatrix,
 )
 from sympy.core.symbol import Str
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 __all__ = [
     "Named",
@@ -49,6 +52,7 @@ __all__ = [
     "SumEntries",
     "Adjoint",
     "UnitMatrix",
+    "Entry",
     "SCALAR_VARIABLE",
     "LEAVES",
     "is_ones",
@@ -364,6 +368,27 @@ class UnitMatrix(MatrixExpr):
 
     def _sympystr(self, printer) -> str:
         return f"E({printer._print(self.row)}, {printer._print(self.col)})"
+
+
+class Entry(MatrixElement):
+    """The entry ``(i, j)`` of a matrix expression, a scalar; ``(aᵀXb)[0, 0]`` is the scalar aᵀXb.
+
+    A :class:`~sympy.matrices.expressions.matexpr.MatrixElement` that ``doit``
+    leaves alone: SymPy's rewrites ``(xᵀa)[0, 0]`` as ``Sum(x[i, 0] a[i, 0], (i, 0, k − 1))``.
+
+    >>> from sympy import MatrixSymbol, Symbol
+    >>> x, a = MatrixSymbol("x", 3, 1), MatrixSymbol("a", 3, 1)
+    >>> Entry(x.T * a).doit()
+    (x.T*a)[0, 0]
+    """
+
+    def __new__(cls, parent, i=0, j=0) -> "Entry":
+        return super().__new__(cls, parent, i, j)
+
+    def doit(self, **hints):
+        if hints.get("deep", True):
+            return self.func(self.parent.doit(**hints), self.i, self.j)
+        return self
 
 
 # --- constructors ----------------------------------------------------------------------
