@@ -171,7 +171,8 @@ class _Preparer:
             return self._elementwise(node.function, args[1])
         if isinstance(node, MatrixElement) and not isinstance(node, Entry) and not isinstance(args[0], MatrixSymbol):
             return Entry(*args)
-        if isinstance(node, (sympy.Function, Add, Mul, Pow)) and not isinstance(node, _TAKES_MATRICES):
+        if isinstance(node, (sympy.Function, Add, Mul, Pow)) and not node.is_Matrix \
+                and not isinstance(node, _TAKES_MATRICES):
             args = [Entry(a) if getattr(a, "is_Matrix", False) and a.shape == (1, 1) else a for a in args]
         if list(node.args) == args:
             return node
@@ -201,8 +202,16 @@ def _check_rules(expr: Basic, wrt: Basic) -> None:
             continue
         if isinstance(node, (Lambda, Tuple)) or not isinstance(node, Basic):
             continue
-        if node.has(wrt):
-            rule_for(node)  # raises MissingRuleError naming the class
+        if not node.has(wrt):
+            continue
+        rule_for(node)  # raises MissingRuleError naming the class
+        if not getattr(node, "is_Matrix", False) and not isinstance(node, _TAKES_MATRICES):
+            for arg in node.args:
+                if getattr(arg, "is_Matrix", False) and arg.shape != (1, 1):
+                    raise MissingRuleError(
+                        f"{type(node).__name__} of the {arg.shape[0]}×{arg.shape[1]} matrix {arg} is a matrix "
+                        f"function, which the chain rule does not differentiate; for {type(node).__name__} "
+                        f"entry by entry write {arg}.applyfunc({type(node).__name__})")
 
 
 def grad(expr: Expr, wrt: Basic) -> Expr:

@@ -291,7 +291,7 @@ EVALUATORS.update({
     Determinant: lambda ev, node: np.linalg.det(ev(node.arg)),
     MatPow: _matpow,
     KroneckerProduct: lambda ev, node: reduce(np.kron, (ev(a) for a in node.args)),
-    DiagMatrix: lambda ev, node: np.diagflat(ev(node.arg)),
+    DiagMatrix: lambda ev, node: np.diagflat(ev(node.args[0])),
     DiagonalOf: lambda ev, node: np.diagonal(ev(node.arg)).reshape(-1, 1).copy(),
     MatrixElement: _matrix_element,
     Adjoint: _adjoint,

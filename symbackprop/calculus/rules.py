@@ -304,7 +304,7 @@ def _matrix_element(g, node, i):
     """C = f(X_ij):  ∂C/∂X = g E_ij, the matrix with one 1 at (i, j); a 1×1 X: ∂C/∂X = g."""
     parent, row, col = node.args
     if i != 0:
-        raise MissingRuleError(f"the chain rule does not differentiate an entry by its index (in {node})")
+        raise MissingRuleError(f"the chain rule does not differentiate an entry by its index (MatrixElement {node})")
     if parent.shape == (1, 1):
         return g * OneMatrix(1, 1)
     return g * UnitMatrix(*parent.shape, row, col)
