@@ -16,6 +16,7 @@ class listed as unsupported in ``docs/chain-rule.md``.  The counts are in
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -53,6 +54,8 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from symbackprop import grad
 from symbackprop.calculus.numeric import evaluate
+from symbackprop.calculus.program import numpy_function
+from symbackprop.printing import to_latex, to_text
 from symbackprop.errors import MissingRuleError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "chain-rule.md"
@@ -395,7 +398,23 @@ def _check(label, expr, wrt, expected):
         ours = float(np.sum(np.broadcast_to(evaluate(result, values), direction.shape) * direction))
     numeric = _finite_difference(scalar, values, wrt, direction)
     assert ours == pytest.approx(numeric, rel=1e-6, abs=1e-7), f"{label}: grad gives {result}"
+    _numpy_agrees(result, scalar, wrt, values)
+    for printed in (to_text(result), to_latex(result, network_names=False)):
+        assert printed and "UnitMatrix" not in printed and "Determinant" not in printed
     return "right"
+
+
+def _numpy_agrees(result, scalar, wrt, values) -> None:
+    """The NumPy function printed for ``result`` computes what the evaluator computes."""
+    if not isinstance(wrt, MatrixSymbol) or result == 0:
+        return
+    source = numpy_function(result, scalar, wrt, name="gradient")
+    namespace: dict = {}
+    exec(compile(source, "<generated>", "exec"), namespace)  # our own generated code, not user text
+    arguments = inspect.signature(namespace["gradient"]).parameters
+    computed = namespace["gradient"](*(values[name] for name in arguments))
+    expected = evaluate(result, values)
+    np.testing.assert_allclose(np.broadcast_to(computed, np.shape(expected)), expected, rtol=1e-9, atol=1e-12)
 
 
 def _unsupported_classes() -> set[str]:

@@ -21,6 +21,7 @@ from sympy import (
     HadamardProduct,
     Lambda,
     MatAdd,
+    MatMul,
     MatrixSymbol,
     Mul,
     OneMatrix,
@@ -33,7 +34,8 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..errors import MissingRuleError, SymbackpropError
-from .expressions import LEAVES, SCALAR_VARIABLE, Elementwise, Entry, Named, SumEntries, hadamard
+from ..model.activations import ACTIVATIONS
+from .expressions import LEAVES, SCALAR_VARIABLE, Elementwise, Entry, Named, SumEntries, UnitMatrix, hadamard
 from .rules import rule_for
 from .simplify import tidy
 from .trees import walk
@@ -234,7 +236,7 @@ def grad(expr: Expr, wrt: Basic) -> Expr:
         raise SymbackpropError(f"grad needs a SymPy expression, not {type(expr).__name__}")
     if isinstance(wrt, MatrixElement) and isinstance(wrt.parent, MatrixSymbol):
         whole = grad(expr, wrt.parent)
-        return sympy.Integer(0) if isinstance(whole, ZeroMatrix) else Entry(whole, wrt.i, wrt.j)
+        return sympy.Integer(0) if isinstance(whole, ZeroMatrix) else _named_derivatives(Entry(whole, wrt.i, wrt.j))
     if not isinstance(wrt, (MatrixSymbol, Named, sympy.Symbol)):
         raise SymbackpropError(f"grad differentiates with respect to a MatrixSymbol, a Symbol or an entry X[i, j], "
                                f"not {type(wrt).__name__} {wrt}")
@@ -258,4 +260,78 @@ def grad(expr: Expr, wrt: Basic) -> Expr:
         return sympy.Integer(0) if isinstance(wrt, sympy.Symbol) else ZeroMatrix(*wrt.shape)
     if isinstance(wrt, sympy.Symbol) and getattr(result, "is_Matrix", False):
         result = Entry(result)
-    return tidy(result)
+    return _cookbook_form(tidy(_named_derivatives(result)))
+
+
+def _rebuild_bottom_up(expr: Basic, replace) -> Basic:
+    """``expr`` rebuilt children first, without recursion; ``replace(node, args)`` gives each new node."""
+    memo: dict[Basic, Basic] = {}
+    stack: list[tuple[Basic, bool]] = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if node in memo:
+            continue
+        if isinstance(node, (*LEAVES, Named)) or not node.args:
+            memo[node] = node
+            continue
+        if not ready:
+            stack.append((node, True))
+            stack.extend((child, False) for child in node.args if child not in memo)
+            continue
+        memo[node] = replace(node, [memo[child] for child in node.args])
+    return memo[expr]
+
+
+def _named_derivatives(expr: Basic) -> Basic:
+    """``sin'(X)`` as ``cos(X)``, ``exp'(X)`` as ``exp(X)``: the derivative of a SymPy function
+    applied entry by entry, when it is itself one function of the entry."""
+    def replace(node, args):
+        if isinstance(node, Elementwise) and node.order > 0 and node.name not in ACTIVATIONS:
+            derivative = node.scalar_function().expr
+            if isinstance(derivative, sympy.Function) and derivative.args == (SCALAR_VARIABLE,):
+                return Elementwise(type(derivative).__name__, Lambda(SCALAR_VARIABLE, derivative), args[2])
+        if isinstance(node, Entry) and isinstance(args[0], UnitMatrix):  # (J^{ij})_{mn} = δ_im δ_jn
+            unit = args[0]
+            return sympy.KroneckerDelta(unit.row, args[1]) * sympy.KroneckerDelta(unit.col, args[2])
+        return node if list(node.args) == args else node.func(*args)
+
+    return _rebuild_bottom_up(expr, replace)
+
+
+def _cookbook_form(expr: Basic) -> Basic:
+    """Sums of products that share their first or last factor written with it factored out,
+    as the Matrix Cookbook writes them: ``A x + Aᵀ x`` → ``(A + Aᵀ) x``."""
+    def replace(node, args):
+        if isinstance(node, MatAdd):
+            factored = _factor_sum(args)
+            if factored is not None:
+                return factored
+        return node if list(node.args) == args else node.func(*args)
+
+    return _rebuild_bottom_up(expr, replace)
+
+
+def _factors(term: Expr) -> tuple[Expr, list[Expr]]:
+    if isinstance(term, MatMul):
+        return Mul(*(a for a in term.args if not a.is_Matrix)), [a for a in term.args if a.is_Matrix]
+    return sympy.Integer(1), [term]
+
+
+def _factor_sum(terms: list[Expr]) -> Expr | None:
+    """The largest group of terms sharing a last (else a first) factor, factored; None if there is none."""
+    parts = [_factors(t) for t in terms]
+    for side in (-1, 0):
+        groups: dict[Expr, list[int]] = {}
+        for index, (_, matrices) in enumerate(parts):
+            if len(matrices) >= 2:
+                groups.setdefault(matrices[side], []).append(index)
+        common, members = max(groups.items(), key=lambda item: len(item[1]), default=(None, []))
+        if len(members) < 2:
+            continue
+        rest = [MatMul(parts[i][0], *(parts[i][1][:-1] if side == -1 else parts[i][1][1:])).doit(deep=False)
+                for i in members]
+        inner = _cookbook_form(MatAdd(*rest).doit(deep=False))
+        factored = MatMul(inner, common) if side == -1 else MatMul(common, inner)
+        others = [t for i, t in enumerate(terms) if i not in members]
+        return MatAdd(factored, *others) if others else factored
+    return None

@@ -301,6 +301,7 @@ EVALUATORS.update({
     sympy.log: lambda ev, node: np.log(ev.scalar(node.args[0])),
     sympy.exp: lambda ev, node: np.exp(ev.scalar(node.args[0])),
     sympy.Abs: lambda ev, node: np.abs(ev.scalar(node.args[0])),
+    sympy.KroneckerDelta: lambda ev, node: float(ev.index(node.args[0], str(node)) == ev.index(node.args[1], str(node))),
     sympy.Function: _function,
     sympy.Symbol: lambda ev, node: ev.symbol_value(node),
 })

@@ -87,6 +87,8 @@ def _product(factors: list[Expr]) -> Expr:
 
 def _inner(g: Expr, matrix: Expr) -> Expr:
     """Σ G ⊙ M, the scalar ⟨G, M⟩: tr M when G = I, Σ M when G = 1 1ᵀ (each times a scalar)."""
+    if matrix.shape == (1, 1):
+        return Entry(_product([g.T, matrix]))
     constant = _constant_multiple(g)
     if constant is not None:
         scale, kind = constant

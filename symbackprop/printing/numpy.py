@@ -306,6 +306,52 @@ class NumPyCodePrinter(NumPyPrinter):
             return "1"
         return f"{self._module_format('numpy.eye')}({self._print(expr.shape[0])})"
 
+    # --- matrix calculus: traces, determinants, entries ------------------------------------
+
+    def _print_Trace(self, expr) -> str:
+        return f"{self._module_format('numpy.trace')}({self.full(expr.arg)})"
+
+    def _print_Determinant(self, expr) -> str:
+        return f"{self._module_format('numpy.linalg.det')}({self.full(expr.arg)})"
+
+    def _print_Inverse(self, expr) -> str:
+        return f"{self._module_format('numpy.linalg.inv')}({self.full(expr.arg)})"
+
+    def _print_MatPow(self, expr) -> str:
+        base, exponent = expr.args
+        if exponent.is_Integer or base.shape != (1, 1):
+            return f"{self._module_format('numpy.linalg.matrix_power')}({self.full(base)}, {self._print(exponent)})"
+        return f"{self._operand(base)} ** {self._operand(exponent)}"
+
+    def _print_KroneckerProduct(self, expr) -> str:
+        out = self.full(expr.args[-1])
+        for factor in reversed(expr.args[:-1]):
+            out = f"{self._module_format('numpy.kron')}({self.full(factor)}, {out})"
+        return out
+
+    def _print_DiagMatrix(self, expr) -> str:
+        return f"{self._module_format('numpy.diagflat')}({self.full(expr.args[0])})"
+
+    def _print_DiagonalOf(self, expr) -> str:
+        return f"{self._module_format('numpy.diagonal')}({self.full(expr.arg)}).reshape(-1, 1)"
+
+    def _print_MatrixElement(self, expr) -> str:
+        return f"{self._operand(expr.parent, self.full(expr.parent))}[{self._print(expr.i)}, {self._print(expr.j)}]"
+
+    def _print_UnitMatrix(self, expr) -> str:
+        rows, cols = (self._print(d) for d in expr.shape)
+        row, col = self._print(expr.row), self._print(expr.col)
+        return f"{self._module_format('numpy.eye')}(1, {rows} * {cols}, {row} * {cols} + {col}).reshape({rows}, {cols})"
+
+    def _print_KroneckerDelta(self, expr) -> str:
+        return f"float({self._print(expr.args[0])} == {self._print(expr.args[1])})"
+
+    def _print_ElementwiseApplyFunction(self, expr) -> str:
+        (variable,) = expr.function.variables
+        name = f"f_{type(expr.function.expr).__name__.lower()}"
+        self.custom[name] = (SCALAR_VARIABLE, expr.function.expr.xreplace({variable: SCALAR_VARIABLE}))
+        return f"{name}({self._print(expr.expr)})"
+
     # --- symbackprop's own classes -------------------------------------------------------
 
     def _print_Broadcast(self, expr) -> str:
