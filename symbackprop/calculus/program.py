@@ -50,12 +50,12 @@ def numpy_function(result: Basic, expr: Basic, wrt: MatrixSymbol, name: str | No
     except NotImplementedError as err:  # SymPy's PrintMethodNotImplementedError
         raise SymbackpropError(f"symbackprop cannot write NumPy code for {result}: {err}") from None
     arguments = _inputs(expr, wrt)
-    lines = ["import numpy as np", ""]
+    lines = ["import numpy as np"]
     for helper in printer.helpers:
-        lines += ["", inspect.getsource(getattr(runtime, helper)).rstrip()]
+        lines += ["", "", inspect.getsource(getattr(runtime, helper)).rstrip()]
     for helper, (variable, expression) in printer.custom.items():
         code = NumPyCodePrinter().doprint(expression)
-        lines += ["", f"def {helper}({variable}):", f"    return {code}"]
+        lines += ["", "", f"def {helper}({variable}):", f"    return {code}"]
     sizes, scalars = _size_lines(expr, printer)
     signature = ", ".join([*arguments, *scalars])
     lines += ["", "", f"def {name or 'grad_' + wrt.name}({signature}):", *sizes, f"    return {body}"]

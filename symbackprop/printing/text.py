@@ -116,6 +116,8 @@ class TextPrinter(SumPrinting, StrPrinter):
             return f"{self.parenthesize(base.arg, POSTFIX)}{superscript(str(exponent)).replace('-', '⁻')}ᵀ"
         if exponent.is_Integer:
             return f"{self.parenthesize(base, POSTFIX)}{superscript(str(exponent))}"
+        if exponent == S.Half:
+            return f"√{self.parenthesize(base, ATOM, strict=True) if precedence(base) < ATOM else self._print(base)}"
         return f"{self.parenthesize(base, POSTFIX)}^({self._print(exponent)})"
 
     def _print_KroneckerProduct(self, expr) -> str:
