@@ -441,3 +441,73 @@ def test_counts():
     assert (len(SYMPY), sympy_refused) == (117, 5)  # 112 right
     assert (len(COOKBOOK), cookbook_refused) == (80, 2)  # 78 right
     assert len({label.split(")")[0] for label, *_ in COOKBOOK}) >= 60
+
+
+# --- the forms results print in ---------------------------------------------------------------
+
+FORMS = [
+    # (expression, variable, text, LaTeX with the user's names, NumPy)
+    (log(Determinant(X)), X, "X⁻ᵀ", r"X^{-\top}", "np.linalg.inv(X.T)"),
+    (Determinant(X), X, "det(X) X⁻ᵀ", r"\det(X) X^{-\top}", "np.linalg.det(X) * np.linalg.inv(X.T)"),
+    (x.T * B * x, x, "(B + Bᵀ) x", r"(B + B^\top) x", "(B + B.T) @ x"),
+    (b.T * X.T * X * c, X, "X (b cᵀ + c bᵀ)", r"X (b c^\top + c b^\top)", "X @ (b * c.T + c * b.T)"),
+    (Trace(A * X**-1 * B), X, "−X⁻ᵀ Aᵀ Bᵀ X⁻ᵀ", r"-X^{-\top} A^\top B^\top X^{-\top}",
+     "-np.linalg.inv(X.T) @ A.T @ B.T @ np.linalg.inv(X.T)"),
+    (log(a.T * X * b), X, "a bᵀ/(aᵀ X b)", r"\frac{a b^\top}{a^\top X b}", "(1 / (a.T @ X @ b)[0, 0]) * a * b.T"),
+    ((x.T * x) ** S.Half, x, "x/√(xᵀ x)", r"\frac{x}{\sqrt{x^\top x}}", "(1/np.sqrt((x.T @ x)[0, 0])) * x"),
+    (Trace(KroneckerProduct(A, X)), X, "tr(A) I", r"\operatorname{tr}(A) I", "np.trace(A) * np.eye(k)"),
+    (a.T * X.applyfunc(sin) * b, X, "(a bᵀ) ⊙ cos(X)", r"(a b^\top) \odot \cos(X)", "(a * b.T) * cos(X)"),
+    (a.T * DiagMatrix(x) * b, x, "diag(a bᵀ)", r"\operatorname{diag}(a b^\top)",
+     "np.diagonal(a * b.T).reshape(-1, 1)"),
+    (X[i, j], X[m, n], "δ(i, m)·δ(j, n)", r"\delta_{i m} \delta_{j n}", "float(i == m)*float(j == n)"),
+]
+
+
+@pytest.mark.parametrize("expr, wrt, text, latex, code", FORMS, ids=[f[2] for f in FORMS])
+def test_results_print_in_the_cookbooks_form(expr, wrt, text, latex, code):
+    from symbackprop.printing.numpy import NumPyCodePrinter
+
+    result = grad(expr, wrt)
+    assert to_text(result) == text
+    assert to_latex(result, network_names=False) == latex
+    printer = NumPyCodePrinter()
+    assert (printer.full(result) if result.is_Matrix else printer.doprint(result)) == code
+
+
+def test_latex_renames_a_user_x_only_in_derivations():
+    result = grad(log(Determinant(X)), X)
+    assert to_latex(result) == r"(a^{(0)})^{-\top}"  # the default: X is a network's input
+    assert to_latex(result, network_names=False) == r"X^{-\top}"
+
+
+# --- the evaluator: plain SymPy symbols and Lambdas ----------------------------------------------
+
+
+def test_evaluate_binds_plain_sympy_sizes_and_scalars_by_name():
+    rng = np.random.default_rng(5)
+    values = {"k": 3, "A": rng.normal(size=(3, 3)), "x": rng.normal(size=(3, 1))}
+    assert evaluate(Trace(k * Identity(k)), {"k": 3}) == 9.0
+    np.testing.assert_allclose(evaluate(A * x, values), values["A"] @ values["x"])
+    with pytest.raises(Exception, match="k"):
+        evaluate(Trace(Identity(k)), {})
+
+
+def test_evaluate_never_asks_for_a_lambdas_dummy():
+    values = {"x": np.array([[0.1], [0.2], [0.3]])}
+    np.testing.assert_allclose(evaluate(x.applyfunc(sin), values), np.sin(values["x"]))
+    np.testing.assert_allclose(evaluate(x.applyfunc(lambda t: t**2 + 1), values), values["x"] ** 2 + 1)
+
+
+# --- refusals name the class ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expr, wrt, name", [
+    (Trace(sympy.adjoint(X)), X, "Adjoint"),
+    (Trace(A * X**k), X, "MatPow"),
+    (exp(X), X, "exp"),
+    (Trace(X).rewrite(Sum), X, "Sum"),
+    (Trace(KroneckerProduct(A, X) * KroneckerProduct(X, A)), X, "KroneckerProduct"),
+])
+def test_a_refusal_is_a_symbackprop_error_naming_the_class(expr, wrt, name):
+    with pytest.raises(MissingRuleError, match=name):
+        grad(expr, wrt)
