@@ -330,7 +330,7 @@ def _factor_sum(terms: list[Expr]) -> Expr | None:
             continue
         rest = [MatMul(parts[i][0], *(parts[i][1][:-1] if side == -1 else parts[i][1][1:])).doit(deep=False)
                 for i in members]
-        inner = _cookbook_form(MatAdd(*rest).doit(deep=False))
+        inner = MatAdd(*rest).doit(deep=False)
         factored = MatMul(inner, common) if side == -1 else MatMul(common, inner)
         others = [t for i, t in enumerate(terms) if i not in members]
         return MatAdd(factored, *others) if others else factored
