@@ -145,6 +145,8 @@ def _hadamard(g, node, i):
 def _hadamard_power(g, node, i):
     """C = f(X^{∘k}):  ∂C/∂X = k G ⊙ X^{∘(k−1)};  ∂C/∂k = Σ G ⊙ X^{∘k} ⊙ log X."""
     base, exponent = node.args
+    if getattr(exponent, "is_Matrix", False):
+        raise MissingRuleError(f"the chain rule takes a scalar exponent in a Hadamard power (HadamardPower {node})")
     if i == 1:  # ∂C/∂k = Σ G ⊙ X^{∘k} ⊙ log X
         return _inner(g, hadamard(node, Elementwise(LOG.name, LOG.function, base)))
     return exponent * hadamard(g, hadamard_power(base, exponent - 1))
