@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from symbackprop.calculus.expressions import UnitMatrix
+from symbackprop.calculus.expressions import KroneckerAdjoint, UnitMatrix
 from symbackprop.calculus.numeric import EVALUATORS
 from symbackprop.calculus.rules import VJP
 from symbackprop.printing.latex import LatexPrinter
@@ -20,8 +20,8 @@ from symbackprop.printing.numpy import NumPyCodePrinter
 from symbackprop.printing.text import TextPrinter
 
 PRINTERS = {"text": TextPrinter, "LaTeX": LatexPrinter, "NumPy": NumPyCodePrinter}
-#: classes the rules build without a rule of their own (gradients of entries)
-BUILT_BY_RULES = [UnitMatrix]
+#: classes the rules build without a rule of their own (gradients of entries and Kronecker factors)
+BUILT_BY_RULES = [UnitMatrix, KroneckerAdjoint]
 
 
 def _printed_by(printer: type, cls: type) -> str | None:

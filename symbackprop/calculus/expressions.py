@@ -16,7 +16,8 @@ arrives complete: a vector-Jacobian rule in :mod:`symbackprop.calculus.rules`, a
 * :class:`Adjoint` — the symbol ``∂C/∂X`` used on the left of derivation steps;
 * :class:`UnitMatrix` — the matrix ``E_ij`` with one 1 at ``(i, j)``, the gradient of an entry;
 * :class:`Entry` — an entry ``M[i, j]`` of a matrix expression, kept as it is written
-  (SymPy's ``MatrixElement`` expands ``(xᵀa)[0, 0]`` into a sum over indices).
+  (SymPy's ``MatrixElement`` expands ``(xᵀa)[0, 0]`` into a sum over indices);
+* :class:`KroneckerAdjoint` — one factor's share of the adjoint of a Kronecker product.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
     "Adjoint",
     "UnitMatrix",
     "Entry",
+    "KroneckerAdjoint",
     "SCALAR_VARIABLE",
     "LEAVES",
     "is_ones",
@@ -389,6 +391,49 @@ class Entry(MatrixElement):
         if hints.get("deep", True):
             return self.func(self.parent.doit(**hints), self.i, self.j)
         return self
+
+
+class KroneckerAdjoint(MatrixExpr):
+    """The adjoint of one factor of a Kronecker product ``A ⊗ B`` from the adjoint ``G`` of the product.
+
+    With ``A`` p×q and ``B`` m×n, ``G`` is (pm)×(qn), made of p×q blocks ``G_ij``
+    of size m×n.  For ``side=0`` this is the p×q matrix of ``⟨G_ij, B⟩`` (each
+    block contracted with ``B``); for ``side=1`` the m×n matrix
+    ``Σ_ij A_ij G_ij``.
+
+    >>> from sympy import MatrixSymbol
+    >>> G, B = MatrixSymbol("G", 6, 6), MatrixSymbol("B", 3, 2)
+    >>> KroneckerAdjoint(G, B, 0).shape
+    (2, 3)
+    """
+
+    is_commutative = False
+
+    def __new__(cls, adjoint, other, side: int) -> "KroneckerAdjoint":
+        return Basic.__new__(cls, adjoint, other, Integer(side))
+
+    @property
+    def adjoint(self):
+        return self.args[0]
+
+    @property
+    def other(self):
+        return self.args[1]
+
+    @property
+    def side(self) -> int:
+        return int(self.args[2])
+
+    @property
+    def shape(self):  # type: ignore[override]
+        (rows, cols), (other_rows, other_cols) = self.adjoint.shape, self.other.shape
+        return sympy.cancel(rows / other_rows), sympy.cancel(cols / other_cols)
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"KroneckerAdjoint({printer._print(self.adjoint)}, {printer._print(self.other)}, {self.side})"
 
 
 # --- constructors ----------------------------------------------------------------------

@@ -43,7 +43,17 @@ from .. import naming
 from . import runtime
 from ..model.activations import ACTIVATIONS, LOG
 from ..errors import ShapeError, SymbackpropError
-from .expressions import Adjoint, Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries, UnitMatrix
+from .expressions import (
+    Adjoint,
+    Broadcast,
+    Elementwise,
+    KroneckerAdjoint,
+    LogSoftmax,
+    Named,
+    Softmax,
+    SumEntries,
+    UnitMatrix,
+)
 from .trees import walk
 
 __all__ = ["evaluate", "Evaluator", "EVALUATORS"]
@@ -263,6 +273,18 @@ def _unit(ev: Evaluator, node: UnitMatrix):
     return unit
 
 
+def _kronecker_adjoint(ev: Evaluator, node: KroneckerAdjoint):
+    adjoint, other = ev(node.adjoint), ev(node.other)
+    m, n = other.shape
+    p, q = adjoint.shape[0] // m, adjoint.shape[1] // n
+    blocks = adjoint.reshape(p, m, q, n)
+    if node.side == 0:  # A's share: each m×n block contracted with B
+        return np.einsum("ikjl,kl->ij", blocks, other)
+    p, q = other.shape  # B's share: the blocks weighted by A's entries
+    m, n = adjoint.shape[0] // p, adjoint.shape[1] // q
+    return np.einsum("ikjl,ij->kl", adjoint.reshape(p, m, q, n), other)
+
+
 def _matrix_element(ev: Evaluator, node: MatrixElement):
     parent = ev(node.parent)
     return parent[ev.index(node.i, str(node)), ev.index(node.j, str(node))]
@@ -294,6 +316,7 @@ EVALUATORS.update({
     DiagMatrix: lambda ev, node: np.diagflat(ev(node.args[0])),
     DiagonalOf: lambda ev, node: np.diagonal(ev(node.arg)).reshape(-1, 1).copy(),
     MatrixElement: _matrix_element,
+    KroneckerAdjoint: _kronecker_adjoint,
     Adjoint: _adjoint,
     Add: lambda ev, node: reduce(np.add, (ev.scalar(a) for a in node.args)),
     Mul: lambda ev, node: reduce(np.multiply, (ev.scalar(a) for a in node.args)),

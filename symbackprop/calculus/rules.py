@@ -48,6 +48,7 @@ from .expressions import (
     Named,
     Softmax,
     Entry,
+    KroneckerAdjoint,
     SumEntries,
     UnitMatrix,
     hadamard,
@@ -334,19 +335,21 @@ def _diagonal_of(g, node, i):
 
 @defvjp(KroneckerProduct, "Kronecker product")
 def _kronecker(g, node, i):
-    """C = f(tr(A ⊗ B)) = f(tr A tr B):  ∂C/∂A = g tr(B) I (Cookbook eqs. 105, 120);
-    C = f(Σ(A ⊗ B)) = f(ΣA ΣB):  ∂C/∂A = g Σ(B) 1 1ᵀ."""
-    constant = _constant_multiple(g)
-    if len(node.args) != 2 or constant is None:
-        raise MissingRuleError(f"the chain rule differentiates a Kronecker product of two matrices inside a "
-                               f"trace or a sum of entries only (KroneckerProduct {node})")
-    scale, kind = constant
+    """C = f(A ⊗ B):  (∂C/∂A)_ij = ⟨G_ij, B⟩, G's (i, j) block contracted with B;  inside a trace,
+    ∂ tr(A ⊗ B)/∂A = tr(B) I (Cookbook eqs. 105, 120); inside a sum of entries, Σ(B) 1 1ᵀ."""
+    if len(node.args) != 2:
+        raise MissingRuleError(f"the chain rule differentiates a Kronecker product of two matrices; write "
+                               f"kron(A, kron(B, C)) (KroneckerProduct {node})")
     arg, other = node.args[i], node.args[1 - i]
-    if kind is Identity:
-        if arg.shape[0] != arg.shape[1] or other.shape[0] != other.shape[1]:
-            raise MissingRuleError(f"the trace of a Kronecker product needs square factors (KroneckerProduct {node})")
-        return scale * Trace(other) * Identity(arg.shape[0])
-    return scale * SumEntries(other) * OneMatrix(*arg.shape)
+    constant = _constant_multiple(g)
+    if constant is not None:
+        scale, kind = constant
+        square = arg.shape[0] == arg.shape[1] and other.shape[0] == other.shape[1]
+        if kind is Identity and square:
+            return scale * Trace(other) * Identity(arg.shape[0])
+        if kind is OneMatrix:
+            return scale * SumEntries(other) * OneMatrix(*arg.shape)
+    return KroneckerAdjoint(g, other, i)
 
 
 # --- names ---------------------------------------------------------------------------

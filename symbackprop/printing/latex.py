@@ -317,6 +317,11 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     def _print_KroneckerProduct(self, expr) -> str:
         return r" \otimes ".join(self.parenthesize(a, PRODUCT, strict=True) for a in expr.args)
 
+    def _print_KroneckerAdjoint(self, expr) -> str:
+        other = self.parenthesize(expr.other, PRODUCT, strict=True)
+        slot = rf"\cdot \otimes {other}" if expr.side == 0 else rf"{other} \otimes \cdot"
+        return rf"\langle {self._print(expr.adjoint)}, {slot} \rangle"
+
     def _print_DiagMatrix(self, expr) -> str:
         return r"\operatorname{diag}" + self._bracket(self._print(expr.args[0]))
 

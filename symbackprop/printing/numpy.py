@@ -329,6 +329,14 @@ class NumPyCodePrinter(NumPyPrinter):
             out = f"{self._module_format('numpy.kron')}({self.full(factor)}, {out})"
         return out
 
+    def _print_KroneckerAdjoint(self, expr) -> str:
+        if expr.side == 0:
+            (p, q), (m, n), script = expr.shape, expr.other.shape, "ikjl,kl->ij"
+        else:
+            (p, q), (m, n), script = expr.other.shape, expr.shape, "ikjl,ij->kl"
+        blocks = f"{self._operand(expr.adjoint, self.full(expr.adjoint))}.reshape({', '.join(self._print(d) for d in (p, m, q, n))})"
+        return f"{self._module_format('numpy.einsum')}('{script}', {blocks}, {self.full(expr.other)})"
+
     def _print_DiagMatrix(self, expr) -> str:
         return f"{self._module_format('numpy.diagflat')}({self.full(expr.args[0])})"
 

@@ -123,6 +123,11 @@ class TextPrinter(SumPrinting, StrPrinter):
     def _print_KroneckerProduct(self, expr) -> str:
         return " ⊗ ".join(self.parenthesize(a, PRODUCT, strict=True) for a in expr.args)
 
+    def _print_KroneckerAdjoint(self, expr) -> str:
+        other = self.parenthesize(expr.other, PRODUCT, strict=True)
+        slot = f"· ⊗ {other}" if expr.side == 0 else f"{other} ⊗ ·"
+        return f"⟨{self._print(expr.adjoint)}, {slot}⟩"
+
     def _print_DiagMatrix(self, expr) -> str:
         return f"diag({self._print(expr.args[0])})"
 
