@@ -44,11 +44,11 @@ from ..model.activations import LOG
 from .expressions import (
     Broadcast,
     Elementwise,
+    Entry,
+    KroneckerAdjoint,
     LogSoftmax,
     Named,
     Softmax,
-    Entry,
-    KroneckerAdjoint,
     SumEntries,
     UnitMatrix,
     hadamard,
@@ -93,8 +93,8 @@ def _inner(g: Expr, matrix: Expr) -> Expr:
     constant = _constant_multiple(g)
     if constant is not None:
         scale, kind = constant
-        return scale * (Trace(matrix) if kind is Identity and matrix.shape[0] == matrix.shape[1] and
-                        matrix.shape != (1, 1) else SumEntries(matrix))
+        square = matrix.shape[0] == matrix.shape[1]
+        return scale * (Trace(matrix) if kind is Identity and square else SumEntries(matrix))
     return SumEntries(hadamard(g, matrix))
 
 
