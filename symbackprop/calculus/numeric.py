@@ -3,8 +3,14 @@
 :func:`evaluate` walks an expression with NumPy, computing every named
 intermediate (``z``, ``a``, ``delta``) from its definition, so the caller gives
 only inputs, targets and parameters.  It checks every array's shape against
-the symbol it binds, binding symbolic sizes (``n_1``, ``m``) on first use.  It
-is written for clarity, not speed: generated code is the fast path.
+the symbol it binds, binding symbolic sizes (``n_1``, ``m``) on first use, by
+name (SymPy's plain ``symbols("k")`` is the ``k`` of the values).  It is
+written for clarity, not speed: generated code is the fast path.
+
+How each class is computed is one entry of :data:`EVALUATORS`, a table keyed
+by class like the chain rule's :data:`~.rules.VJP` (looked up along the class's
+MRO); ``tests/test_completeness.py`` fails for a class with a rule and no entry.
+The walk is iterative: operands are computed before the nodes that use them.
 """
 
 from __future__ import annotations
