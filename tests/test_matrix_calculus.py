@@ -466,7 +466,7 @@ FORMS = [
     (log(a.T * X * b), X, "a bᵀ/(aᵀ X b)", r"\frac{a b^\top}{a^\top X b}", "(1 / (a.T @ X @ b)[0, 0]) * a * b.T"),
     ((x.T * x) ** S.Half, x, "x/√(xᵀ x)", r"\frac{x}{\sqrt{x^\top x}}", "(1/np.sqrt((x.T @ x)[0, 0])) * x"),
     (Trace(KroneckerProduct(A, X)), X, "tr(A) I", r"\operatorname{tr}(A) I", "np.trace(A) * np.eye(k)"),
-    (a.T * X.applyfunc(sin) * b, X, "(a bᵀ) ⊙ cos(X)", r"(a b^\top) \odot \cos(X)", "(a * b.T) * cos(X)"),
+    (a.T * X.applyfunc(sin) * b, X, "(a bᵀ) ⊙ cos(X)", r"(a b^\top) \odot \cos(X)", "(a * b.T) * np.cos(X)"),
     (a.T * DiagMatrix(x) * b, x, "diag(a bᵀ)", r"\operatorname{diag}(a b^\top)",
      "np.diagonal(a * b.T).reshape(-1, 1)"),
     (X[i, j], X[m, n], "δ(i, m)·δ(j, n)", r"\delta_{i m} \delta_{j n}", "float(i == m)*float(j == n)"),

@@ -384,6 +384,14 @@ class NumPyCodePrinter(NumPyPrinter):
             return None
         return entry.output_derivative.xreplace({y: sympy.Symbol(a.name, real=True)})
 
+    def _numpy_function(self, expr: Elementwise) -> str | None:
+        """``np.exp`` for an elementwise function named ``exp`` that is SymPy's exp, else None."""
+        body = expr.definition.expr
+        name = _NUMPY_FUNCTIONS.get(type(body))
+        if name is None or body.args != expr.definition.variables or expr.name not in (name, type(body).__name__):
+            return None
+        return self._module_format(f"numpy.{name}")
+
     def _print_Elementwise(self, expr) -> str:
         entry = registered_activation(expr)
         if entry is not None and entry.name == "identity" and expr.order == 0:
@@ -398,10 +406,17 @@ class NumPyCodePrinter(NumPyPrinter):
         if entry is not None:
             name = helper_name(entry.runtime, expr.order)
             self.helpers[name] = None
+        elif expr.order == 0 and self._numpy_function(expr) is not None:
+            return f"{self._numpy_function(expr)}({self._print(expr.arg)})"
         else:
             name = helper_name(expr.name, expr.order)
             self.custom[name] = (SCALAR_VARIABLE, expr.scalar_function().expr)
         return f"{name}({self._print(expr.arg)})"
+
+
+#: SymPy functions that NumPy has under the same name
+_NUMPY_FUNCTIONS = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan",
+                    sympy.tanh: "tanh", sympy.Abs: "abs"}
 
 
 def to_numpy(expr, **settings) -> str:
