@@ -1,6 +1,6 @@
 """The ``symbackprop`` command: a thin layer over the public API.
 
-Three subcommands — ``derive``, ``train``, ``check`` — each printing readable
+Four subcommands — ``derive``, ``train``, ``check``, ``grad`` — each printing readable
 text, or with ``--format json`` one JSON document for scripts (schemas in
 ``docs/cli.md``).  Every error, a library error or a usage error, is reported
 in one place (:func:`main`) as one line on standard error,
@@ -41,6 +41,8 @@ examples:
       the seed's twenty steps of gradient descent: w = -8.5948, ..., 8.7893
   symbackprop check examples/seed.toml W1 '2 * x * (W1 * x - y)'
       is this hand-derived formula dC/dW1? (exit 0 yes, 1 no)
+  symbackprop grad 'log(det(X)) + trace(A @ X)' X --shapes X=n,n A=n,n
+      the gradient of one matrix expression: X⁻ᵀ + Aᵀ
 
 exit status: 0 done, 1 'check' found the formula wrong, 2 bad input or output.
 Errors are one line on standard error: error: MESSAGE (hint: LIKELY FIX).
@@ -71,6 +73,15 @@ examples:
   symbackprop check examples/nielsen.toml delta2 "(a2 - y) * sigmoid'(z2)"
   symbackprop check examples/seed.toml W1 -- '-2*x*(y - W1*x)'
   symbackprop check examples/seed.toml W1 'x * (W1 * x - y)' --format json
+"""
+
+
+_GRAD_EXAMPLES = """\
+examples:
+  symbackprop grad 'log(det(X)) + trace(A @ X)' X --shapes X=n,n A=n,n
+  symbackprop grad "x' A x" x --shapes x=n A=n,n --latex
+  symbackprop grad 'log(sum(exp(x)))' x --shapes x=n --numpy
+  symbackprop grad "sqrt((x - a)' (x - a))" x --shapes x=n a=n --numpy --sizes n=5
 """
 
 
@@ -275,6 +286,52 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _grad(args: argparse.Namespace) -> int:
+    from .calculus.autodiff import grad
+    from .calculus.program import finite_difference_check, numpy_function, random_inputs
+    from .language.general import parse_general, parse_shapes
+    from .printing import to_latex, to_text
+
+    matrices = parse_shapes(args.shapes)
+    if args.wrt not in matrices:
+        raise UsageError(f"symbackprop grad: {args.wrt} is not one of the matrices of --shapes "
+                         f"({', '.join(matrices)})", f"add {args.wrt}=ROWS,COLS to --shapes")
+    expr = parse_general(args.formula, matrices)
+    wrt = matrices[args.wrt]
+    result = grad(expr, wrt)
+    text, latex = to_text(result), to_latex(result, network_names=False)
+    check = None
+    if args.numpy or args.format == "json":
+        sizes = {name: 3 for name in {str(d) for m in matrices.values() for d in m.shape if d.is_Symbol}}
+        for item in args.sizes:
+            name, _, value = item.partition("=")
+            if name not in sizes or not value.isdigit() or not 1 <= int(value) <= 100:
+                raise UsageError(f"symbackprop grad: --sizes takes SIZE=N for a size of --shapes "
+                                 f"({', '.join(sorted(sizes)) or 'none'}), N from 1 to 100, not {item!r}",
+                                 "such as --sizes n=4")
+            sizes[name] = int(value)
+        check = finite_difference_check(expr, result, wrt, random_inputs(expr, sizes))
+        sizes_text = ", ".join(f"{name} = {value}" for name, value in sorted(sizes.items())) or "fixed sizes"
+    if args.format == "json":
+        _write_json(_record(expression=_record(text=to_text(expr), latex=to_latex(expr, network_names=False)),
+                            wrt=args.wrt, gradient=_record(text=text, latex=latex),
+                            numpy=numpy_function(result, expr, wrt),
+                            check=_record(passed=check.passed, relative_error=_number(check.relative_error))))
+    elif args.numpy:
+        print(numpy_function(result, expr, wrt))
+        if check.passed:
+            print(f"\n# checked: agrees with central finite differences at random inputs ({sizes_text}) to 1e-6")
+        else:
+            print(f"\n# check FAILED: off central finite differences at random inputs ({sizes_text}) "
+                  f"by a relative {check.relative_error:.1e}")
+    elif args.latex:
+        print(rf"\frac{{\partial}}{{\partial {to_latex(wrt, network_names=False)}}}"
+              rf"\left({to_latex(expr, network_names=False)}\right) = {latex}")
+    else:
+        print(f"∂/∂{args.wrt} [{to_text(expr)}] = {text}")
+    return 0 if check is None or check.passed else 1
+
+
 def _typeset(derivation, args: argparse.Namespace) -> bool:
     """Write the ``--latex`` and ``--markdown`` renderings; False when neither was asked for."""
     from .outputs.documents import parse_notation, write_output
@@ -371,6 +428,27 @@ def _parser() -> argparse.ArgumentParser:
     check_parser.add_argument("param", help="the parameter (W1, b2, W^{(1)}) or delta (delta1) the formula is for")
     check_parser.add_argument("formula", help="the formula: plain (W2.T @ delta2) or LaTeX (W^{(2)\\top} \\delta^{(2)})")
     _format_option(check_parser, "the verdict, derived expression, hint and counterexample")
+
+    grad_parser = _subcommand(
+        commands, "grad", "the gradient of one matrix expression, as matrixcalculus.org gives it",
+        "Differentiate the scalar FORMULA (in the formula language of docs/formula-language.md, with "
+        "det, inv, trace, diag, kron, log, exp, sqrt and abs) with respect to the matrix WRT, and print "
+        "the gradient, shaped like WRT, in text, or with --latex in LaTeX, or with --numpy as a NumPy "
+        "function followed by a check against central finite differences at random inputs (exit "
+        "status 1 if they disagree). --shapes gives every matrix's shape: X=n,n, or x=n for a column "
+        "vector.",
+        _GRAD_EXAMPLES, _grad)
+    grad_parser.add_argument("formula", help="a scalar expression, such as 'log(det(X)) + trace(A @ X)'")
+    grad_parser.add_argument("wrt", help="the matrix to differentiate by, one of --shapes")
+    grad_parser.add_argument("--shapes", nargs="+", metavar="NAME=ROWS,COLS", required=True,
+                             help="each matrix's shape, sizes as numbers or names: X=n,n A=n,n x=n")
+    output = grad_parser.add_mutually_exclusive_group()
+    output.add_argument("--latex", action="store_true", help="print the gradient in LaTeX")
+    output.add_argument("--numpy", action="store_true",
+                        help="print a NumPy function for the gradient and a finite-difference check")
+    grad_parser.add_argument("--sizes", nargs="+", metavar="SIZE=N", default=[],
+                             help="with --numpy: the sizes of the check's random inputs (default 3 each)")
+    _format_option(grad_parser, "the expression, gradient, NumPy code and check")
     return parser
 
 

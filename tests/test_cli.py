@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+
+import numpy as np
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from symbackprop.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 SEED = str(ROOT / "examples" / "seed.toml")
 SOFTMAX = str(ROOT / "examples" / "softmax_classifier.toml")
-COMMANDS = ("derive", "train", "check")
+COMMANDS = ("derive", "train", "check", "grad")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -268,7 +270,7 @@ def test_a_diverging_run_suggests_a_smaller_learning_rate(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["deriv", SEED], "error: symbackprop: argument COMMAND: invalid choice: 'deriv' (choose from 'derive', "
-                      "'train', 'check') (hint: did you mean 'derive'?)"),
+                      "'train', 'check', 'grad') (hint: did you mean 'derive'?)"),
     ([], "error: symbackprop: the following arguments are required: COMMAND "
          "(hint: 'symbackprop --help' shows the usage and examples)"),
     (["train", SEED, "--steps", "many"], "error: symbackprop train: argument --steps: invalid int value: 'many' "
@@ -399,3 +401,43 @@ def test_two_outputs_to_one_file_are_refused(tmp_path, capsys):
     assert main(["derive", str(ROOT / "examples" / "seed.toml"), "--latex", str(target), "--markdown", str(target)]) == 2
     assert "--latex and --markdown both write" in capsys.readouterr().err
     assert not target.exists()
+
+
+# --- grad ----------------------------------------------------------------------------------------
+
+
+def test_grad_prints_the_cookbook_form_of_a_gradient(capsys):
+    code, out, _ = run(capsys, "grad", "log(det(X)) + trace(A @ X)", "X", "--shapes", "X=n,n", "A=n,n")
+    assert (code, out) == (0, "∂/∂X [tr(A X) + log(det(X))] = X⁻ᵀ + Aᵀ\n")
+
+
+def test_grad_latex_keeps_the_users_names(capsys):
+    code, out, _ = run(capsys, "grad", "log(det(X))", "X", "--shapes", "X=n,n", "--latex")
+    assert code == 0 and "X^{-\\top}" in out and "a^{(0)}" not in out
+
+
+def test_grad_numpy_code_runs_and_is_checked(capsys):
+    code, out, _ = run(capsys, "grad", "x' A x", "x", "--shapes", "x=n", "A=n,n", "--numpy", "--sizes", "n=4")
+    assert code == 0 and out.rstrip().endswith("(n = 4) to 1e-6")
+    namespace: dict = {}
+    exec(compile(out, "<grad>", "exec"), namespace)  # the command's own output, not user text
+    A, x = np.arange(16.0).reshape(4, 4), np.ones((4, 1))
+    np.testing.assert_allclose(namespace["grad_x"](x, A), (A + A.T) @ x)
+
+
+def test_grad_json_has_the_gradient_code_and_check(capsys):
+    code, out, _ = run(capsys, "grad", "trace(X' X)", "X", "--shapes", "X=2,3", "--format", "json")
+    document = json.loads(out)
+    assert code == 0 and document["gradient"]["text"] == "2 X" and document["check"]["passed"] is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["trace(X)", "Y", "--shapes", "X=n,n"], "Y is not one of the matrices of --shapes"),
+    (["X", "X", "--shapes", "X=n,n"], "grad needs a scalar expression; this one is n×n"),
+    (["trace(X)", "X", "--shapes", "X=n;n"], "--shapes takes NAME=ROWS,COLS"),
+    (["det(X)", "X", "--shapes", "X=2,3"], "the determinant needs a square matrix"),
+    (["trace(X)", "X", "--shapes", "X=n,n", "--numpy", "--sizes", "n=0"], "--sizes takes SIZE=N"),
+])
+def test_grad_errors_are_one_line(capsys, argv, message):
+    code, out, err = run(capsys, "grad", *argv)
+    assert code == 2 and out == "" and err.startswith("error: ") and message in err and err.count("\n") == 1

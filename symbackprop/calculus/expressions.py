@@ -13,7 +13,11 @@ arrives complete: a vector-Jacobian rule in :mod:`symbackprop.calculus.rules`, a
 * :class:`Softmax` — softmax over each column (``axis=0``) or each row (``axis=1``);
 * :class:`Broadcast` — a bias vector repeated across the batch, ``b 1ᵀ`` or ``1 b``;
 * :class:`SumEntries` — the scalar sum of all entries of a matrix;
-* :class:`Adjoint` — the symbol ``∂C/∂X`` used on the left of derivation steps.
+* :class:`Adjoint` — the symbol ``∂C/∂X`` used on the left of derivation steps;
+* :class:`UnitMatrix` — the matrix ``E_ij`` with one 1 at ``(i, j)``, the gradient of an entry;
+* :class:`Entry` — an entry ``M[i, j]`` of a matrix expression, kept as it is written
+  (SymPy's ``MatrixElement`` expands ``(xᵀa)[0, 0]`` into a sum over indices);
+* :class:`KroneckerAdjoint` — one factor's share of the adjoint of a Kronecker product.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sympy import (
     ZeroMatrix,
 )
 from sympy.core.symbol import Str
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 __all__ = [
     "Named",
@@ -47,6 +52,9 @@ __all__ = [
     "Broadcast",
     "SumEntries",
     "Adjoint",
+    "UnitMatrix",
+    "Entry",
+    "KroneckerAdjoint",
     "SCALAR_VARIABLE",
     "LEAVES",
     "is_ones",
@@ -361,10 +369,106 @@ class Adjoint(MatrixExpr):
         return f"d{self.cost_name}/d{printer._print(self.target)}"
 
 
+class UnitMatrix(MatrixExpr):
+    """The ``rows``×``cols`` matrix with a 1 at ``(i, j)`` and zeros elsewhere: ``E_ij = e_i e_jᵀ``.
+
+    >>> from sympy import Symbol
+    >>> UnitMatrix(3, 2, Symbol("i"), 1).shape
+    (3, 2)
+    """
+
+    is_commutative = False
+
+    def __new__(cls, rows, cols, row, col) -> "UnitMatrix":
+        return Basic.__new__(cls, *(sympy.sympify(v) for v in (rows, cols, row, col)))
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self.args[0], self.args[1]
+
+    @property
+    def row(self):
+        return self.args[2]
+
+    @property
+    def col(self):
+        return self.args[3]
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"E({printer._print(self.row)}, {printer._print(self.col)})"
+
+
+class Entry(MatrixElement):
+    """The entry ``(i, j)`` of a matrix expression, a scalar; ``(aᵀXb)[0, 0]`` is the scalar aᵀXb.
+
+    A :class:`~sympy.matrices.expressions.matexpr.MatrixElement` that ``doit``
+    leaves alone: SymPy's rewrites ``(xᵀa)[0, 0]`` as ``Sum(x[i, 0] a[i, 0], (i, 0, k − 1))``.
+
+    >>> from sympy import MatrixSymbol, Symbol
+    >>> x, a = MatrixSymbol("x", 3, 1), MatrixSymbol("a", 3, 1)
+    >>> Entry(x.T * a).doit()
+    (x.T*a)[0, 0]
+    """
+
+    def __new__(cls, parent, i=0, j=0) -> "Entry":
+        return super().__new__(cls, parent, i, j)
+
+    def doit(self, **hints):
+        if hints.get("deep", True):
+            return self.func(self.parent.doit(**hints), self.i, self.j)
+        return self
+
+
+class KroneckerAdjoint(MatrixExpr):
+    """The adjoint of one factor of a Kronecker product ``A ⊗ B`` from the adjoint ``G`` of the product.
+
+    With ``A`` p×q and ``B`` m×n, ``G`` is (pm)×(qn), made of p×q blocks ``G_ij``
+    of size m×n.  For ``side=0`` this is the p×q matrix of ``⟨G_ij, B⟩`` (each
+    block contracted with ``B``); for ``side=1`` the m×n matrix
+    ``Σ_ij A_ij G_ij``.
+
+    >>> from sympy import MatrixSymbol
+    >>> G, B = MatrixSymbol("G", 6, 6), MatrixSymbol("B", 3, 2)
+    >>> KroneckerAdjoint(G, B, 0).shape
+    (2, 3)
+    """
+
+    is_commutative = False
+
+    def __new__(cls, adjoint, other, side: int) -> "KroneckerAdjoint":
+        return Basic.__new__(cls, adjoint, other, Integer(side))
+
+    @property
+    def adjoint(self):
+        return self.args[0]
+
+    @property
+    def other(self):
+        return self.args[1]
+
+    @property
+    def side(self) -> int:
+        return int(self.args[2])
+
+    @property
+    def shape(self):  # type: ignore[override]
+        (rows, cols), (other_rows, other_cols) = self.adjoint.shape, self.other.shape
+        return sympy.cancel(rows / other_rows), sympy.cancel(cols / other_cols)
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"KroneckerAdjoint({printer._print(self.adjoint)}, {printer._print(self.other)}, {self.side})"
+
+
 # --- constructors ----------------------------------------------------------------------
 
 #: nodes no tree walk looks inside
-LEAVES = (MatrixSymbol, Lambda, Str, OneMatrix, Identity, ZeroMatrix)
+LEAVES = (MatrixSymbol, Lambda, Str, OneMatrix, Identity, ZeroMatrix, UnitMatrix)
 
 
 def is_ones(matrix: Expr) -> bool:

@@ -3,8 +3,14 @@
 :func:`evaluate` walks an expression with NumPy, computing every named
 intermediate (``z``, ``a``, ``delta``) from its definition, so the caller gives
 only inputs, targets and parameters.  It checks every array's shape against
-the symbol it binds, binding symbolic sizes (``n_1``, ``m``) on first use.  It
-is written for clarity, not speed: generated code is the fast path.
+the symbol it binds, binding symbolic sizes (``n_1``, ``m``) on first use, by
+name (SymPy's plain ``symbols("k")`` is the ``k`` of the values).  It is
+written for clarity, not speed: generated code is the fast path.
+
+How each class is computed is one entry of :data:`EVALUATORS`, a table keyed
+by class like the chain rule's :data:`~.rules.VJP` (looked up along the class's
+MRO); ``tests/test_completeness.py`` fails for a class with a rule and no entry.
+The walk is iterative: operands are computed before the nodes that use them.
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ import sympy
 from sympy import (
     Add,
     Basic,
+    DiagMatrix,
+    DiagonalOf,
     Determinant,
     HadamardPower,
     HadamardProduct,
     Identity,
     Inverse,
+    KroneckerProduct,
     MatAdd,
     MatMul,
     MatPow,
@@ -33,15 +42,27 @@ from sympy import (
     Transpose,
     ZeroMatrix,
 )
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .. import naming
 from . import runtime
 from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS
 from ..errors import ShapeError, SymbackpropError
-from .expressions import Adjoint, Broadcast, Elementwise, LogSoftmax, Named, Softmax, SumEntries
+from .expressions import (
+    Adjoint,
+    Broadcast,
+    Elementwise,
+    KroneckerAdjoint,
+    LogSoftmax,
+    Named,
+    Softmax,
+    SumEntries,
+    UnitMatrix,
+)
 from .trees import walk
 
-__all__ = ["evaluate", "Evaluator"]
+__all__ = ["evaluate", "Evaluator", "EVALUATORS"]
 
 _REGISTERED = {a.name: a for a in (*ACTIVATIONS.values(), *MATH_FUNCTIONS.values()) if a.runtime}
 
@@ -110,9 +131,11 @@ class Evaluator:
             return int(size)
         if size in self.sizes:
             return self.sizes[size]
+        # a size is known by its name, whatever its assumptions: symbols("k") is the k of the values
+        by_name = {s.name: sympy.Integer(v) for s, v in self.sizes.items()}
         if size.is_Symbol:
-            return None
-        bound = size.xreplace({s: sympy.Integer(v) for s, v in self.sizes.items()})
+            return int(by_name[size.name]) if size.name in by_name else None
+        bound = size.xreplace({s: by_name[s.name] for s in size.free_symbols if s.name in by_name})
         if bound.is_Integer:
             return int(bound)
         raise ShapeError(f"{owner}: cannot determine the size {size}")
@@ -174,71 +197,153 @@ class Evaluator:
     # --- the walk ------------------------------------------------------------------------
 
     def _evaluate(self, node: Basic):
-        if isinstance(node, MatrixSymbol):
-            return self._symbol(node)
-        if isinstance(node, Named):
-            return self(node.definition)
-        if isinstance(node, MatMul):
-            scalars = [self(a) for a in node.args if not a.is_Matrix]
-            matrices = [self(a) for a in node.args if a.is_Matrix]
-            product = reduce(np.matmul, matrices)
-            return product * np.prod(scalars) if scalars else product
-        if isinstance(node, MatAdd):
-            return reduce(np.add, (self(a) for a in node.args))
-        if isinstance(node, Transpose):
-            return self(node.arg).T
-        if isinstance(node, HadamardProduct):
-            return reduce(np.multiply, (self(a) for a in node.args))
-        if isinstance(node, HadamardPower):
-            return np.power(self(node.args[0]), self(node.args[1]))
-        if isinstance(node, Elementwise):
-            return _numeric_function(node)(self(node.arg))
-        if isinstance(node, Softmax):
-            return runtime.softmax(self(node.arg), axis=node.axis)
-        if isinstance(node, LogSoftmax):
-            return runtime.log_softmax(self(node.arg), axis=node.axis)
-        if isinstance(node, Broadcast):
-            return np.broadcast_to(self(node.vector), self.shape_of(node, "a bias"))
-        if isinstance(node, SumEntries):
-            return np.sum(self(node.arg))
-        if isinstance(node, Trace):
-            return np.trace(self(node.arg))
-        if isinstance(node, OneMatrix):
-            return np.ones(self.shape_of(node, "a matrix of ones"))
-        if isinstance(node, ZeroMatrix):
-            return np.zeros(self.shape_of(node, "a zero matrix"))
-        if isinstance(node, Identity):
-            return np.eye(self.shape_of(node, "an identity matrix")[0])
-        if isinstance(node, Inverse):
-            return np.linalg.inv(self(node.arg))
-        if isinstance(node, Determinant):
-            return np.linalg.det(self(node.arg))
-        if isinstance(node, MatPow):
-            return np.linalg.matrix_power(self(node.args[0]), int(node.args[1]))
-        if isinstance(node, Adjoint):
-            raise SymbackpropError(f"{node} is a placeholder in a derivation step, not a value")
-        if isinstance(node, Add):
-            return reduce(np.add, (self(a) for a in node.args))
-        if isinstance(node, Mul):
-            return reduce(np.multiply, (self(a) for a in node.args))
-        if isinstance(node, Pow):
-            return np.power(self(node.args[0]), self(node.args[1]))
-        if isinstance(node, sympy.log):
-            return np.log(self(node.args[0]))
-        if isinstance(node, sympy.exp):
-            return np.exp(self(node.args[0]))
+        """The value of ``node``, its operands already computed: the entry of :data:`EVALUATORS`
+        for its class (or the nearest base class)."""
+        for cls in type(node).__mro__:
+            function = EVALUATORS.get(cls)
+            if function is not None:
+                return function(self, node)
         if node.is_number:  # 2, 1/3, but also pi and e from a custom activation
             return float(node)
-        if isinstance(node, sympy.Symbol):
-            if node in self.sizes:
-                return self.sizes[node]
-            if node.name in self.values:
-                value = self.values[node.name]
-                if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                    raise SymbackpropError(f"{node.name} must be a real number, not {value!r}")
-                return float(value)
-            raise SymbackpropError(f"no value for the symbol {node.name}")
         raise SymbackpropError(f"cannot evaluate {type(node).__name__} ({node})")
+
+    def scalar(self, node: Basic) -> object:
+        """The value of a scalar operand; a 1×1 matrix stands for its one entry."""
+        value = self(node)
+        if isinstance(value, np.ndarray) and value.size == 1:
+            return value.reshape(())[()]
+        return value
+
+    def symbol_value(self, node: sympy.Symbol):
+        if node in self.sizes:
+            return self.sizes[node]
+        size = self.dimension(node, node.name)
+        if size is not None:
+            return size
+        if node.name in self.values:
+            value = self.values[node.name]
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise SymbackpropError(f"{node.name} must be a real number, not {value!r}")
+            return float(value)
+        raise SymbackpropError(f"no value for the symbol {node.name}")
+
+    def index(self, node: Basic, owner: str) -> int:
+        """An entry's row or column index: a number or a symbol given in the values."""
+        value = self(node)
+        if float(value) != int(value):
+            raise SymbackpropError(f"{owner}: the index {node} = {value} is not a whole number")
+        return int(value)
+
+
+#: the numeric evaluation of each expression class, given an :class:`Evaluator` whose memo
+#: holds the node's operands (see :func:`_operands`); looked up along the class's MRO
+EVALUATORS: dict[type, Callable[[Evaluator, Basic], object]] = {}
+
+
+def _matmul(ev: Evaluator, node: MatMul):
+    scalars = [ev.scalar(a) for a in node.args if not a.is_Matrix]
+    matrices = [ev(a) for a in node.args if a.is_Matrix]
+    product = reduce(np.matmul, matrices)
+    return product * np.prod(scalars) if scalars else product
+
+
+def _adjoint(ev: Evaluator, node: Adjoint):
+    raise SymbackpropError(f"{node} is a placeholder in a derivation step, not a value")
+
+
+def _matpow(ev: Evaluator, node: MatPow):
+    base, exponent = ev(node.args[0]), ev.scalar(node.args[1])
+    if float(exponent).is_integer():
+        return np.linalg.matrix_power(base, int(exponent))
+    if base.shape == (1, 1):
+        return np.power(base, exponent)
+    raise SymbackpropError(f"cannot evaluate the fractional matrix power {node}")
+
+
+def _elementwise_apply(ev: Evaluator, node: ElementwiseApplyFunction):
+    (variable,) = node.function.variables
+    return _lambdified(sympy.Lambda(variable, node.function.expr))(ev(node.expr))
+
+
+def _function(ev: Evaluator, node: sympy.Function):
+    """A scalar function SymPy knows (sin, tanh, ...), through NumPy."""
+    variables = sympy.symbols(f"_t0:{len(node.args)}")
+    compiled = _lambdified_scalar(sympy.Lambda(variables, node.func(*variables)))
+    return compiled(*(ev.scalar(a) for a in node.args))
+
+
+def _unit(ev: Evaluator, node: UnitMatrix):
+    rows, cols = ev.shape_of(node, "a unit matrix")
+    unit = np.zeros((rows, cols))
+    unit[ev.index(node.row, "a unit matrix"), ev.index(node.col, "a unit matrix")] = 1.0
+    return unit
+
+
+def _kronecker_adjoint(ev: Evaluator, node: KroneckerAdjoint):
+    adjoint, other = ev(node.adjoint), ev(node.other)
+    m, n = other.shape
+    p, q = adjoint.shape[0] // m, adjoint.shape[1] // n
+    blocks = adjoint.reshape(p, m, q, n)
+    if node.side == 0:  # A's share: each m×n block contracted with B
+        return np.einsum("ikjl,kl->ij", blocks, other)
+    p, q = other.shape  # B's share: the blocks weighted by A's entries
+    m, n = adjoint.shape[0] // p, adjoint.shape[1] // q
+    return np.einsum("ikjl,ij->kl", adjoint.reshape(p, m, q, n), other)
+
+
+def _matrix_element(ev: Evaluator, node: MatrixElement):
+    parent = ev(node.parent)
+    return parent[ev.index(node.i, str(node)), ev.index(node.j, str(node))]
+
+
+EVALUATORS.update({
+    MatrixSymbol: lambda ev, node: ev._symbol(node),
+    Named: lambda ev, node: ev(node.definition),
+    MatMul: _matmul,
+    MatAdd: lambda ev, node: reduce(np.add, (ev(a) for a in node.args)),
+    Transpose: lambda ev, node: ev(node.arg).T,
+    HadamardProduct: lambda ev, node: reduce(np.multiply, (ev(a) for a in node.args)),
+    HadamardPower: lambda ev, node: np.power(ev(node.args[0]), ev.scalar(node.args[1])),
+    Elementwise: lambda ev, node: _numeric_function(node)(ev(node.arg)),
+    ElementwiseApplyFunction: _elementwise_apply,
+    Softmax: lambda ev, node: runtime.softmax(ev(node.arg), axis=node.axis),
+    LogSoftmax: lambda ev, node: runtime.log_softmax(ev(node.arg), axis=node.axis),
+    Broadcast: lambda ev, node: np.broadcast_to(ev(node.vector), ev.shape_of(node, "a bias")),
+    SumEntries: lambda ev, node: np.sum(ev(node.arg)),
+    Trace: lambda ev, node: np.trace(ev(node.arg)),
+    OneMatrix: lambda ev, node: np.ones(ev.shape_of(node, "a matrix of ones")),
+    ZeroMatrix: lambda ev, node: np.zeros(ev.shape_of(node, "a zero matrix")),
+    Identity: lambda ev, node: np.eye(ev.shape_of(node, "an identity matrix")[0]),
+    UnitMatrix: _unit,
+    Inverse: lambda ev, node: np.linalg.inv(ev(node.arg)),
+    Determinant: lambda ev, node: np.linalg.det(ev(node.arg)),
+    MatPow: _matpow,
+    KroneckerProduct: lambda ev, node: reduce(np.kron, (ev(a) for a in node.args)),
+    DiagMatrix: lambda ev, node: np.diagflat(ev(node.args[0])),
+    DiagonalOf: lambda ev, node: np.diagonal(ev(node.arg)).reshape(-1, 1).copy(),
+    MatrixElement: _matrix_element,
+    KroneckerAdjoint: _kronecker_adjoint,
+    Adjoint: _adjoint,
+    Add: lambda ev, node: reduce(np.add, (ev.scalar(a) for a in node.args)),
+    Mul: lambda ev, node: reduce(np.multiply, (ev.scalar(a) for a in node.args)),
+    Pow: lambda ev, node: np.power(np.float64(ev.scalar(node.args[0])), ev.scalar(node.args[1])),
+    sympy.log: lambda ev, node: np.log(ev.scalar(node.args[0])),
+    sympy.exp: lambda ev, node: np.exp(ev.scalar(node.args[0])),
+    sympy.Abs: lambda ev, node: np.abs(ev.scalar(node.args[0])),
+    sympy.KroneckerDelta: lambda ev, node: float(ev.index(node.args[0], str(node)) == ev.index(node.args[1], str(node))),
+    sympy.Function: _function,
+    sympy.Symbol: lambda ev, node: ev.symbol_value(node),
+})
+
+
+@lru_cache(maxsize=None)
+def _lambdified_scalar(function: sympy.Lambda) -> Callable:
+    # a SymPy function class applied to fresh symbols, never user text
+    return sympy.lambdify(function.variables, function.expr, modules="numpy")
+
+
+#: classes whose value is computed from no operand (their arguments are names and sizes)
+_NO_OPERANDS = (MatrixSymbol, OneMatrix, ZeroMatrix, Identity, UnitMatrix, sympy.Symbol, Adjoint, sympy.Lambda)
 
 
 def _operands(node: Basic) -> tuple[Basic, ...]:
@@ -247,9 +352,13 @@ def _operands(node: Basic) -> tuple[Basic, ...]:
         return (node.definition,)
     if isinstance(node, (Elementwise, Softmax, LogSoftmax, SumEntries)):
         return (node.arg,)
+    if isinstance(node, ElementwiseApplyFunction):
+        return (node.expr,)
     if isinstance(node, Broadcast):
         return (node.vector,)
-    if isinstance(node, (MatrixSymbol, OneMatrix, ZeroMatrix, Identity, sympy.Symbol, Adjoint)) or not node.args:
+    if isinstance(node, MatrixElement):
+        return (node.parent, *(a for a in node.args[1:] if not a.is_Integer))
+    if isinstance(node, _NO_OPERANDS) or not node.args:
         return ()
     return tuple(a for a in node.args if isinstance(a, sympy.Expr))
 

@@ -15,12 +15,15 @@ import sympy
 from sympy import (
     Add,
     Basic,
+    DiagMatrix,
+    DiagonalOf,
     Determinant,
     Expr,
     HadamardPower,
     HadamardProduct,
     Identity,
     Inverse,
+    KroneckerProduct,
     Lambda,
     MatAdd,
     MatMul,
@@ -34,15 +37,20 @@ from sympy import (
     ZeroMatrix,
 )
 from sympy.core.symbol import Str
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..errors import MissingRuleError
+from ..model.activations import LOG
 from .expressions import (
     Broadcast,
     Elementwise,
+    Entry,
+    KroneckerAdjoint,
     LogSoftmax,
     Named,
     Softmax,
     SumEntries,
+    UnitMatrix,
     hadamard,
     hadamard_power,
 )
@@ -78,6 +86,27 @@ def _product(factors: list[Expr]) -> Expr:
     return factors[0] if len(factors) == 1 else MatMul(*factors).doit(deep=False)
 
 
+def _inner(g: Expr, matrix: Expr) -> Expr:
+    """Σ G ⊙ M, the scalar ⟨G, M⟩: tr M when G = I, Σ M when G = 1 1ᵀ (each times a scalar)."""
+    if matrix.shape == (1, 1):
+        return Entry(_product([g.T, matrix]))
+    constant = _constant_multiple(g)
+    if constant is not None:
+        scale, kind = constant
+        square = matrix.shape[0] == matrix.shape[1]
+        return scale * (Trace(matrix) if kind is Identity and square else SumEntries(matrix))
+    return SumEntries(hadamard(g, matrix))
+
+
+def _constant_multiple(g) -> tuple[Expr, type] | None:
+    """``(s, Identity)`` when ``g`` is s I, ``(s, OneMatrix)`` when it is s 1 1ᵀ, else None."""
+    factors = g.args if isinstance(g, MatMul) else (g,)
+    matrices = [f for f in factors if getattr(f, "is_Matrix", False)]
+    if len(matrices) != 1 or not isinstance(matrices[0], (Identity, OneMatrix)):
+        return None
+    return Mul(*(f for f in factors if not getattr(f, "is_Matrix", False))), type(matrices[0])
+
+
 # --- products and sums ---------------------------------------------------------
 
 
@@ -87,7 +116,7 @@ def _matmul(g, node, i):
     args = node.args
     if not args[i].is_Matrix:
         rest = MatMul(*(a for j, a in enumerate(args) if j != i)).doit(deep=False)
-        return SumEntries(hadamard(g, rest))
+        return _inner(g, rest)
     scalars = Mul(*(a for a in args if not a.is_Matrix))
     left = [a for a in args[:i] if a.is_Matrix]
     right = [a for a in args[i + 1 :] if a.is_Matrix]
@@ -115,23 +144,42 @@ def _hadamard(g, node, i):
 
 @defvjp(HadamardPower, "Hadamard power")
 def _hadamard_power(g, node, i):
-    """C = f(X^{∘k}):  ∂C/∂X = k G ⊙ X^{∘(k−1)} (constant k)."""
+    """C = f(X^{∘k}):  ∂C/∂X = k G ⊙ X^{∘(k−1)};  ∂C/∂k = Σ G ⊙ X^{∘k} ⊙ log X."""
     base, exponent = node.args
-    if i == 1:
-        raise MissingRuleError("the chain rule does not differentiate a Hadamard power by its exponent")
+    if getattr(exponent, "is_Matrix", False):
+        raise MissingRuleError(f"the chain rule takes a scalar exponent in a Hadamard power (HadamardPower {node})")
+    if i == 1:  # ∂C/∂k = Σ G ⊙ X^{∘k} ⊙ log X
+        return _inner(g, hadamard(node, Elementwise(LOG.name, LOG.function, base)))
     return exponent * hadamard(g, hadamard_power(base, exponent - 1))
 
 
 @defvjp(MatPow, "matrix power")
 def _matpow(g, node, i):
-    """C = f(Xᵏ):  ∂C/∂X = Σ_{r<k} (Xᵀ)ʳ G (Xᵀ)^{k−1−r} (integer k ≥ 1)."""
+    """C = f(Xᵏ):  ∂C/∂X = Σ_{r<k} (Xᵀ)ʳ G (Xᵀ)^{k−1−r} (integer k ≥ 1);  X⁻ᵏ = (X⁻¹)ᵏ, then Cookbook eq. 59;
+    C = f(tr Xᵏ), k symbolic:  ∂C/∂X = g k (Xᵏ⁻¹)ᵀ (Cookbook eq. 121);
+    a 1×1 X to any power p:  ∂C/∂X = p x^{p−1} G, ∂C/∂p = Σ(G) xᵖ log x."""
     base, exponent = node.args
-    if i == 1 or not (exponent.is_Integer and exponent >= 1):
-        raise MissingRuleError(f"the chain rule handles matrix powers with a positive integer exponent, not {exponent}")
+    if base.shape == (1, 1) and not (exponent.is_Integer and exponent >= 1):
+        entry = Entry(base)
+        if i == 1:
+            return SumEntries(g) * entry**exponent * sympy.log(entry)
+        return exponent * entry ** (exponent - 1) * g
+    constant = _constant_multiple(g)
+    if i == 0 and not exponent.is_Integer and constant is not None and constant[1] is Identity:
+        # tr(Xᵏ) for a symbolic k:  ∂/∂X = k (Xᵏ⁻¹)ᵀ (Cookbook eq. 121)
+        return constant[0] * exponent * MatPow(base, exponent - 1).T
+    if i == 1 or not (exponent.is_Integer and exponent != 0):
+        raise MissingRuleError(f"the chain rule handles powers of a square matrix with a nonzero integer exponent, "
+                               f"not {exponent} (MatPow {node})")
     k = int(exponent)
-    terms = [_product([*([base.T**r] if r else []), g, *([base.T ** (k - 1 - r)] if k - 1 - r else [])])
+    power = base if k > 0 else Inverse(base)
+    k = abs(k)
+    terms = [_product([*([power.T**r] if r else []), g, *([power.T ** (k - 1 - r)] if k - 1 - r else [])])
              for r in range(k)]
-    return MatAdd(*terms).doit(deep=False)
+    adjoint = MatAdd(*terms).doit(deep=False)
+    if power is base:
+        return adjoint
+    return _inverse(adjoint, power, 0)
 
 
 @defvjp(Inverse, "matrix inverse")
@@ -236,6 +284,74 @@ def _log(g, node, i):
 def _exp(g, node, i):
     """C = f(eᵗ):  ∂C/∂t = g eᵗ."""
     return g * node
+
+
+@defvjp(sympy.Abs, "absolute value")
+def _abs(g, node, i):
+    """C = f(|t|):  ∂C/∂t = g |t| / t (t ≠ 0), so log|det X| gives X⁻ᵀ (Cookbook eq. 57)."""
+    (t,) = node.args
+    return g * node / t
+
+
+@defvjp(sympy.Function, "scalar function")
+def _function(g, node, i):
+    """C = f(φ(t)) for a scalar function SymPy knows (sin, tanh, ...):  ∂C/∂t = g φ'(t)."""
+    try:
+        return g * node.fdiff(i + 1)
+    except (sympy.core.function.ArgumentIndexError, NotImplementedError, TypeError):
+        raise MissingRuleError(f"the chain rule has no derivative of the function {node.func} "
+                               f"in argument {i + 1} (in {node})") from None
+
+
+# --- entries, diagonals and Kronecker products ------------------------------------------
+
+
+@defvjp(MatrixElement, "matrix entry")
+def _matrix_element(g, node, i):
+    """C = f(X_ij):  ∂C/∂X = g E_ij, the matrix with one 1 at (i, j); a 1×1 X: ∂C/∂X = g."""
+    parent, row, col = node.args
+    if i != 0:
+        raise MissingRuleError(f"the chain rule does not differentiate an entry by its index (MatrixElement {node})")
+    if parent.shape == (1, 1):
+        return g * OneMatrix(1, 1)
+    return g * UnitMatrix(*parent.shape, row, col)
+
+
+@defvjp(DiagMatrix, "diagonal matrix")
+def _diag_matrix(g, node, i):
+    """C = f(diag(v)):  ∂C/∂v = diag(G), the diagonal of G as a vector shaped like v."""
+    vector = node.args[0]
+    diagonal = DiagonalOf(g)
+    return diagonal if vector.shape[1] == 1 else diagonal.T
+
+
+@defvjp(DiagonalOf, "diagonal")
+def _diagonal_of(g, node, i):
+    """C = f(diag(X)) for a square X:  ∂C/∂X = diag(g), the diagonal matrix of the vector g."""
+    rows, cols = node.args[0].shape
+    if rows != cols:
+        raise MissingRuleError(f"the chain rule takes the diagonal of a square matrix only, "
+                               f"and {node.args[0]} is {rows}×{cols} (DiagonalOf)")
+    return DiagMatrix(g)
+
+
+@defvjp(KroneckerProduct, "Kronecker product")
+def _kronecker(g, node, i):
+    """C = f(A ⊗ B):  (∂C/∂A)_ij = ⟨G_ij, B⟩, G's (i, j) block contracted with B;  inside a trace,
+    ∂ tr(A ⊗ B)/∂A = tr(B) I (Cookbook eqs. 105, 120); inside a sum of entries, Σ(B) 1 1ᵀ."""
+    if len(node.args) != 2:
+        raise MissingRuleError(f"the chain rule differentiates a Kronecker product of two matrices; write "
+                               f"kron(A, kron(B, C)) (KroneckerProduct {node})")
+    arg, other = node.args[i], node.args[1 - i]
+    constant = _constant_multiple(g)
+    if constant is not None:
+        scale, kind = constant
+        square = arg.shape[0] == arg.shape[1] and other.shape[0] == other.shape[1]
+        if kind is Identity and square:
+            return scale * Trace(other) * Identity(arg.shape[0])
+        if kind is OneMatrix:
+            return scale * SumEntries(other) * OneMatrix(*arg.shape)
+    return KroneckerAdjoint(g, other, i)
 
 
 # --- names ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from sympy import (
     HadamardProduct,
     MatAdd,
     MatMul,
+    MatrixExpr,
     Mul,
     OneMatrix,
     Pow,
@@ -115,7 +116,7 @@ class _Tidier:
         if isinstance(node, HadamardPower):
             return Pow(self._to_scalar(node.args[0], atoms), node.args[1])
         if _is_scalar_multiple(node):
-            return Mul(*(self._to_scalar(a, atoms) if a.is_Matrix else a for a in node.args))
+            return Mul(*(self._to_scalar(a, atoms) if a.is_Matrix else self._coefficient(a, atoms) for a in node.args))
         if is_ones(node):
             return sympy.Integer(1)
         if isinstance(node, ZeroMatrix):
@@ -128,6 +129,14 @@ class _Tidier:
         if tidied != node and getattr(tidied, "is_Matrix", False) and _is_elementwise(tidied):
             return self._to_scalar(tidied, atoms)
         return atoms.symbol(tidied)
+
+
+    def _coefficient(self, scalar: Expr, atoms: _Atoms) -> Expr:
+        """A scalar factor; one made of matrices (tr X, (aᵀXb)[0, 0]) is an opaque symbol, since
+        SymPy's polynomial algebra cannot take noncommutative parts apart."""
+        if scalar.is_number or not scalar.has(MatrixExpr):
+            return scalar
+        return Mul(*(f if f.is_number or not f.has(MatrixExpr) else atoms.symbol(self(f)) for f in Mul.make_args(scalar)))
 
 
 def operation_count(expr: Expr) -> int:
@@ -158,23 +167,26 @@ def _shortest_form(expr: Expr, atoms: set[Symbol]) -> Expr:
 
 
 def _from_scalar(expr: Expr, atoms: _Atoms, shape) -> Expr:
-    if expr in atoms.matrix_of:
+    matrices = {s for s, m in atoms.matrix_of.items() if getattr(m, "is_Matrix", False)}
+    if expr in matrices:
         return atoms.matrix_of[expr]
-    if not (expr.free_symbols & set(atoms.matrix_of)):
+    if not (expr.free_symbols & matrices):
         if expr == 0:
             return ZeroMatrix(*shape)
+        expr = expr.xreplace(atoms.matrix_of)
         return expr * OneMatrix(*shape) if expr != 1 else OneMatrix(*shape)
     if expr.is_Add:
         return MatAdd(*(_from_scalar(t, atoms, shape) for t in expr.args)).doit(deep=False)
     if expr.is_Pow:
         return hadamard_power(_from_scalar(expr.base, atoms, shape), expr.exp)
     if expr.is_Mul:
-        coefficient, matrices = [], []
+        coefficient, factors = [], []
         for factor in expr.args:
-            if factor.free_symbols & set(atoms.matrix_of):
-                matrices.append(_from_scalar(factor, atoms, shape))
+            if factor.free_symbols & matrices:
+                factors.append(_from_scalar(factor, atoms, shape))
             else:
-                coefficient.append(factor)
+                coefficient.append(factor.xreplace(atoms.matrix_of))
+        matrices = factors
         product = hadamard(*matrices)
         scale = Mul(*coefficient)
         # no doit: SymPy would distribute the scale over a sum, 2(A − Y) → 2A − 2Y

@@ -450,6 +450,22 @@ class MatrixBuilder:
                                    f"({', '.join(map(str, sizes))}), not {_show(tree)} (position {node.pos})")
         return _ones(*args)
 
+    def _det(self, node: ast.Call, args: list[Expr]) -> Expr:
+        """``det(M)``: the determinant of a square matrix, a scalar."""
+        return sympy.Determinant(self._square(node, args, "determinant"))
+
+    def _inverse(self, node: ast.Call, args: list[Expr]) -> Expr:
+        """``inv(M)``: the inverse of a square matrix."""
+        return sympy.Inverse(self._square(node, args, "inverse"))
+
+    def _square(self, node: ast.Call, args: list[Expr], what: str) -> Expr:
+        if len(args) != 1:
+            raise FormulaError(f"{node.func} takes one argument, not {len(args)} (position {node.pos})")
+        shape = shape_of(args[0])
+        if shape is None or shape[0] != shape[1]:
+            raise ShapeError(f"the {what} needs a square matrix, and {_show(node.args[0])} is {shape_text(shape)}")
+        return args[0]
+
     # --- operators ------------------------------------------------------------------------
 
     def _binary(self, node: ast.BinOp, left: Expr, right: Expr) -> Expr:

@@ -8,7 +8,7 @@ LaTeX and Markdown renderings of one derivation alike.
 
 from __future__ import annotations
 
-from sympy import Add, HadamardPower, HadamardProduct, MatMul, Mul
+from sympy import Add, HadamardPower, HadamardProduct, MatMul, MatrixExpr, Mul, fraction
 
 from ..calculus.expressions import Elementwise
 from .precedence import ADD
@@ -16,6 +16,8 @@ from .precedence import ADD
 __all__ = [
     "is_negative",
     "is_reciprocal",
+    "is_scalar_entry",
+    "matrix_fraction",
     "positive_first",
     "hadamard_order",
     "scaled_hadamard",
@@ -57,6 +59,25 @@ def positive_first(terms):
 def is_reciprocal(factor) -> bool:
     """``X^∘−1``, printed as a Hadamard division."""
     return isinstance(factor, HadamardPower) and factor.args[1] == -1
+
+
+def is_scalar_entry(expr) -> bool:
+    """``M[0, 0]`` of a 1×1 matrix ``M``: printers write it as ``M``, the scalar it holds."""
+    parent = expr.args[0]
+    return getattr(parent, "shape", None) == (1, 1) and expr.args[1] == 0 and expr.args[2] == 0
+
+
+def matrix_fraction(expr):
+    """``(factors, denominator)`` when the scalar of a matrix product divides by a quantity made of
+    matrices (``x / √(xᵀx)``, ``a bᵀ / (aᵀXb)``), which printers write as a fraction; else None."""
+    if not isinstance(expr, MatMul):
+        return None
+    coefficient = Mul(*(a for a in expr.args if not a.is_Matrix))
+    numerator, denominator = fraction(coefficient)
+    if denominator == 1 or not denominator.has(MatrixExpr):
+        return None
+    matrices = [a for a in expr.args if a.is_Matrix]
+    return ([numerator] if numerator != 1 else []) + matrices, denominator
 
 
 def hadamard_order(factors):

@@ -23,7 +23,11 @@ Settings (``_default_settings``) beyond SymPy's own:
 * ``layer_labels`` — layer numbers → labels (``{2: "l", 3: "l+1"}``), for the
   general form of a step;
 * ``generic_activations`` — with ``layer_labels``, write every activation as
-  ``\sigma_{l}``, subscripted by its layer's label.
+  ``\sigma_{l}``, subscripted by its layer's label;
+* ``network_names`` — read names as a network's quantities (the default): ``X``
+  prints as ``a^{(0)}``, ``Y`` as ``y``, ``W2`` as ``W^{(2)}``.  ``False`` prints
+  every name as itself, as :func:`symbackprop.grad` results of general
+  expressions need (``X`` stays ``X``).
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ from sympy import (
     HadamardPower,
     HadamardProduct,
     Identity,
+    Inverse,
     MatAdd,
     MatMul,
     MatrixSymbol,
     Mul,
     OneMatrix,
     Pow,
+    S,
     Symbol,
     Transpose,
     ZeroMatrix,
@@ -53,7 +59,15 @@ from .. import naming
 from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS
 from ..calculus.expressions import Adjoint, Broadcast, Elementwise, Named, Softmax, SumEntries
 from .precedence import ATOM, HADAMARD, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
-from .common import SumPrinting, hadamard_order, is_reciprocal, scaled_hadamard, split_sign
+from .common import (
+    SumPrinting,
+    hadamard_order,
+    is_reciprocal,
+    is_scalar_entry,
+    matrix_fraction,
+    scaled_hadamard,
+    split_sign,
+)
 
 __all__ = ["LatexPrinter", "to_latex", "superscript", "DEFAULT_FUNCTIONS", "KINDS"]
 
@@ -64,6 +78,8 @@ KINDS: dict[str, str] = {"W": "W", "b": "b", "z": "z", "a": "a", "delta": r"\del
 DEFAULT_FUNCTIONS: dict[str, str] = {name: a.latex for name, a in (*ACTIVATIONS.items(), *MATH_FUNCTIONS.items())}
 
 _TARGET = "y"
+#: SymPy function names that are LaTeX commands (\sin, \exp)
+_LATEX_FUNCTIONS = frozenset("sin cos tan cot sec csc sinh cosh tanh coth exp log arcsin arccos arctan".split())
 _TRAILING_SUPERSCRIPT = re.compile(r"\^\{((?:[^{}]|\{[^{}]*\})*)\}$")
 _TRAILING_SCRIPT = re.compile(r"\^(\\[A-Za-z]+|[^{}\\])$|\^\{((?:[^{}]|\{[^{}]*\})*)\}$")
 
@@ -111,6 +127,7 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         "scalar": False,
         "layer_labels": None,
         "generic_activations": False,
+        "network_names": True,
     }
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
@@ -186,6 +203,8 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         """The LaTeX of a quantity's name: ``"W2"`` → ``W^{(2)}``, ``"X"`` → ``a^{(0)}``."""
         symbols: Mapping[str, str] = self._settings["symbols"]
         labels: Mapping[int, str] | None = self._settings["layer_labels"]
+        if not self._settings["network_names"]:
+            return symbols.get(name, self._deal_with_super_sub(name))
         if name == naming.TARGET:
             return symbols.get(name, _bold(_TARGET) if self._settings["bold"] else _TARGET)
         split = ("a", 0) if name == naming.INPUT else naming.split_layer_name(name)
@@ -234,7 +253,8 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     def _function_name(self, expr) -> str:
         if isinstance(expr, Softmax):
             return self._functions["softmax"]
-        name = self._functions.get(expr.name, rf"\operatorname{{{expr.name}}}")
+        name = self._functions.get(expr.name, rf"\{expr.name}" if expr.name in _LATEX_FUNCTIONS
+                                   else rf"\operatorname{{{expr.name}}}")
         if self._settings["generic_activations"] and expr.name not in MATH_FUNCTIONS:
             split = naming.split_layer_name(getattr(expr.arg, "name", ""))
             if split is not None:
@@ -301,10 +321,39 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     # --- postfix ---------------------------------------------------------------
 
     def _print_Transpose(self, expr) -> str:
+        if isinstance(expr.arg, Inverse):
+            return self._print_Inverse(Inverse(Transpose(expr.arg.arg)))
         return superscript(self.parenthesize(expr.arg, POSTFIX), r"\top")
 
     def _print_Inverse(self, expr) -> str:
+        if isinstance(expr.arg, Transpose):  # X^{-\top}, as the Cookbook writes it
+            return self._power(expr.arg.arg, r"-\top")
         return self._power(expr.arg, "-1")
+
+    def _print_KroneckerProduct(self, expr) -> str:
+        return r" \otimes ".join(self.parenthesize(a, PRODUCT, strict=True) for a in expr.args)
+
+    def _print_KroneckerAdjoint(self, expr) -> str:
+        other = self.parenthesize(expr.other, PRODUCT, strict=True)
+        slot = rf"\cdot \otimes {other}" if expr.side == 0 else rf"{other} \otimes \cdot"
+        return rf"\langle {self._print(expr.adjoint)}, {slot} \rangle"
+
+    def _print_DiagMatrix(self, expr) -> str:
+        return r"\operatorname{diag}" + self._bracket(self._print(expr.args[0]))
+
+    def _print_DiagonalOf(self, expr) -> str:
+        return r"\operatorname{diag}" + self._bracket(self._print(expr.arg))
+
+    def _print_UnitMatrix(self, expr) -> str:
+        return rf"J^{{{self._print(expr.row)},{self._print(expr.col)}}}"
+
+    def _print_MatrixElement(self, expr) -> str:
+        if is_scalar_entry(expr):  # the one entry of a 1×1 matrix is that matrix, read as a scalar
+            return self._print(expr.parent)
+        return f"{self.parenthesize(expr.parent, POSTFIX)}_{{{self._print(expr.i)},{self._print(expr.j)}}}"
+
+    def _print_ElementwiseApplyFunction(self, expr) -> str:
+        return rf"{self._print(expr.function.expr.func)}_{{\circ}}" + self._bracket(self._print(expr.expr))
 
     def _print_MatPow(self, expr) -> str:
         return self._power(expr.args[0], self._print(expr.args[1]))
@@ -324,6 +373,8 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     def _print_Pow(self, expr, rational=False) -> str:
         if expr.exp.is_negative:
             return self._print_Mul(expr)
+        if expr.exp == S.Half:
+            return rf"\sqrt{{{self._print(expr.base)}}}"
         return self._power(expr.base, self._print(expr.exp))
 
     # --- sums and products -------------------------------------------------------
@@ -341,6 +392,12 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         return sign + joined
 
     def _print_MatMul(self, expr) -> str:
+        divided = matrix_fraction(expr)
+        if divided is not None:
+            factors, denominator = divided
+            negative, factors = split_sign(factors)
+            top = self._print(factors[0]) if len(factors) == 1 else self._print_product(factors) if factors else "1"
+            return rf"{'-' if negative else ''}\frac{{{top}}}{{{self._print(denominator)}}}"
         scale, hadamard = scaled_hadamard(expr)
         if hadamard is not None:
             return self._print_HadamardProduct(hadamard, scale)

@@ -308,6 +308,60 @@ class NumPyCodePrinter(NumPyPrinter):
             return "1"
         return f"{self._module_format('numpy.eye')}({self._print(expr.shape[0])})"
 
+    # --- matrix calculus: traces, determinants, entries ------------------------------------
+
+    def _print_Trace(self, expr) -> str:
+        return f"{self._module_format('numpy.trace')}({self.full(expr.arg)})"
+
+    def _print_Determinant(self, expr) -> str:
+        return f"{self._module_format('numpy.linalg.det')}({self.full(expr.arg)})"
+
+    def _print_Inverse(self, expr) -> str:
+        return f"{self._module_format('numpy.linalg.inv')}({self.full(expr.arg)})"
+
+    def _print_MatPow(self, expr) -> str:
+        base, exponent = expr.args
+        if exponent.is_Integer or base.shape != (1, 1):
+            return f"{self._module_format('numpy.linalg.matrix_power')}({self.full(base)}, {self._print(exponent)})"
+        return f"{self._operand(base)} ** {self._operand(exponent)}"
+
+    def _print_KroneckerProduct(self, expr) -> str:
+        out = self.full(expr.args[-1])
+        for factor in reversed(expr.args[:-1]):
+            out = f"{self._module_format('numpy.kron')}({self.full(factor)}, {out})"
+        return out
+
+    def _print_KroneckerAdjoint(self, expr) -> str:
+        if expr.side == 0:
+            (p, q), (m, n), script = expr.shape, expr.other.shape, "ikjl,kl->ij"
+        else:
+            (p, q), (m, n), script = expr.other.shape, expr.shape, "ikjl,ij->kl"
+        blocks = f"{self._operand(expr.adjoint, self.full(expr.adjoint))}.reshape({', '.join(self._print(d) for d in (p, m, q, n))})"
+        return f"{self._module_format('numpy.einsum')}('{script}', {blocks}, {self.full(expr.other)})"
+
+    def _print_DiagMatrix(self, expr) -> str:
+        return f"{self._module_format('numpy.diagflat')}({self.full(expr.args[0])})"
+
+    def _print_DiagonalOf(self, expr) -> str:
+        return f"{self._module_format('numpy.diagonal')}({self.full(expr.arg)}).reshape(-1, 1)"
+
+    def _print_MatrixElement(self, expr) -> str:
+        return f"{self._operand(expr.parent, self.full(expr.parent))}[{self._print(expr.i)}, {self._print(expr.j)}]"
+
+    def _print_UnitMatrix(self, expr) -> str:
+        rows, cols = (self._print(d) for d in expr.shape)
+        row, col = self._print(expr.row), self._print(expr.col)
+        return f"{self._module_format('numpy.eye')}(1, {rows} * {cols}, {row} * {cols} + {col}).reshape({rows}, {cols})"
+
+    def _print_KroneckerDelta(self, expr) -> str:
+        return f"float({self._print(expr.args[0])} == {self._print(expr.args[1])})"
+
+    def _print_ElementwiseApplyFunction(self, expr) -> str:
+        (variable,) = expr.function.variables
+        name = f"f_{type(expr.function.expr).__name__.lower()}"
+        self.custom[name] = (SCALAR_VARIABLE, expr.function.expr.xreplace({variable: SCALAR_VARIABLE}))
+        return f"{name}({self._print(expr.expr)})"
+
     # --- symbackprop's own classes -------------------------------------------------------
 
     def _print_Broadcast(self, expr) -> str:
@@ -332,6 +386,14 @@ class NumPyCodePrinter(NumPyPrinter):
             return None
         return entry.output_derivative.xreplace({y: sympy.Symbol(a.name, real=True)})
 
+    def _numpy_function(self, expr: Elementwise) -> str | None:
+        """``np.exp`` for an elementwise function named ``exp`` that is SymPy's exp, else None."""
+        body = expr.definition.expr
+        name = _NUMPY_FUNCTIONS.get(type(body))
+        if name is None or body.args != expr.definition.variables or expr.name not in (name, type(body).__name__):
+            return None
+        return self._module_format(f"numpy.{name}")
+
     def _print_Elementwise(self, expr) -> str:
         entry = registered_activation(expr)
         if entry is not None and entry.name == "identity" and expr.order == 0:
@@ -346,10 +408,17 @@ class NumPyCodePrinter(NumPyPrinter):
         if entry is not None:
             name = helper_name(entry.runtime, expr.order)
             self.helpers[name] = None
+        elif expr.order == 0 and self._numpy_function(expr) is not None:
+            return f"{self._numpy_function(expr)}({self._print(expr.arg)})"
         else:
             name = helper_name(expr.name, expr.order)
             self.custom[name] = (SCALAR_VARIABLE, expr.scalar_function().expr)
         return f"{name}({self._print(expr.arg)})"
+
+
+#: SymPy functions that NumPy has under the same name
+_NUMPY_FUNCTIONS = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan",
+                    sympy.tanh: "tanh", sympy.Abs: "abs"}
 
 
 def to_numpy(expr, **settings) -> str:

@@ -6,6 +6,7 @@ from sympy import (
     Add,
     HadamardPower,
     HadamardProduct,
+    KroneckerProduct,
     MatAdd,
     MatMul,
     MatPow,
@@ -13,6 +14,7 @@ from sympy import (
     Pow,
     Transpose,
 )
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 ADD = 40
 PRODUCT = 50
@@ -25,6 +27,10 @@ ATOM = 1000
 
 def precedence(expr) -> int:
     """How tightly ``expr`` binds when printed; a lower value gets parentheses sooner."""
+    if isinstance(expr, MatrixElement) and getattr(expr.parent, "shape", None) == (1, 1):
+        return precedence(expr.parent)  # printed as the 1×1 matrix itself
+    if isinstance(expr, KroneckerProduct):
+        return PRODUCT
     if isinstance(expr, (MatAdd, Add)):
         return ADD
     if isinstance(expr, (MatMul, Mul)):

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from sympy import Mul, Pow
+from sympy import Mul, Pow, S, Transpose
 from sympy.printing.str import StrPrinter
 
 from .. import naming
@@ -17,6 +17,8 @@ from .common import (
     SumPrinting,
     hadamard_order,
     is_reciprocal,
+    is_scalar_entry,
+    matrix_fraction,
     scaled_hadamard,
     shape_text,
     split_sign,
@@ -108,6 +110,55 @@ class TextPrinter(SumPrinting, StrPrinter):
     def _print_Trace(self, expr) -> str:
         return f"tr({self._print(expr.arg)})"
 
+    def _print_Determinant(self, expr) -> str:
+        return f"det({self._print(expr.arg)})"
+
+    def _print_Inverse(self, expr) -> str:
+        if isinstance(expr.arg, Transpose):  # X⁻ᵀ, as the Cookbook writes it
+            return f"{self.parenthesize(expr.arg.arg, POSTFIX)}⁻ᵀ"
+        return f"{self.parenthesize(expr.arg, POSTFIX)}⁻¹"
+
+    def _print_MatPow(self, expr) -> str:
+        base, exponent = expr.args
+        if isinstance(base, Transpose) and exponent.is_Integer:
+            return f"{self.parenthesize(base.arg, POSTFIX)}{superscript(str(exponent)).replace('-', '⁻')}ᵀ"
+        if exponent.is_Integer:
+            return f"{self.parenthesize(base, POSTFIX)}{superscript(str(exponent))}"
+        if exponent == S.Half:
+            return f"√{self.parenthesize(base, ATOM, strict=True) if precedence(base) < ATOM else self._print(base)}"
+        return f"{self.parenthesize(base, POSTFIX)}^({self._print(exponent)})"
+
+    def _print_KroneckerProduct(self, expr) -> str:
+        return " ⊗ ".join(self.parenthesize(a, PRODUCT, strict=True) for a in expr.args)
+
+    def _print_KroneckerAdjoint(self, expr) -> str:
+        other = self.parenthesize(expr.other, PRODUCT, strict=True)
+        slot = f"· ⊗ {other}" if expr.side == 0 else f"{other} ⊗ ·"
+        return f"⟨{self._print(expr.adjoint)}, {slot}⟩"
+
+    def _print_DiagMatrix(self, expr) -> str:
+        return f"diag({self._print(expr.args[0])})"
+
+    def _print_DiagonalOf(self, expr) -> str:
+        return f"diag({self._print(expr.arg)})"
+
+    def _print_UnitMatrix(self, expr) -> str:
+        return f"J^({self._print(expr.row)},{self._print(expr.col)})"
+
+    def _print_MatrixElement(self, expr) -> str:
+        if is_scalar_entry(expr):  # the one entry of a 1×1 matrix is that matrix, read as a scalar
+            return self._print(expr.parent)
+        return f"{self.parenthesize(expr.parent, POSTFIX)}[{self._print(expr.i)}, {self._print(expr.j)}]"
+
+    def _print_KroneckerDelta(self, expr) -> str:
+        return f"δ({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_Abs(self, expr) -> str:
+        return f"|{self._print(expr.args[0])}|"
+
+    def _print_ElementwiseApplyFunction(self, expr) -> str:
+        return f"{self._print(expr.function.expr.func)}∘({self._print(expr.expr)})"
+
     def _print_product(self, factors, separator: str) -> str:
         negative, factors = split_sign(factors)
         sign = "−" if negative else ""
@@ -119,6 +170,10 @@ class TextPrinter(SumPrinting, StrPrinter):
         return sign + out
 
     def _print_MatMul(self, expr) -> str:
+        divided = matrix_fraction(expr)
+        if divided is not None:
+            factors, denominator = divided
+            return f"{self._print_product(factors, ' ')}/{self.parenthesize(denominator, POWER)}"
         scale, hadamard = scaled_hadamard(expr)
         if hadamard is not None:
             return self._print_HadamardProduct(hadamard, scale)
@@ -162,6 +217,8 @@ class TextPrinter(SumPrinting, StrPrinter):
     def _print_Pow(self, expr, rational=False) -> str:
         if expr.exp.is_negative:
             return self._print_Mul(expr)
+        if expr.exp == S.Half:
+            return f"√{self.parenthesize(expr.base, ATOM, strict=True) if precedence(expr.base) < ATOM else self._print(expr.base)}"
         return f"{self.parenthesize(expr.base, POWER, strict=True)}^{self.parenthesize(expr.exp, ATOM)}"
 
     def _print_Rational(self, expr) -> str:
