@@ -405,6 +405,8 @@ class NumPyCodePrinter(NumPyPrinter):
             self.symbols.pop(a)  # a is a matrix, printed through a scalar symbol
             self.names[a] = None
             return text
+        if entry is not None and entry.name in MATH_FUNCTIONS and expr.order == 0:
+            return f"{self._module_format('numpy.' + entry.name)}({self._print(expr.arg)})"  # stable as NumPy has it
         if entry is not None:
             name = helper_name(entry.runtime, expr.order)
             self.helpers[name] = None
