@@ -60,7 +60,6 @@ from .. import naming
 from ..calculus.expressions import Elementwise, Named
 from ..calculus.trees import walk
 from ..printing.text import to_text
-from ..calculus.trees import mentions
 from ..calculus.simplify import tidy
 
 __all__ = ["check", "CheckResult", "Counterexample", "RTOL", "ATOL", "TRIALS", "MAX_CANDIDATES", "SYMBOLIC_LIMIT"]
@@ -274,10 +273,16 @@ def _identical(formula: Expr, derived: Expr) -> bool:
 
 def _where(derivation: Derivation, derived: Expr, name: str) -> list[str]:
     """``where δ⁽²⁾ = …`` lines for every delta the derived expression uses, directly or not."""
+    deltas = set(derivation.deltas.values())
     used: list = []
-    for delta in derivation.deltas.values():  # δ⁽ˡ⁾ is defined through δ⁽ˡ⁺¹⁾: lower layers first
-        if delta.name != name and any(mentions(e, delta) for e in (derived, *(d.definition for d in used))):
-            used.append(delta)
+    seen: set = set()
+    stack = [derived]
+    while stack:  # each delta's definition read once: linear in depth
+        for node in walk(stack.pop()):
+            if node in deltas and node not in seen and node.name != name:
+                seen.add(node)
+                used.append(node)
+                stack.append(node.definition)
     lines = [f"          {to_text(d)} = {to_text(d.definition)}" for d in sorted(used, key=lambda d: d.name)]
     if lines:
         lines[0] = "    where " + lines[0].lstrip()
