@@ -272,8 +272,8 @@ def _identical(formula: Expr, derived: Expr) -> bool:
 
 
 def _where(derivation: Derivation, derived: Expr, name: str) -> list[str]:
-    """``where δ⁽²⁾ = …`` lines for every delta the derived expression uses, directly or not."""
-    deltas = set(derivation.deltas.values())
+    """``where δ⁽²⁾ = …`` lines for every named adjoint (δ, ∂C/∂a) the derived expression uses, directly or not."""
+    deltas = {node for node in derivation.adjoints.values() if isinstance(node, Named)}
     used: list = []
     seen: set = set()
     stack = [derived]
