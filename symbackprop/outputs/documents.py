@@ -49,7 +49,7 @@ from ..calculus.expressions import Adjoint, Elementwise, Named
 from ..printing.common import shape_text
 from ..printing.latex import KINDS, LatexPrinter
 from ..calculus.simplify import tidy
-from .templating import environment
+from .templating import environment, render, user_environment
 
 if TYPE_CHECKING:
     from ..derive import Derivation
@@ -710,9 +710,16 @@ def cells(rows: Iterable[Sequence[Cell]]) -> str:
 
 @lru_cache(maxsize=8)
 def _environment(template_dir: str | None) -> jinja2.Environment:
-    """One environment per template folder: Jinja2 compiles each template once (and again when its file changes)."""
-    env = environment(template_dir)
-    env.filters.update({"align": align, "aligned": aligned, "cells": cells})
+    """One environment per template folder: Jinja2 compiles each template once (and again when its file changes).
+
+    A user's folder gets the bounded sandbox (:func:`~symbackprop.outputs.templating.user_environment`),
+    symbackprop's own templates the plain environment; the filters are the same in both.
+    """
+    filters = {"align": align, "aligned": aligned, "cells": cells}
+    if template_dir is not None:
+        return user_environment(template_dir, filters=filters)
+    env = environment()
+    env.filters.update(filters)
     return env
 
 
@@ -720,11 +727,7 @@ def _render(template: str, context: Mapping[str, Any], template_dir: str | Path 
     if template_dir is not None and not Path(template_dir).is_dir():
         raise NotationError(f"template_dir {str(template_dir)!r} is not a folder")
     env = _environment(None if template_dir is None else str(Path(template_dir).resolve()))
-    try:
-        return env.get_template(template).render(context)
-    except jinja2.TemplateError as err:
-        where = f" (line {err.lineno})" if getattr(err, "lineno", None) else ""
-        raise NotationError(f"template {getattr(err, 'name', None) or template}{where}: {err.message}") from None
+    return render(env, template, context)
 
 
 def _context(derivation: "Derivation", options: Mapping[str, Any]) -> dict[str, Any]:
