@@ -95,3 +95,9 @@ def test_ordinary_template_code_works(tmp_path):
                                    "{{ '%d' % 3 }} {{ '{:>3}'.format(7) }} {{ ['a', 'b']|join(',') }}{% endfor %}")
     text = derive(Network(1, [Dense(1, bias=False)])).latex(template_dir=folder)
     assert text == r"1: \FRAC{\PARTIAL C}{\PARTIAL W^{(1)}} 3   7 a,b"
+
+
+def test_the_bundled_templates_are_those_of_the_tree_the_package_comes_from():
+    import symbackprop
+
+    assert templating.template_folder() == Path(symbackprop.__file__).resolve().parents[1] / "templates"

@@ -50,11 +50,19 @@ MAX_TEMPLATE_FILE = 1024 * 1024
 
 
 def template_folder() -> Path:
-    """The folder holding symbackprop's own templates."""
+    """The folder holding symbackprop's own templates.
+
+    The package imported from a source tree uses that tree's ``templates/``,
+    even when another copy of symbackprop is installed (an editable install of
+    another checkout maps ``symbackprop.templates`` to its own folder).
+    """
+    tree = Path(__file__).resolve().parents[2]
+    if (tree / "pyproject.toml").is_file() and (tree / "templates" / "derivation.tex.j2").is_file():
+        return tree / "templates"
     try:
         folder = Path(str(importlib.resources.files("symbackprop.templates")))
     except ModuleNotFoundError:  # a source tree on sys.path, not installed
-        folder = Path(__file__).resolve().parents[2] / "templates"
+        folder = tree / "templates"
     return folder
 
 
