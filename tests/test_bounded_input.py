@@ -1,0 +1,44 @@
+"""Input that would take forever (huge constants, endless spec files) is refused at once, in one line."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from symbackprop import SpecError
+from symbackprop.cli import main
+from symbackprop.language.scalar import MAX_DIGITS
+from symbackprop.model.activations import custom_activation
+
+
+def spec_file(tmp_path: Path, activation: str) -> str:
+    path = tmp_path / "net.toml"
+    path.write_text(f'[network]\ninputs = 1\n[[layers]]\nunits = 1\nactivation = "{activation}"\n')
+    return str(path)
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    start = time.monotonic()
+    code = main(list(argv))
+    assert time.monotonic() - start < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return code, err
+
+
+@pytest.mark.parametrize("formula", ["(((((9**64)**64)**64)**64)**64)", "(9^64)^64", "(1e300)**64*x",
+                                     "x*(1e300)**2", "(1e10*x)**64", "1e300*1e300*x", "1e-300*1e-300*x",
+                                     "1e300*x*1e9", "(x + 1e300)*1e300"])
+def test_constants_beyond_float64_are_refused_before_they_are_computed(tmp_path, capsys, formula):
+    code, err = run(capsys, "derive", spec_file(tmp_path, formula), "--numpy", str(tmp_path / "out.py"))
+    assert code == 2
+    assert err.startswith(f"error: {tmp_path / 'net.toml'}: [[layers]] #1: custom activation {formula!r}: ")
+    assert "out of range" in err
+    assert not (tmp_path / "out.py").exists()
+
+
+def test_constants_within_float64_are_kept_exactly():
+    assert str(custom_activation("(2*x)**64 + 9e300").definition) == f"18446744073709551616*x**64 + 9{'0' * 300}"
+    assert custom_activation("1e-300*x/1e8").definition.as_coeff_Mul()[0].q == 10**308
+    with pytest.raises(SpecError, match=f"more than {MAX_DIGITS + 1} digits"):
+        custom_activation("1e-300*x/1e9")
