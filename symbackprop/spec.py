@@ -34,6 +34,8 @@ _NETWORK_KEYS = {"inputs": True, "cost": False, "layout": False, "batch": False,
 _LAYER_KEYS = {"units": True, "activation": False, "bias": False}
 _TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed", "sizes")
 _TOP_KEYS = ("network", "layers", "train")
+#: the largest spec file read (1 MiB): a real spec is a few hundred bytes; the examples' largest is under 1 KiB
+MAX_SPEC_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,12 @@ def read_spec(path: str | Path) -> Spec:
     """Read a spec file: the network and its ``[train]`` table."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not TOML
+        with open(path, "rb") as handle:  # at most one byte more than a spec may have: /dev/zero is not read whole
+            data = handle.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: not a spec file: it is larger than {MAX_SPEC_BYTES // 2**20} MiB "
+                            f"(a spec file is a few hundred bytes)")
+        text = data.decode("utf-8-sig")  # a byte-order mark is not TOML
     except FileNotFoundError:
         hint = None if path.is_absolute() else "paths are relative to the current folder"
         raise SpecError(f"{path}: no such spec file", hint=hint) from None

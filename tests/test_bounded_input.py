@@ -9,6 +9,7 @@ from symbackprop import SpecError
 from symbackprop.cli import main
 from symbackprop.language.scalar import MAX_DIGITS
 from symbackprop.model.activations import custom_activation
+from symbackprop.spec import MAX_SPEC_BYTES, read_spec
 
 
 def spec_file(tmp_path: Path, activation: str) -> str:
@@ -42,3 +43,16 @@ def test_constants_within_float64_are_kept_exactly():
     assert custom_activation("1e-300*x/1e8").definition.as_coeff_Mul()[0].q == 10**308
     with pytest.raises(SpecError, match=f"more than {MAX_DIGITS + 1} digits"):
         custom_activation("1e-300*x/1e9")
+
+
+def test_a_spec_file_larger_than_any_spec_is_refused_unread(tmp_path, capsys):
+    code, err = run(capsys, "derive", "/dev/zero")
+    assert code == 2
+    assert err == "error: /dev/zero: not a spec file: it is larger than 1 MiB (a spec file is a few hundred bytes)\n"
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * MAX_SPEC_BYTES + "\n")
+    with pytest.raises(SpecError, match="larger than 1 MiB"):
+        read_spec(big)
+    fits = tmp_path / "fits.toml"
+    fits.write_text(f'[network]\ninputs = 1\n[[layers]]\nunits = 1\n# {"x" * (MAX_SPEC_BYTES - 60)}\n')
+    assert read_spec(fits).network.inputs == 1
