@@ -449,6 +449,9 @@ def _runtime_helpers(names) -> list[str]:
 
 def _custom_helper(printer: NumPyCodePrinter, name: str, variable: sympy.Symbol, expression) -> Function:
     """A custom activation (or a derivative of it) as a function of one array."""
+    others = expression.free_symbols - {variable}
+    if len(others) == 1:  # SymPy writes Lambda(x, x) with a variable of its own (a Dummy): it is x all the same
+        expression = expression.xreplace({others.pop(): variable})
     code = printer.doprint(expression)
     argument = printer.doprint(variable)
     foreign = [module for module in printer.module_imports if module != "numpy"]
@@ -456,7 +459,9 @@ def _custom_helper(printer: NumPyCodePrinter, name: str, variable: sympy.Symbol,
         what = ", ".join(sorted(map(str, printer._not_supported))) or f"{expression} (it needs {', '.join(foreign)})"
         raise SpecError(f"the activation {name.split('_grad')[0]!r} uses {what}, which NumPy does not provide; "
                         f"symbackprop cannot generate NumPy code for it")
-    if not expression.has(variable):  # a constant: still one value per entry
+    if expression == variable:  # the identity, written some other way (2*x/2): a new array, as for any other
+        code = f"np.copy({argument})"
+    elif not expression.has(variable):  # a constant: still one value per entry
         code = f"np.full_like({argument}, {code})"
     elif expression.has(Piecewise):  # np.select would promote float32 to float64
         code = f"np.asarray({code}, dtype={argument}.dtype)"
