@@ -41,3 +41,11 @@ def test_identity_like_activations_generate_working_deterministic_code(tmp_path,
     X = np.array([[2.0]])
     out = module.forward({"W1": np.array([[0.5]])}, X)
     assert out.tolist() == [[1.0]] and out is not X
+
+
+@pytest.mark.parametrize("activation, latex", [("2*pi", r"2 \pi"), ("pi + pi", r"2 \pi"), ("x/(2*pi)", r"2 \pi"),
+                                               ("pi*x", r"\pi")])
+def test_activations_with_pi_typeset(tmp_path, capsys, activation, latex):
+    assert main(["derive", spec_file(tmp_path, activation), "--latex", "-"]) == 0
+    out = capsys.readouterr().out
+    assert latex in out and r"\text{\Pi}" not in out
