@@ -49,3 +49,44 @@ def test_activations_with_pi_typeset(tmp_path, capsys, activation, latex):
     assert main(["derive", spec_file(tmp_path, activation), "--latex", "-"]) == 0
     out = capsys.readouterr().out
     assert latex in out and r"\text{\Pi}" not in out
+
+
+# --- the generated module's support functions ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def module(tmp_path_factory):
+    """A generated module with a symbolic input size, batch and weight decay, mean squared error."""
+    folder = tmp_path_factory.mktemp("module")
+    spec = folder / "net.toml"
+    spec.write_text('[network]\ninputs = "n_0"\nbatch = "m"\ncost = "mean_squared_error"\nweight_decay = "lam"\n'
+                    '[[layers]]\nunits = 1\n')
+    assert main(["derive", str(spec), "--numpy", str(folder / "generated.py")]) == 0
+    return load_module(folder / "generated.py")
+
+
+PARAMS = {"W1": np.ones((1, 2)), "b1": np.zeros((1, 1))}
+X, Y = np.ones((2, 3)), np.ones((1, 3))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m: m.cost(PARAMS, np.ones((2, 0)), np.ones((1, 0)), lam=0.0), "ShapeError", "X: an empty array"),
+    (lambda m: m.step(PARAMS, X, Y, 10**400, lam=0.0), "ArgumentError", "lr: .* beyond float64's range"),
+    (lambda m: m.cost(PARAMS, X, Y, lam=10**400), "ArgumentError", "lam: .* beyond float64's range"),
+    (lambda m: m.cost(PARAMS, [[1, 2, 3], [1, 2]], Y, lam=0.0), "ArgumentError", r"X: .*\(rows of equal length\)"),
+    (lambda m: m.cost({"W1": [[1], [1, 2]], "b1": [[0]]}, X, Y, lam=0.0), "ArgumentError", "W1: .*equal length"),
+    (lambda m: m.init_params(seed=-1, n_0=2), "ArgumentError", "seed: expected a whole number ≥ 0, given -1"),
+    (lambda m: m.init_params(seed=1.5, n_0=2), "ArgumentError", "seed: expected a whole number ≥ 0"),
+    (lambda m: m.init_params(dtype="bogus", n_0=2), "ArgumentError", "dtype: expected float32 or float64, given 'bogus'"),
+    (lambda m: m.init_params(n_0=10**12), "ShapeError", r"W1 of shape \(1, 1000000000000\) would have"),
+    (lambda m: m.init_params(n_0=10**30), "ShapeError", "would have"),
+])
+def test_bad_arguments_raise_the_modules_own_errors(module, call, error, message):
+    with pytest.raises(getattr(module, error), match=message):
+        call(module)
+
+
+def test_good_arguments_still_work(module):
+    params = module.init_params(seed=0, n_0=2)
+    assert params["W1"].shape == (1, 2)
+    assert module.step(params, X, Y, 10**2, lam=1) is not None
