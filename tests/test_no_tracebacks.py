@@ -90,3 +90,27 @@ def test_good_arguments_still_work(module):
     params = module.init_params(seed=0, n_0=2)
     assert params["W1"].shape == (1, 2)
     assert module.step(params, X, Y, 10**2, lam=1) is not None
+
+
+# --- spec values of the wrong type --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, message", [
+    ("cost = { a = 1 }", "[network]: cost must be the name of a cost (binary_cross_entropy, "),
+    ("cost = [1, 2]", "not list [1, 2]"),
+    ("cost = 3", "not int 3"),
+])
+def test_a_cost_that_is_not_a_name_is_a_spec_error(tmp_path, capsys, line, message):
+    spec = tmp_path / "net.toml"
+    spec.write_text(f"[network]\ninputs = 1\n{line}\n[[layers]]\nunits = 1\n")
+    assert main(["derive", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("line", ["activation = { a = 1 }", "activation = [1, 2]", "activation = 3"])
+def test_an_activation_that_is_not_a_name_is_a_spec_error(tmp_path, capsys, line):
+    spec = tmp_path / "net.toml"
+    spec.write_text(f"[network]\ninputs = 1\n[[layers]]\nunits = 1\n{line}\n")
+    assert main(["derive", str(spec)]) == 2
+    assert "[[layers]] #1: activation must be a name or a formula in x, not " in capsys.readouterr().err
