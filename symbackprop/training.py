@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, TextIO
@@ -59,6 +60,8 @@ from .spec import Spec, read_spec
 __all__ = ["TrainingSetup", "History", "training_setup", "train", "train_spec", "format_step", "plot_history"]
 
 _DATA_FILES = (".npz", ".npy", ".csv")
+#: the most bytes of data read from one file (a .npz's arrays counted unpacked): 1 GiB
+MAX_DATA_BYTES = 2**30
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def _read_file(value: str, key: str, folder: Path, where: str) -> np.ndarray:
     if not path.is_file():
         raise TrainingError(f"{where}: no such file {str(path)!r}",
                             hint="paths in [train] are relative to the spec file's folder")
+    _check_data_file(path, where)
     try:
         with warnings.catch_warnings():  # an empty file is reported below, not warned about
             warnings.simplefilter("ignore")
@@ -137,6 +141,34 @@ def _read_file(value: str, key: str, folder: Path, where: str) -> np.ndarray:
     if array.size == 0:
         raise TrainingError(f"{where}: {str(path)!r} holds no samples")
     return array
+
+
+def _check_data_file(path: Path, where: str) -> None:
+    """Refuse, before NumPy reads it, a data file that is not what its name says or is too large.
+
+    NumPy reads a file by its first bytes, not its name: anything that is neither
+    a zip archive nor starts like a .npy file it takes for a pickle, and refuses
+    with advice to unpickle it. A .npz's arrays are counted unpacked.
+    """
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            if not zipfile.is_zipfile(path):
+                raise TrainingError(f"{where}: {str(path)!r} is not a .npz file (a zip archive of .npy arrays, "
+                                    f"as numpy.savez writes)")
+            with zipfile.ZipFile(path) as archive:
+                size = sum(member.file_size for member in archive.infolist())
+        else:
+            size = path.stat().st_size
+            if suffix == ".npy":
+                with open(path, "rb") as handle:
+                    if handle.read(6) != b"\x93NUMPY":
+                        raise TrainingError(f"{where}: {str(path)!r} is not a .npy file (as numpy.save writes)")
+    except (OSError, zipfile.BadZipFile) as err:
+        raise TrainingError(f"{where}: cannot read {str(path)!r}: {err}") from None
+    if size > MAX_DATA_BYTES:
+        raise TrainingError(f"{where}: {str(path)!r} holds {size} bytes of data; training reads at most "
+                            f"{MAX_DATA_BYTES // 2**20} MiB")
 
 
 def _as_array(value: Any, where: str) -> np.ndarray:

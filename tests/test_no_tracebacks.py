@@ -114,3 +114,34 @@ def test_an_activation_that_is_not_a_name_is_a_spec_error(tmp_path, capsys, line
     spec.write_text(f"[network]\ninputs = 1\n[[layers]]\nunits = 1\n{line}\n")
     assert main(["derive", str(spec)]) == 2
     assert "[[layers]] #1: activation must be a name or a formula in x, not " in capsys.readouterr().err
+
+
+# --- training data files ------------------------------------------------------------------------
+
+
+def train_spec_with(tmp_path: Path, data: str) -> str:
+    spec = tmp_path / "net.toml"
+    spec.write_text(f'[network]\ninputs = 1\n[[layers]]\nunits = 1\n[train]\nx = "{data}"\ny = 1.0\nlr = 0.1\n')
+    return str(spec)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("x.npz", b"not a zip file", "x.npz' is not a .npz file (a zip archive of .npy arrays, as numpy.savez writes)"),
+    ("x.npz", bytes(range(256)), "is not a .npz file"),
+    ("x.npy", b"garbage", "x.npy' is not a .npy file (as numpy.save writes)"),
+])
+def test_a_data_file_that_is_not_what_its_name_says_is_refused_before_numpy_reads_it(tmp_path, capsys, name,
+                                                                                       content, message):
+    (tmp_path / name).write_bytes(content)
+    assert main(["train", train_spec_with(tmp_path, name)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "pickle" not in err and err.count("\n") == 1
+
+
+def test_a_npz_whose_arrays_unpack_beyond_the_bound_is_refused_unread(tmp_path, capsys, monkeypatch):
+    from symbackprop import training
+
+    monkeypatch.setattr(training, "MAX_DATA_BYTES", 1000)
+    np.savez_compressed(tmp_path / "x.npz", x=np.zeros((1, 1000)))  # 8 kB unpacked, a few hundred bytes packed
+    assert main(["train", train_spec_with(tmp_path, "x.npz")]) == 2
+    assert "bytes of data; training reads at most" in capsys.readouterr().err
