@@ -246,8 +246,9 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
 
     sizes = _sizes(table.get("sizes", {}), net, f"{where}.sizes")
     params = _initial_values(functions, table.get("init", "random"), seed, data, sizes, where)
-    try:  # shapes of data and initial values, checked by the generated code itself
-        functions.cost(params, data[naming.INPUT], data[naming.TARGET])
+    try:  # shapes of data and initial values, checked by the generated code itself; overflow is train's to report
+        with np.errstate(all="ignore"):
+            functions.cost(params, data[naming.INPUT], data[naming.TARGET])
     except ShapeError as err:
         raise ShapeError(f"{where}: {err}") from None
     return TrainingSetup(functions, data[naming.INPUT], data[naming.TARGET], params, lr, steps)
@@ -321,10 +322,16 @@ def train(setup: TrainingSetup, out: TextIO | None = None) -> History:
     history = History()
     width = len(str(setup.steps))
     for step in range(setup.steps + 1):
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+        with np.errstate(all="ignore"):  # divergence is reported below, once
             if step:
                 f.step_inplace(params, X, Y, setup.lr)
             cost = f.cost(params, X, Y)
+        if not np.isfinite(cost) and step == 0:  # before any step: the numbers, not the learning rate
+            largest = max(float(np.max(np.abs(array))) for array in (X, Y, *params.values()))
+            why = ("the data or the initial values are too large for float64 arithmetic" if np.isinf(cost) else
+                   "an activation or the cost is undefined at these values, or overflows")
+            raise TrainingError(f"the cost is {float(cost)} at the start, before any step: {why} (the largest "
+                                f"value is {largest:.5g})", hint="scale the data, e.g. to [-1, 1]")
         if not np.isfinite(cost):
             raise TrainingError(f"the cost is {float(cost)} after {step} steps: the learning rate "
                                 f"{setup.lr:g} is too large for this problem", hint=f"try --lr {setup.lr / 10:g}")

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,29 @@ def test_a_npz_whose_arrays_unpack_beyond_the_bound_is_refused_unread(tmp_path, 
     np.savez_compressed(tmp_path / "x.npz", x=np.zeros((1, 1000)))  # 8 kB unpacked, a few hundred bytes packed
     assert main(["train", train_spec_with(tmp_path, "x.npz")]) == 2
     assert "bytes of data; training reads at most" in capsys.readouterr().err
+
+
+# --- overflow in training ------------------------------------------------------------------------
+
+
+def test_data_too_large_for_float64_are_blamed_not_the_learning_rate(tmp_path, capsys):
+    spec = tmp_path / "net.toml"
+    spec.write_text("[network]\ninputs = 1\n[[layers]]\nunits = 1\n[train]\nx = 1e200\ny = 1.0\nlr = 0.1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's overflow warning, with a line of generated code, is an error here
+        assert main(["train", str(spec)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("error: the cost is inf at the start, before any step: the data or the initial values are "
+                            "too large for float64 arithmetic (the largest value is 1e+200) "
+                            "(hint: scale the data, e.g. to [-1, 1])\n")
+
+
+def test_a_cost_undefined_at_the_start_is_reported_without_a_numpy_warning(tmp_path, capsys):
+    spec = tmp_path / "net.toml"
+    spec.write_text('[network]\ninputs = 1\n[[layers]]\nunits = 1\nbias = false\nactivation = "log(x)"\n'
+                    "[train]\nx = -1.0\ny = 1.0\ninit = { W1 = 1.0 }\nlr = 0.1\n")
+    assert main(["train", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the cost is nan at the start, before any step: an activation or the cost is "
+                          "undefined at these values") and err.count("\n") == 1
