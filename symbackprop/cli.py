@@ -24,6 +24,7 @@ import numpy as np
 from . import __version__
 from .derive import derive
 from .errors import FormulaSyntaxError, NotationError, SymbackpropError, did_you_mean
+from .outputs.files import check_path, write_outputs
 from .spec import load_spec
 
 __all__ = ["main"]
@@ -208,29 +209,40 @@ def _train_json(history, lr: float) -> dict[str, Any]:
 
 
 def _derive(args: argparse.Namespace) -> int:
+    for option in ("latex", "markdown", "numpy"):
+        _file_name(option, getattr(args, option))
     if args.format == "json":
         for option in ("latex", "markdown", "numpy"):
             if getattr(args, option) == "-":
                 raise UsageError(f"symbackprop derive: --format json prints JSON on standard output, so --{option} "
                                  f"cannot print there too", f"give --{option} a file name")
-    targets = [(option, getattr(args, option)) for option in ("latex", "markdown", "numpy") if getattr(args, option)]
+    targets = [(option, getattr(args, option)) for option in ("latex", "markdown", "numpy")
+               if getattr(args, option) is not None]
     for index, (option, path) in enumerate(targets):
         for other, other_path in targets[index + 1:]:
             if path != "-" and os.path.realpath(path) == os.path.realpath(other_path):
                 raise UsageError(f"symbackprop derive: --{option} and --{other} both write {path!r}",
                                  "give each output its own file")
+    for option, path in targets:  # a name that cannot be a file is refused before any work
+        if path != "-":
+            check_path(path)
     derivation = derive(load_spec(args.spec))
-    code = derivation.numpy_source() if args.numpy else None  # generated before anything is written
-    typeset = _typeset(derivation, args)
-    if code is not None:
-        from .outputs.documents import write_output
-
-        write_output(code, args.numpy)
+    outputs = _typeset(derivation, args)
+    if args.numpy is not None:
+        outputs.insert(0, (derivation.numpy_source(), args.numpy))
+    write_outputs(outputs)  # everything rendered, then every file written, or none
     if args.format == "json":
         _write_json(_derivation_json(derivation))
-    elif not typeset and code is None:
+    elif not outputs:
         sys.stdout.write(derivation.text())
     return 0
+
+
+def _file_name(option: str, path: str | None) -> None:
+    """An output option's value must name a file (or be '-')."""
+    if path is not None and not path.strip():
+        raise UsageError(f"--{option} needs a file name, not {path!r}", f"--{option} FILE, or --{option} - for "
+                         "standard output")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -257,23 +269,21 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _typeset(derivation, args: argparse.Namespace) -> bool:
-    """Write the ``--latex`` and ``--markdown`` renderings; False when neither was asked for."""
-    from .outputs.documents import parse_notation, write_output
+def _typeset(derivation, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The ``--latex`` and ``--markdown`` renderings, as (text, path), for :func:`write_outputs`."""
+    from .outputs.documents import parse_notation
 
-    if args.standalone and not args.latex:
+    if args.standalone and args.latex is None:
         raise NotationError("--standalone needs --latex FILE")
     notation = parse_notation(args.notation)
     outputs = []
-    if args.latex:
-        outputs.append((args.latex, derivation.latex(args.standalone, **notation)))
-    if args.markdown:
-        outputs.append((args.markdown, derivation.markdown(**notation)))
+    if args.latex is not None:
+        outputs.append((derivation.latex(args.standalone, **notation), args.latex))
+    if args.markdown is not None:
+        outputs.append((derivation.markdown(**notation), args.markdown))
     if args.notation and not outputs:
         raise NotationError("--notation needs --latex FILE or --markdown FILE")
-    for path, text in outputs:  # everything rendered before anything is written
-        write_output(text, path)
-    return bool(outputs)
+    return outputs
 
 
 # --- the parser --------------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""Output paths: each option names a file that can be written, every file is written or none, standard output
+is written whole or reported, and nothing is left behind."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from symbackprop.errors import OutputError
+from symbackprop.cli import main
+from symbackprop.outputs import files
+from symbackprop.outputs.documents import write_output
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = str(ROOT / "examples" / "seed.toml")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("option", ["--latex", "--markdown", "--numpy"])
+def test_an_empty_file_name_is_refused(capsys, option):
+    code, out, err = run(capsys, "derive", SEED, option, "")
+    assert (code, out) == (2, "")
+    assert err == f"error: {option} needs a file name, not '' (hint: {option} FILE, or {option} - for standard output)\n"
+
+
+def test_a_name_that_ends_in_a_slash_names_a_folder(tmp_path, capsys):
+    code, _, err = run(capsys, "derive", SEED, "--latex", f"{tmp_path}/out.tex/")
+    assert code == 2 and "the name ends in a separator, so it names a folder, not a file" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_name_too_long_says_so(tmp_path, capsys):
+    code, _, err = run(capsys, "derive", SEED, "--numpy", str(tmp_path / ("k" * 300 + ".py")))
+    assert code == 2 and "File name too long" in err and "standard output" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_output_is_checked_before_any_is_written(tmp_path, capsys):
+    (tmp_path / "k.py").write_text("old code")
+    (tmp_path / "k.tex").write_text("old tex")
+    code, _, err = run(capsys, "derive", SEED, "--numpy", str(tmp_path / "k.py"), "--latex", str(tmp_path / "k.tex"),
+                       "--markdown", str(tmp_path / "nope" / "x.md"))
+    assert code == 2 and err.endswith("nope/x.md': No such file or directory\n")
+    assert (tmp_path / "k.py").read_text() == "old code" and (tmp_path / "k.tex").read_text() == "old tex"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.py", "k.tex"]
+
+
+def test_a_failure_while_writing_leaves_every_file_as_it_was(tmp_path, monkeypatch):
+    (tmp_path / "a.tex").write_text("old")
+    real = os.replace
+    calls = []
+
+    def second_fails(source, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(source, target)
+
+    monkeypatch.setattr(files.os, "replace", second_fails)
+    with pytest.raises(OutputError, match="No space left on device"):
+        files.write_outputs([("new", tmp_path / "a.tex"), ("b", tmp_path / "b.md")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tex"]  # no temporary file
+
+
+def test_ctrl_c_during_a_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.shutil, "copymode", interrupted)
+    (tmp_path / "out.tex").write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        write_output("new", tmp_path / "out.tex")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tex"] and (tmp_path / "out.tex").read_text() == "old"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_device_that_cannot_be_written_is_an_error(capsys):
+    code, _, err = run(capsys, "derive", SEED, "--latex", "/dev/full")
+    assert code == 2 and err == "error: cannot write '/dev/full': No space left on device\n"
