@@ -242,12 +242,13 @@ def _file_name(option: str, path: str | None) -> None:
     """An output option's value must name a file (or be '-')."""
     if path is not None and not path.strip():
         raise UsageError(f"--{option} needs a file name, not {path!r}", f"--{option} FILE, or --{option} - for "
-                         "standard output")
+                         "standard output" if option != "plot" else "--plot FILE.png")
 
 
 def _train(args: argparse.Namespace) -> int:
     from .training import train_spec
 
+    _file_name("plot", args.plot)
     text = args.format == "text"
     history = train_spec(args.spec, plot=args.plot, steps=args.steps, lr=args.lr, out=sys.stdout if text else None)
     if not text:

@@ -41,6 +41,7 @@ step 2  cost 2917.9  W1 = -0.68736
 
 from __future__ import annotations
 
+import io
 import numbers
 import warnings
 import zipfile
@@ -54,7 +55,8 @@ import sympy
 from . import naming
 from .outputs.codegen import UpdateFunctions
 from .derive import derive
-from .errors import ShapeError, TrainingError
+from .errors import OutputError, ShapeError, TrainingError
+from .outputs.files import check_path, write_outputs
 from .spec import Spec, read_spec
 
 __all__ = ["TrainingSetup", "History", "training_setup", "train", "train_spec", "format_step", "plot_history"]
@@ -372,18 +374,40 @@ def plot_history(history: History, path: str | Path, title: str = "") -> None:
     value_axes.set_ylabel("parameters")
     value_axes.grid(True)
     value_axes.legend()
+    image = io.BytesIO()
+    figure.savefig(image, format=_plot_format(path))  # drawn whole first, then written whole or not at all
     try:
-        figure.savefig(path)
-    except (OSError, ValueError) as err:
-        raise TrainingError(f"--plot: cannot write {str(path)!r}: {err}") from None
+        write_outputs([(image.getvalue(), path)])
+    except OutputError as err:
+        raise OutputError(f"--plot: {err}") from None
+
+
+_PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+def _plot_format(path: str | Path) -> str:
+    """The image format ``path``'s suffix names; a path with another suffix or none is refused."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in _PLOT_FORMATS and Path(path).exists() and not Path(path).is_file():
+        return "png"  # a device or a pipe: its name says nothing
+    if suffix not in _PLOT_FORMATS:
+        raise OutputError(f"--plot: cannot write {str(path)!r}: the name must end in "
+                          f"{', '.join('.' + f for f in _PLOT_FORMATS[:-1])} or .{_PLOT_FORMATS[-1]}",
+                          hint=f"--plot {Path(path).name or 'plot'}.png" if not suffix else None)
+    return suffix
 
 
 def train_spec(path: str | Path, *, plot: str | Path | None = None, steps: int | None = None,
                lr: float | None = None, out: TextIO | None = None) -> History:
     """Train the network of the spec file at ``path`` as its ``[train]`` table says (``symbackprop train``)."""
     spec = read_spec(path)
-    if plot is not None:
-        _pyplot_free_figure()  # a missing matplotlib is reported before training, not after
+    if plot is not None:  # a missing matplotlib, or a path that cannot be written, is reported before training
+        try:
+            check_path(plot)
+        except OutputError as err:
+            raise OutputError(f"--plot: {err}", hint=err.hint) from None
+        _plot_format(plot)
+        _pyplot_free_figure()
     setup = training_setup(spec, steps=steps, lr=lr)
     history = train(setup, out)
     if plot is not None:

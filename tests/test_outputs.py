@@ -82,3 +82,41 @@ def test_ctrl_c_during_a_write_leaves_no_temporary_file(tmp_path, monkeypatch):
 def test_a_device_that_cannot_be_written_is_an_error(capsys):
     code, _, err = run(capsys, "derive", SEED, "--latex", "/dev/full")
     assert code == 2 and err == "error: cannot write '/dev/full': No space left on device\n"
+
+
+# --- --plot ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def matplotlib():
+    return pytest.importorskip("matplotlib")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_plot_that_cannot_be_written_is_an_error(matplotlib, capsys):
+    code, _, err = run(capsys, "train", SEED, "--plot", "/dev/full", "--steps", "2")
+    assert code == 2 and err == "error: --plot: cannot write '/dev/full': No space left on device\n"
+
+
+def test_a_plot_into_a_folder_is_refused_before_training(tmp_path, capsys):
+    code, out, err = run(capsys, "train", SEED, "--plot", str(tmp_path))
+    assert (code, out) == (2, "") and err == f"error: --plot: cannot write {str(tmp_path)!r}: it is a folder\n"
+    assert list(tmp_path.iterdir()) == [] and not Path(f"{tmp_path}.png").exists()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("", "error: --plot needs a file name, not '' (hint: --plot FILE.png)\n"),
+    ("costs", "the name must end in .png, .pdf or .svg (hint: --plot costs.png)\n"),
+    ("costs.jpeg", "the name must end in .png, .pdf or .svg\n"),
+])
+def test_a_plot_needs_a_name_that_says_its_format(tmp_path, monkeypatch, capsys, name, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "train", SEED, "--plot", name)
+    assert (code, out) == (2, "") and err.endswith(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_plot_is_written_whole_in_the_format_its_name_says(matplotlib, tmp_path, capsys):
+    assert main(["train", SEED, "--steps", "2", "--plot", str(tmp_path / "p.svg")]) == 0
+    assert b"<svg" in (tmp_path / "p.svg").read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["p.svg"]
