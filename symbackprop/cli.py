@@ -24,7 +24,7 @@ import numpy as np
 from . import __version__
 from .derive import derive
 from .errors import FormulaSyntaxError, NotationError, SymbackpropError, did_you_mean
-from .outputs.files import check_path, write_outputs
+from .outputs.files import check_path, write_outputs, write_stdout
 from .spec import load_spec
 
 __all__ = ["main"]
@@ -85,6 +85,14 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line with a hint, not a usage block."""
 
+    def _print_message(self, message: str, file=None) -> None:
+        """argparse's, without its ``except OSError: pass``: help that cannot be written is an error, not exit 0."""
+        if message:
+            if file is None or file is sys.stdout:
+                write_stdout(message)
+            else:
+                file.write(message)
+
     def error(self, message: str) -> NoReturn:
         hint = None
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
@@ -142,14 +150,7 @@ def _holds_object(value: Any) -> bool:
 
 def _write_json(document: Any) -> None:
     """The document on standard output, always in UTF-8 (RFC 8259), whatever the terminal's encoding."""
-    text = _dumps(document) + "\n"
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None:  # a text-only stream, such as io.StringIO
-        sys.stdout.write(text)
-        return
-    sys.stdout.flush()
-    buffer.write(text.encode("utf-8"))
-    buffer.flush()
+    write_stdout((_dumps(document) + "\n").encode("utf-8"))
 
 
 def _derivation_json(derivation) -> dict[str, Any]:
@@ -234,7 +235,7 @@ def _derive(args: argparse.Namespace) -> int:
     if args.format == "json":
         _write_json(_derivation_json(derivation))
     elif not outputs:
-        sys.stdout.write(derivation.text())
+        write_stdout(derivation.text())
     return 0
 
 
@@ -266,7 +267,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.format == "json":
         _write_json(_check_json(result, args.param, args.formula))
     else:
-        print(result.message)
+        write_stdout(result.message + "\n")
     return 0 if result.ok else 1
 
 

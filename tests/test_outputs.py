@@ -2,6 +2,10 @@
 is written whole or reported, and nothing is left behind."""
 
 import os
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +86,47 @@ def test_ctrl_c_during_a_write_leaves_no_temporary_file(tmp_path, monkeypatch):
 def test_a_device_that_cannot_be_written_is_an_error(capsys):
     code, _, err = run(capsys, "derive", SEED, "--latex", "/dev/full")
     assert code == 2 and err == "error: cannot write '/dev/full': No space left on device\n"
+
+
+def _limit_files_to_1000_bytes():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+
+def test_in_a_real_process_standard_output_that_takes_part_of_the_text_is_an_error(tmp_path):
+    """A disk that fills after 1000 bytes: Python's buffered stdout accepts the short write; the command must not."""
+    with open(tmp_path / "out.txt", "w") as handle:
+        result = subprocess.run([sys.executable, "-m", "symbackprop", "derive", SEED, "--numpy", "-"], stdout=handle,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=60,
+                                preexec_fn=_limit_files_to_1000_bytes)
+    assert (tmp_path / "out.txt").stat().st_size == 1000
+    assert (result.returncode, result.stderr) == (2, "error: cannot write to standard output: File too large\n")
+
+
+@pytest.mark.parametrize("argv", [["derive", SEED], ["derive", SEED, "--format", "json"], ["derive", "--help"],
+                                  ["check", SEED, "W1", "2 * x * (W1 * x - y)"], ["derive", SEED, "--latex", "-"]])
+def test_standard_output_that_takes_only_part_of_the_text_is_an_error(tmp_path, monkeypatch, capsys, argv):
+    stdout = open(tmp_path / "out.txt", "w", encoding="utf-8")
+    descriptor, real_write, room = stdout.fileno(), os.write, [100]
+
+    def disk_fills_after_100_bytes(fd, data):
+        if fd != descriptor:
+            return real_write(fd, data)
+        if not room[0]:
+            raise OSError(28, "No space left on device")
+        written = real_write(fd, bytes(data[:room[0]]))
+        room[0] -= written
+        return written
+
+    monkeypatch.setattr(os, "write", disk_fills_after_100_bytes)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        code = main(argv)
+    finally:
+        monkeypatch.undo()
+        stdout.close()
+    assert (tmp_path / "out.txt").stat().st_size == 100
+    assert code == 2 and "cannot write to standard output: No space left on device" in capsys.readouterr().err
 
 
 # --- --plot ------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ temporary file beside its target, and only when all of them are written
 renames them over their targets; a failure (or Ctrl-C) on the way removes the
 temporary files and leaves every target as it was.  A target that is not a
 regular file (a device such as ``/dev/null``, a pipe) is written to directly,
-after the files.  ``"-"`` is standard output, written last.
+after the files.  ``"-"`` is standard output, written last by
+:func:`write_stdout`, which notices a short write (a full disk) that Python's
+own buffered stream lets pass.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -24,6 +26,7 @@ cannot write 'FOLDER/missing/x.md': No such file or directory
 from __future__ import annotations
 
 import errno
+import io
 import os
 import secrets
 import shutil
@@ -33,7 +36,7 @@ from typing import Iterable
 
 from ..errors import OutputError
 
-__all__ = ["check_path", "write_outputs"]
+__all__ = ["check_path", "write_outputs", "write_stdout"]
 
 
 def _fail(path: object, reason: str) -> OutputError:
@@ -125,5 +128,37 @@ def write_outputs(items: Iterable[tuple[str | bytes, str | Path]]) -> None:
             raise _fail(path, err.strerror or str(err)) from None
     for content, path, target in checked:
         if target is None:
-            sys.stdout.write(content if isinstance(content, str) else content.decode("utf-8"))
-            sys.stdout.flush()
+            write_stdout(content)
+
+
+def write_stdout(content: str | bytes) -> None:
+    """Write ``content`` to standard output, all of it or an ``OSError`` (a text in its encoding).
+
+    Python's buffered standard output accepts a short write, such as a full
+    disk's, as if it were whole; the bytes go straight to the descriptor here,
+    until every one is written.
+    """
+    stream = sys.stdout
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):  # io.StringIO, pytest's capture
+        descriptor = None
+    if descriptor is None:
+        buffer = getattr(stream, "buffer", None)
+        if isinstance(content, bytes) and buffer is not None:  # bytes as they are, whatever the stream's encoding
+            stream.flush()
+            buffer.write(content)
+            buffer.flush()
+        else:
+            stream.write(content if isinstance(content, str) else content.decode("utf-8"))
+            stream.flush()
+        return
+    data = content if isinstance(content, bytes) else content.encode(stream.encoding or "utf-8",
+                                                                       stream.errors or "strict")
+    stream.flush()
+    view = memoryview(data)
+    while view:
+        written = os.write(descriptor, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
