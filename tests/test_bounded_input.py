@@ -56,3 +56,14 @@ def test_a_spec_file_larger_than_any_spec_is_refused_unread(tmp_path, capsys):
     fits = tmp_path / "fits.toml"
     fits.write_text(f'[network]\ninputs = 1\n[[layers]]\nunits = 1\n# {"x" * (MAX_SPEC_BYTES - 60)}\n')
     assert read_spec(fits).network.inputs == 1
+
+
+@pytest.mark.parametrize("formula", ["exp((log(x))+(exp(9e300)))", "exp(710)*x", "exp(700)*exp(700)*x",
+                                     "exp(exp(exp(5)))*x", "x + cosh(1e300)"])
+def test_constant_expressions_beyond_float64_are_refused(tmp_path, capsys, formula):
+    code, err = run(capsys, "derive", spec_file(tmp_path, formula), "--latex", str(tmp_path / "out.tex"))
+    assert code == 2 and "is beyond float64's range" in err
+
+
+def test_constant_expressions_within_float64_are_kept():
+    assert str(custom_activation("exp(700)*x + exp(-1000) + sin(1e300)").definition).startswith("x*exp(700) + ")

@@ -104,7 +104,7 @@ class _Builder:
                                "is not allowed in a scalar formula")
         if len(node.args) != 1:
             raise FormulaError(f"{node.func} takes one argument, not {len(node.args)}")
-        return function(self.build(node.args[0]))
+        return _checked(function(self.build(node.args[0])), node)
 
     def _Neg(self, node: ast.Neg) -> sympy.Expr:
         return -self.build(node.operand)
@@ -147,9 +147,25 @@ class _Builder:
 
 
 def _checked(value: sympy.Expr, node: ast.Node) -> sympy.Expr:
-    """``value``, unless a number in it (itself, a factor or a term) has more than :data:`MAX_DIGITS` digits."""
+    """``value``, unless a number in it (itself, a factor or a term) is beyond float64's range: a rational
+    with more than :data:`MAX_DIGITS` digits, or a constant such as ``exp(9e300)`` larger than 1e308."""
     for part in (value, *(value.args if isinstance(value, (sympy.Mul, sympy.Add, sympy.Pow)) else ())):
-        if part.is_Rational and not (abs(part.p) <= _LARGEST and part.q <= _LARGEST):
-            raise FormulaError(f"a constant at position {node.pos} is out of range: it has more than "
-                               f"{MAX_DIGITS + 1} digits (float64 reaches about 1e308)")
+        if part.is_Rational:
+            if not (abs(part.p) <= _LARGEST and part.q <= _LARGEST):
+                raise FormulaError(f"a constant at position {node.pos} is out of range: it has more than "
+                                   f"{MAX_DIGITS + 1} digits (float64 reaches about 1e308)")
+        elif part.is_number and not _within_float64(part):
+            raise FormulaError(f"a constant at position {node.pos} is out of range: {str(part)[:40]} is beyond "
+                               f"float64's range (about 1e308)")
     return value
+
+
+def _within_float64(constant: sympy.Expr) -> bool:
+    """Whether a constant expression (``exp(700)``, ``2*pi``) is at most float64's largest number in size."""
+    try:
+        value = complex(constant.evalf(15))
+    except (TypeError, ValueError, ZeroDivisionError):  # not a number (zoo, nan): refused elsewhere, by name
+        return True
+    except (OverflowError, ArithmeticError):  # mpmath's exponent beyond its own range
+        return False
+    return abs(value) <= 1.7976931348623157e308
