@@ -162,6 +162,8 @@ def _checked(value: sympy.Expr, node: ast.Node) -> sympy.Expr:
 
 def _within_float64(constant: sympy.Expr) -> bool:
     """Whether a constant expression (``exp(700)``, ``2*pi``) is at most float64's largest number in size."""
+    if constant.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):  # not a number: refused by the caller, by name
+        return True
     try:
         value = complex(constant.evalf(15))
     except (TypeError, ValueError, ZeroDivisionError):  # not a number (zoo, nan): refused elsewhere, by name
