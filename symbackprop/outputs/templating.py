@@ -15,7 +15,7 @@ start with ``_``, no methods that modify a value, no Python functions but the
 filters), with every loop, number, string and the output bounded, so that a
 template can lay the derivation out but can neither run code nor hang.
 
->>> render(user_environment(), "{{ name }} = {{ value }}", {"name": "z1", "value": "W1 @ X"})
+>>> render(user_environment(), "{{ name }} = {{ value }}", {"name": "z1", "value": "W1 @ X"}, from_string=True)
 'z1 = W1 @ X'
 """
 
