@@ -229,8 +229,8 @@ def _derive(args: argparse.Namespace) -> int:
             check_path(path)
     derivation = derive(load_spec(args.spec))
     outputs = _typeset(derivation, args)
-    if args.numpy is not None:
-        outputs.insert(0, (derivation.numpy_source(), args.numpy))
+    if args.numpy is not None:  # after the typeset ones, as before: the order they reach standard output
+        outputs.append((derivation.numpy_source(), args.numpy))
     write_outputs(outputs)  # everything rendered, then every file written, or none
     if args.format == "json":
         _write_json(_derivation_json(derivation))
