@@ -114,7 +114,24 @@ def read_spec(path: str | Path) -> Spec:
                         hint='names are strings in quotes (activation = "tanh"); docs/spec.md shows the format') from None
     except RecursionError:
         raise SpecError(f"{path}: not a spec file: its values are nested too deeply") from None
+    _check_integers(data, str(path), "")
     return parse_spec(data, str(path), path.parent)
+
+
+_INT64 = 2**63
+
+
+def _check_integers(value: Any, source: str, where: str) -> None:
+    """Refuse an integer beyond 64 bits, as TOML 1.0 says a reader must (Python's tomllib takes any size)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_integers(item, source, f"{where}.{key}" if where else f"[{key}]")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_integers(item, source, f"[[layers]] #{index + 1}" if where == "[layers]" else f"{where}[{index}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        raise SpecError(f"{source}: {where}: the integer {value} is out of range: a TOML integer has 64 bits "
+                        f"(at most {_INT64 - 1})")
 
 
 def load_spec(path: str | Path) -> Network:

@@ -67,3 +67,20 @@ def test_constant_expressions_beyond_float64_are_refused(tmp_path, capsys, formu
 
 def test_constant_expressions_within_float64_are_kept():
     assert str(custom_activation("exp(700)*x + exp(-1000) + sin(1e300)").definition).startswith("x*exp(700) + ")
+
+
+@pytest.mark.parametrize("line", ["weight_decay = 99999999999999999999", "batch = 99999999999999999999",
+                                  "inputs = -99999999999999999999"])
+def test_integers_beyond_64_bits_are_refused_as_toml_says(tmp_path, capsys, line):
+    path = tmp_path / "net.toml"
+    path.write_text(f"[network]\ninputs = 1\n{line}\n[[layers]]\nunits = 1\n".replace("inputs = 1\ninputs", "inputs"))
+    code, err = run(capsys, "check", str(path), "W1", "delta1 @ X.T")
+    key = line.split(" = ")[0]
+    assert code == 2 and f"net.toml: [network].{key}: the integer " in err and "a TOML integer has 64 bits" in err
+
+
+def test_an_integer_beyond_64_bits_is_named_where_it_is(tmp_path):
+    path = tmp_path / "net.toml"
+    path.write_text("[network]\ninputs = 1\n[[layers]]\nunits = 1\n[[layers]]\nunits = 18446744073709551616\n")
+    with pytest.raises(SpecError, match=r"net.toml: \[\[layers\]\] #2.units: the integer 18446744073709551616 is out"):
+        read_spec(path)
