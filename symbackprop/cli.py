@@ -25,6 +25,7 @@ from . import __version__
 from .derive import derive
 from .errors import FormulaSyntaxError, NotationError, SymbackpropError, did_you_mean
 from .model.network import Network
+from .outputs.files import check_path, write_outputs, write_stdout
 from .spec import load_spec
 
 __all__ = ["main"]
@@ -96,6 +97,14 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line with a hint, not a usage block."""
 
+    def _print_message(self, message: str, file=None) -> None:
+        """argparse's, without its ``except OSError: pass``: help that cannot be written is an error, not exit 0."""
+        if message:
+            if file is None or file is sys.stdout:
+                write_stdout(message)
+            else:
+                file.write(message)
+
     def error(self, message: str) -> NoReturn:
         hint = None
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
@@ -153,14 +162,7 @@ def _holds_object(value: Any) -> bool:
 
 def _write_json(document: Any) -> None:
     """The document on standard output, always in UTF-8 (RFC 8259), whatever the terminal's encoding."""
-    text = _dumps(document) + "\n"
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None:  # a text-only stream, such as io.StringIO
-        sys.stdout.write(text)
-        return
-    sys.stdout.flush()
-    buffer.write(text.encode("utf-8"))
-    buffer.flush()
+    write_stdout((_dumps(document) + "\n").encode("utf-8"))
 
 
 def _model_json(program) -> dict[str, Any]:
@@ -237,34 +239,46 @@ def _train_json(history, lr: float) -> dict[str, Any]:
 
 
 def _derive(args: argparse.Namespace) -> int:
+    for option in ("latex", "markdown", "numpy"):
+        _file_name(option, getattr(args, option))
     if args.format == "json":
         for option in ("latex", "markdown", "numpy"):
             if getattr(args, option) == "-":
                 raise UsageError(f"symbackprop derive: --format json prints JSON on standard output, so --{option} "
                                  f"cannot print there too", f"give --{option} a file name")
-    targets = [(option, getattr(args, option)) for option in ("latex", "markdown", "numpy") if getattr(args, option)]
+    targets = [(option, getattr(args, option)) for option in ("latex", "markdown", "numpy")
+               if getattr(args, option) is not None]
     for index, (option, path) in enumerate(targets):
         for other, other_path in targets[index + 1:]:
             if path != "-" and os.path.realpath(path) == os.path.realpath(other_path):
                 raise UsageError(f"symbackprop derive: --{option} and --{other} both write {path!r}",
                                  "give each output its own file")
+    for option, path in targets:  # a name that cannot be a file is refused before any work
+        if path != "-":
+            check_path(path)
     derivation = derive(load_spec(args.spec))
-    code = derivation.numpy_source() if args.numpy else None  # generated before anything is written
-    typeset = _typeset(derivation, args)
-    if code is not None:
-        from .outputs.documents import write_output
-
-        write_output(code, args.numpy)
+    outputs = _typeset(derivation, args)
+    if args.numpy is not None:  # after the typeset ones, as before: the order they reach standard output
+        outputs.append((derivation.numpy_source(), args.numpy))
+    write_outputs(outputs)  # everything rendered, then every file written, or none
     if args.format == "json":
         _write_json(_derivation_json(derivation))
-    elif not typeset and code is None:
-        sys.stdout.write(derivation.text())
+    elif not outputs:
+        write_stdout(derivation.text())
     return 0
+
+
+def _file_name(option: str, path: str | None) -> None:
+    """An output option's value must name a file (or be '-')."""
+    if path is not None and not path.strip():
+        raise UsageError(f"--{option} needs a file name, not {path!r}", f"--{option} FILE, or --{option} - for "
+                         "standard output" if option != "plot" else "--plot FILE.png")
 
 
 def _train(args: argparse.Namespace) -> int:
     from .training import train_spec
 
+    _file_name("plot", args.plot)
     text = args.format == "text"
     history = train_spec(args.spec, plot=args.plot, steps=args.steps, lr=args.lr, out=sys.stdout if text else None)
     if not text:
@@ -282,7 +296,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.format == "json":
         _write_json(_check_json(result, args.param, args.formula))
     else:
-        print(result.message)
+        write_stdout(result.message + "\n")
     return 0 if result.ok else 1
 
 
@@ -318,37 +332,36 @@ def _grad(args: argparse.Namespace) -> int:
                             numpy=numpy_function(result, expr, wrt),
                             check=_record(passed=check.passed, relative_error=_number(check.relative_error))))
     elif args.numpy:
-        print(numpy_function(result, expr, wrt))
+        write_stdout(numpy_function(result, expr, wrt) + "\n")
         if check.passed:
-            print(f"\n# checked: agrees with central finite differences at random inputs ({sizes_text}) to 1e-6")
+            write_stdout(f"\n# checked: agrees with central finite differences at random inputs ({sizes_text}) "
+                         f"to 1e-6\n")
         else:
-            print(f"\n# check FAILED: off central finite differences at random inputs ({sizes_text}) "
-                  f"by a relative {check.relative_error:.1e}")
+            write_stdout(f"\n# check FAILED: off central finite differences at random inputs ({sizes_text}) "
+                         f"by a relative {check.relative_error:.1e}\n")
     elif args.latex:
-        print(rf"\frac{{\partial}}{{\partial {to_latex(wrt, network_names=False)}}}"
-              rf"\left({to_latex(expr, network_names=False)}\right) = {latex}")
+        write_stdout(rf"\frac{{\partial}}{{\partial {to_latex(wrt, network_names=False)}}}"
+                     rf"\left({to_latex(expr, network_names=False)}\right) = {latex}" + "\n")
     else:
-        print(f"∂/∂{args.wrt} [{to_text(expr)}] = {text}")
+        write_stdout(f"∂/∂{args.wrt} [{to_text(expr)}] = {text}" + "\n")
     return 0 if check is None or check.passed else 1
 
 
-def _typeset(derivation, args: argparse.Namespace) -> bool:
-    """Write the ``--latex`` and ``--markdown`` renderings; False when neither was asked for."""
-    from .outputs.documents import parse_notation, write_output
+def _typeset(derivation, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The ``--latex`` and ``--markdown`` renderings, as (text, path), for :func:`write_outputs`."""
+    from .outputs.documents import parse_notation
 
-    if args.standalone and not args.latex:
+    if args.standalone and args.latex is None:
         raise NotationError("--standalone needs --latex FILE")
     notation = parse_notation(args.notation)
     outputs = []
-    if args.latex:
-        outputs.append((args.latex, derivation.latex(args.standalone, **notation)))
-    if args.markdown:
-        outputs.append((args.markdown, derivation.markdown(**notation)))
+    if args.latex is not None:
+        outputs.append((derivation.latex(args.standalone, **notation), args.latex))
+    if args.markdown is not None:
+        outputs.append((derivation.markdown(**notation), args.markdown))
     if args.notation and not outputs:
         raise NotationError("--notation needs --latex FILE or --markdown FILE")
-    for path, text in outputs:  # everything rendered before anything is written
-        write_output(text, path)
-    return bool(outputs)
+    return outputs
 
 
 # --- the parser --------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ _LAYER_KEYS = {"units": True, "activation": False, "bias": False, "skip_from": F
 _MODEL_KEYS = {"inputs": True, "parameters": True, "forward": True, "layout": False, "fixed": False, "scalars": False}
 _TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed", "sizes")
 _TOP_KEYS = ("network", "layers", "model", "train")
+#: the largest spec file read (1 MiB): a real spec is a few hundred bytes; the examples' largest is under 1 KiB
+MAX_SPEC_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,12 @@ def read_spec(path: str | Path) -> Spec:
     """Read a spec file: the network and its ``[train]`` table."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not TOML
+        with open(path, "rb") as handle:  # at most one byte more than a spec may have: /dev/zero is not read whole
+            data = handle.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: not a spec file: it is larger than {MAX_SPEC_BYTES // 2**20} MiB "
+                            f"(a spec file is a few hundred bytes)")
+        text = data.decode("utf-8-sig")  # a byte-order mark is not TOML
     except FileNotFoundError:
         hint = None if path.is_absolute() else "paths are relative to the current folder"
         raise SpecError(f"{path}: no such spec file", hint=hint) from None
@@ -151,7 +158,24 @@ def read_spec(path: str | Path) -> Spec:
                         hint='names are strings in quotes (activation = "tanh"); docs/spec.md shows the format') from None
     except RecursionError:
         raise SpecError(f"{path}: not a spec file: its values are nested too deeply") from None
+    _check_integers(data, str(path), "")
     return parse_spec(data, str(path), path.parent)
+
+
+_INT64 = 2**63
+
+
+def _check_integers(value: Any, source: str, where: str) -> None:
+    """Refuse an integer beyond 64 bits, as TOML 1.0 says a reader must (Python's tomllib takes any size)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_integers(item, source, f"{where}.{key}" if where else f"[{key}]")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_integers(item, source, f"[[layers]] #{index + 1}" if where == "[layers]" else f"{where}[{index}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        raise SpecError(f"{source}: {where}: the integer {value} is out of range: a TOML integer has 64 bits "
+                        f"(at most {_INT64 - 1})")
 
 
 def load_spec(path: str | Path) -> "Network | Model":

@@ -41,8 +41,10 @@ step 2  cost 2917.9  W1 = -0.68736
 
 from __future__ import annotations
 
+import io
 import numbers
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, TextIO
@@ -53,13 +55,16 @@ import sympy
 from . import naming
 from .outputs.codegen import UpdateFunctions
 from .derive import derive, program_of
+from .errors import OutputError, ShapeError, TrainingError
 from .model.network import Network
-from .errors import ShapeError, TrainingError
+from .outputs.files import check_path, write_outputs
 from .spec import Spec, read_spec
 
 __all__ = ["TrainingSetup", "History", "training_setup", "train", "train_spec", "format_step", "plot_history"]
 
 _DATA_FILES = (".npz", ".npy", ".csv")
+#: the most bytes of data read from one file (a .npz's arrays counted unpacked): 1 GiB
+MAX_DATA_BYTES = 2**30
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ def _read_file(value: str, key: str, folder: Path, where: str) -> np.ndarray:
     if not path.is_file():
         raise TrainingError(f"{where}: no such file {str(path)!r}",
                             hint="paths in [train] are relative to the spec file's folder")
+    _check_data_file(path, where)
     try:
         with warnings.catch_warnings():  # an empty file is reported below, not warned about
             warnings.simplefilter("ignore")
@@ -138,6 +144,34 @@ def _read_file(value: str, key: str, folder: Path, where: str) -> np.ndarray:
     if array.size == 0:
         raise TrainingError(f"{where}: {str(path)!r} holds no samples")
     return array
+
+
+def _check_data_file(path: Path, where: str) -> None:
+    """Refuse, before NumPy reads it, a data file that is not what its name says or is too large.
+
+    NumPy reads a file by its first bytes, not its name: anything that is neither
+    a zip archive nor starts like a .npy file it takes for a pickle, and refuses
+    with advice to unpickle it. A .npz's arrays are counted unpacked.
+    """
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            if not zipfile.is_zipfile(path):
+                raise TrainingError(f"{where}: {str(path)!r} is not a .npz file (a zip archive of .npy arrays, "
+                                    f"as numpy.savez writes)")
+            with zipfile.ZipFile(path) as archive:
+                size = sum(member.file_size for member in archive.infolist())
+        else:
+            size = path.stat().st_size
+            if suffix == ".npy":
+                with open(path, "rb") as handle:
+                    if handle.read(6) != b"\x93NUMPY":
+                        raise TrainingError(f"{where}: {str(path)!r} is not a .npy file (as numpy.save writes)")
+    except (OSError, zipfile.BadZipFile) as err:
+        raise TrainingError(f"{where}: cannot read {str(path)!r}: {err}") from None
+    if size > MAX_DATA_BYTES:
+        raise TrainingError(f"{where}: {str(path)!r} holds {size} bytes of data; training reads at most "
+                            f"{MAX_DATA_BYTES // 2**20} MiB")
 
 
 def _as_array(value: Any, where: str) -> np.ndarray:
@@ -216,8 +250,9 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
 
     sizes = _sizes(table.get("sizes", {}), program, f"{where}.sizes")
     params = _initial_values(functions, table.get("init", "random"), seed, data, sizes, where)
-    try:  # shapes of data and initial values, checked by the generated code itself
-        functions.cost(params, data[naming.INPUT], data[naming.TARGET])
+    try:  # shapes of data and initial values, checked by the generated code itself; overflow is train's to report
+        with np.errstate(all="ignore"):
+            functions.cost(params, data[naming.INPUT], data[naming.TARGET])
     except ShapeError as err:
         raise ShapeError(f"{where}: {err}") from None
     return TrainingSetup(functions, data[naming.INPUT], data[naming.TARGET], params, lr, steps)
@@ -291,10 +326,16 @@ def train(setup: TrainingSetup, out: TextIO | None = None) -> History:
     history = History()
     width = len(str(setup.steps))
     for step in range(setup.steps + 1):
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+        with np.errstate(all="ignore"):  # divergence is reported below, once
             if step:
                 f.step_inplace(params, X, Y, setup.lr)
             cost = f.cost(params, X, Y)
+        if not np.isfinite(cost) and step == 0:  # before any step: the numbers, not the learning rate
+            largest = max(float(np.max(np.abs(array))) for array in (X, Y, *params.values()))
+            why = ("the data or the initial values are too large for float64 arithmetic" if np.isinf(cost) else
+                   "an activation or the cost is undefined at these values, or overflows")
+            raise TrainingError(f"the cost is {float(cost)} at the start, before any step: {why} (the largest "
+                                f"value is {largest:.5g})", hint="scale the data, e.g. to [-1, 1]")
         if not np.isfinite(cost):
             raise TrainingError(f"the cost is {float(cost)} after {step} steps: the learning rate "
                                 f"{setup.lr:g} is too large for this problem", hint=f"try --lr {setup.lr / 10:g}")
@@ -335,18 +376,40 @@ def plot_history(history: History, path: str | Path, title: str = "") -> None:
     value_axes.set_ylabel("parameters")
     value_axes.grid(True)
     value_axes.legend()
+    image = io.BytesIO()
+    figure.savefig(image, format=_plot_format(path))  # drawn whole first, then written whole or not at all
     try:
-        figure.savefig(path)
-    except (OSError, ValueError) as err:
-        raise TrainingError(f"--plot: cannot write {str(path)!r}: {err}") from None
+        write_outputs([(image.getvalue(), path)])
+    except OutputError as err:
+        raise OutputError(f"--plot: {err}") from None
+
+
+_PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+def _plot_format(path: str | Path) -> str:
+    """The image format ``path``'s suffix names; a path with another suffix or none is refused."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in _PLOT_FORMATS and Path(path).exists() and not Path(path).is_file():
+        return "png"  # a device or a pipe: its name says nothing
+    if suffix not in _PLOT_FORMATS:
+        raise OutputError(f"--plot: cannot write {str(path)!r}: the name must end in "
+                          f"{', '.join('.' + f for f in _PLOT_FORMATS[:-1])} or .{_PLOT_FORMATS[-1]}",
+                          hint=f"--plot {Path(path).name or 'plot'}.png" if not suffix else None)
+    return suffix
 
 
 def train_spec(path: str | Path, *, plot: str | Path | None = None, steps: int | None = None,
                lr: float | None = None, out: TextIO | None = None) -> History:
     """Train the network of the spec file at ``path`` as its ``[train]`` table says (``symbackprop train``)."""
     spec = read_spec(path)
-    if plot is not None:
-        _pyplot_free_figure()  # a missing matplotlib is reported before training, not after
+    if plot is not None:  # a missing matplotlib, or a path that cannot be written, is reported before training
+        try:
+            check_path(plot)
+        except OutputError as err:
+            raise OutputError(f"--plot: {err}", hint=err.hint) from None
+        _plot_format(plot)
+        _pyplot_free_figure()
     setup = training_setup(spec, steps=steps, lr=lr)
     history = train(setup, out)
     if plot is not None:

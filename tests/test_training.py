@@ -128,7 +128,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(monkeypatch, tmp_path, c
     ('x = "missing.npz"\ny = 1.0\nlr = 0.1\n', "[train].x: no such file"),
     ('x = "data.txt"\ny = 1.0\nlr = 0.1\n', "[train].x: 'data.txt' is neither numbers nor a .npz, .npy or .csv file"),
     ('x = "bad.csv"\ny = 1.0\nlr = 0.1\n', "[train].x: cannot read"),
-    ('x = "bad.npy"\ny = 1.0\nlr = 0.1\n', "[train].x: cannot read"),
+    ('x = "bad.npy"\ny = 1.0\nlr = 0.1\n', "bad.npy' is not a .npy file (as numpy.save writes)"),
     ('x = "two.npz"\ny = 1.0\nlr = 0.1\n', "holds a, b; name one 'x' or keep a single array in it"),
     ('x = [[1.0, 2.0], [3.0]]\ny = 1.0\nlr = 0.1\n', "[train].x: expected numbers or nested lists of numbers"),
     ('x = [[1.0], ["a"]]\ny = 1.0\nlr = 0.1\n', "[train].x: expected numbers"),

@@ -13,6 +13,7 @@ log(exp(x) + 1)
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from typing import Callable, Mapping
@@ -22,10 +23,14 @@ import sympy
 from . import syntax as ast
 from ..errors import FormulaError
 
-__all__ = ["parse_scalar", "FUNCTIONS", "MAX_EXPONENT"]
+__all__ = ["parse_scalar", "FUNCTIONS", "MAX_EXPONENT", "MAX_DIGITS"]
 
 #: the largest |exponent| a power may have, so ``9**9**9**9`` is refused, not computed
 MAX_EXPONENT = 64
+#: the most digits a constant's numerator or denominator may have (after the first), so that every
+#: constant is within float64's range (1e±308) and ``(9**64)**64`` is refused, not computed
+MAX_DIGITS = 308
+_LARGEST = 10**MAX_DIGITS
 
 FUNCTIONS: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
     "exp": sympy.exp,
@@ -54,8 +59,8 @@ def number(text: str) -> sympy.Rational:
     match = _NUMBER.match(text)
     if match is None or match.group(1) in ("", "."):
         raise FormulaError(f"{text!r} is not a number")
-    if match.group(2) is not None and abs(int(match.group(2))) > 300:
-        raise FormulaError(f"the number {text} is out of range")
+    if len(match.group(1)) > MAX_DIGITS or (match.group(2) is not None and abs(int(match.group(2))) > 300):
+        raise FormulaError(f"the number {text[:40]}{'...' if len(text) > 40 else ''} is out of range")
     value = Fraction(text)
     return sympy.Rational(value.numerator, value.denominator)
 
@@ -79,7 +84,7 @@ class _Builder:
         return method(node)
 
     def _Number(self, node: ast.Number) -> sympy.Expr:
-        return number(node.text)
+        return _checked(number(node.text), node)
 
     def _Name(self, node: ast.Name) -> sympy.Expr:
         if node.layer is not None:
@@ -99,7 +104,7 @@ class _Builder:
                                "is not allowed in a scalar formula")
         if len(node.args) != 1:
             raise FormulaError(f"{node.func} takes one argument, not {len(node.args)}")
-        return function(self.build(node.args[0]))
+        return _checked(function(self.build(node.args[0])), node)
 
     def _Neg(self, node: ast.Neg) -> sympy.Expr:
         return -self.build(node.operand)
@@ -112,6 +117,9 @@ class _Builder:
             raise FormulaError(f"a scalar formula uses + - * / and powers, not {node.op} (position {node.pos})")
         left = self.build(node.left)
         right = self.build(node.right)
+        return _checked(self._operation(node, left, right), node)
+
+    def _operation(self, node: ast.BinOp, left: sympy.Expr, right: sympy.Expr) -> sympy.Expr:
         if node.op == "add":
             return left + right
         if node.op == "sub":
@@ -126,5 +134,40 @@ class _Builder:
             if right.free_symbols or not right.is_number or not right.is_real or abs(right) > MAX_EXPONENT:
                 raise FormulaError(
                     f"an exponent must be a number from {-MAX_EXPONENT} to {MAX_EXPONENT} (position {node.pos})")
+            for base in (left, *(left.args if isinstance(left, sympy.Mul) else ())):
+                if base.is_Rational and base != 0:  # refuse before computing: (9**64)**64 has 3 900 digits
+                    digits = abs(float(right)) * max(math.log10(abs(base.p)), math.log10(base.q))
+                    if digits > MAX_DIGITS:
+                        raise FormulaError(f"a constant in the power at position {node.pos} is out of range: it "
+                                           f"would have about {digits:.0f} digits (at most {MAX_DIGITS})")
+            if left == 0 and right < 0:
+                raise FormulaError(f"division by zero at position {node.pos}")
             return left**right
         raise FormulaError(f"unsupported operator {node.op}")
+
+
+def _checked(value: sympy.Expr, node: ast.Node) -> sympy.Expr:
+    """``value``, unless a number in it (itself, a factor or a term) is beyond float64's range: a rational
+    with more than :data:`MAX_DIGITS` digits, or a constant such as ``exp(9e300)`` larger than 1e308."""
+    for part in (value, *(value.args if isinstance(value, (sympy.Mul, sympy.Add, sympy.Pow)) else ())):
+        if part.is_Rational:
+            if not (abs(part.p) <= _LARGEST and part.q <= _LARGEST):
+                raise FormulaError(f"a constant at position {node.pos} is out of range: it has more than "
+                                   f"{MAX_DIGITS + 1} digits (float64 reaches about 1e308)")
+        elif part.is_number and not _within_float64(part):
+            raise FormulaError(f"a constant at position {node.pos} is out of range: {str(part)[:40]} is beyond "
+                               f"float64's range (about 1e308)")
+    return value
+
+
+def _within_float64(constant: sympy.Expr) -> bool:
+    """Whether a constant expression (``exp(700)``, ``2*pi``) is at most float64's largest number in size."""
+    if constant.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):  # not a number: refused by the caller, by name
+        return True
+    try:
+        value = complex(constant.evalf(15))
+    except (TypeError, ValueError, ZeroDivisionError):  # not a number (zoo, nan): refused elsewhere, by name
+        return True
+    except (OverflowError, ArithmeticError):  # mpmath's exponent beyond its own range
+        return False
+    return abs(value) <= 1.7976931348623157e308

@@ -14,7 +14,7 @@ from typing import Callable
 from sympy import Expr, HadamardPower, HadamardProduct, OneMatrix, Rational
 
 from ..calculus.expressions import LogSoftmax, SumEntries, hadamard
-from ..errors import UnknownNameError
+from ..errors import SpecError, UnknownNameError
 from .activations import ACTIVATIONS, LOG
 
 __all__ = ["Cost", "COSTS", "get_cost", "distribution_assumption"]
@@ -86,7 +86,10 @@ def get_cost(name: str) -> Cost:
     """Look up a cost by name; an unknown name lists the known ones."""
     if isinstance(name, Cost):
         return name
-    key = name.strip() if isinstance(name, str) else name
+    if not isinstance(name, str):  # a table or a list (unhashable) or a number is not a cost's name
+        raise SpecError(f"cost must be the name of a cost ({', '.join(sorted(COSTS))}), not {type(name).__name__} "
+                        f"{name!r:.60}")
+    key = name.strip()
     if key not in COSTS:
         raise UnknownNameError("cost", name, sorted(COSTS))
     return COSTS[key]

@@ -82,7 +82,11 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
         if in_place and not (isinstance(value, np.ndarray) and value.flags.writeable):
             raise ArgumentError(f"{name}: step_inplace updates the caller's arrays, so {name} must be a "
                                 f"writeable NumPy array, not {type(value).__name__}")
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"{name}: expected an array of numbers (rows of equal length), "
+                                f"given {type(value).__name__}") from None
         if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
             raise ArgumentError(f"{name}: expected a floating-point array (float32 or float64), given {array.dtype}")
         if array.dtype.kind != "f":
@@ -97,7 +101,11 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
     dtype = arrays[0].dtype
     data = {"X": X} if Y is None else {"X": X, "Y": Y}
     for name, value in data.items():
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"{name}: expected an array of numbers (rows of equal length), "
+                                f"given {type(value).__name__}") from None
         if array.dtype.kind not in "biuf":
             raise ArgumentError(f"{name}: expected numbers, given an array of {array.dtype}")
         data[name] = array if array.dtype == dtype else array.astype(dtype)
@@ -109,6 +117,9 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
         if array.ndim != 2:
             raise ShapeError(f"{name}: expected a 2-d array of shape ({', '.join(map(str, expected))}), "
                              f"given shape {array.shape}")
+        if array.size == 0:
+            raise ShapeError(f"{name}: an empty array (shape {array.shape}); give at least one sample and one "
+                             f"value per row")
         for size, given in zip(expected, array.shape):
             known = sizes.setdefault(size, given) if isinstance(size, str) else size
             if known != given:
@@ -124,18 +135,28 @@ def _learning_rate(lr):
     """``lr`` as a Python float (so it never changes the arrays' dtype), checked positive and finite."""
     if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)):
         raise ArgumentError(f"lr: expected a positive number, given {type(lr).__name__} {lr!r}")
-    if not 0 < float(lr) < float("inf"):
+    try:
+        value = float(lr)
+    except OverflowError:  # a Python int beyond float64
+        raise ArgumentError("lr: the learning rate must be a positive finite number, given a whole number "
+                            "beyond float64's range") from None
+    if not 0 < value < float("inf"):
         raise ArgumentError(f"lr: the learning rate must be a positive finite number, given {lr}")
-    return float(lr)
+    return value
 
 
 def _scalar(name, value):
     """A scalar setting such as a weight decay, as a Python float: finite and not negative."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ArgumentError(f"{name}: expected a number, given {type(value).__name__} {value!r}")
-    if not (np.isfinite(value) and value >= 0):
+    try:
+        number = float(value)
+    except OverflowError:  # a Python int beyond float64
+        raise ArgumentError(f"{name}: expected a finite number ≥ 0, given a whole number beyond float64's "
+                            f"range") from None
+    if not (np.isfinite(number) and number >= 0):
         raise ArgumentError(f"{name}: expected a finite number ≥ 0, given {value!r}")
-    return float(value)
+    return number
 
 
 def _workspace(buffers, name, like):
@@ -157,12 +178,21 @@ def _random_parameters(shapes, fan_in, seed, dtype, sizes):
         value = sizes[size]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ShapeError(f"init_params: the size {size} must be a positive integer, given {value!r}")
-    if np.dtype(dtype) not in (np.float32, np.float64):
-        raise ArgumentError(f"dtype: expected float32 or float64, given {np.dtype(dtype)}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ArgumentError(f"seed: expected a whole number ≥ 0, given {seed!r}")
+    try:
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"dtype: expected float32 or float64, given {dtype!r}") from None
+    if dtype not in (np.float32, np.float64):
+        raise ArgumentError(f"dtype: expected float32 or float64, given {dtype}")
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in shapes.items():
-        concrete = tuple(sizes[size] if isinstance(size, str) else size for size in shape)
+        concrete = tuple(int(sizes[size]) if isinstance(size, str) else size for size in shape)
+        if concrete[0] * concrete[1] > 2**31:  # 16 GiB of float64: beyond any memory these functions expect
+            raise ShapeError(f"init_params: {name} of shape {concrete} would have {concrete[0] * concrete[1]} "
+                             f"entries; at most {2**31}")
         if name in fan_in:
             params[name] = (rng.standard_normal(concrete) / np.sqrt(concrete[fan_in[name]])).astype(dtype)
         else:
@@ -445,6 +475,9 @@ def _runtime_helpers(names) -> list[str]:
 
 def _custom_helper(printer: NumPyCodePrinter, name: str, variable: sympy.Symbol, expression) -> Function:
     """A custom activation (or a derivative of it) as a function of one array."""
+    others = expression.free_symbols - {variable}
+    if len(others) == 1:  # SymPy writes Lambda(x, x) with a variable of its own (a Dummy): it is x all the same
+        expression = expression.xreplace({others.pop(): variable})
     code = printer.doprint(expression)
     argument = printer.doprint(variable)
     foreign = [module for module in printer.module_imports if module != "numpy"]
@@ -452,7 +485,9 @@ def _custom_helper(printer: NumPyCodePrinter, name: str, variable: sympy.Symbol,
         what = ", ".join(sorted(map(str, printer._not_supported))) or f"{expression} (it needs {', '.join(foreign)})"
         raise SpecError(f"the activation {name.split('_grad')[0]!r} uses {what}, which NumPy does not provide; "
                         f"symbackprop cannot generate NumPy code for it")
-    if not expression.has(variable):  # a constant: still one value per entry
+    if expression == variable:  # the identity, written some other way (2*x/2): a new array, as for any other
+        code = f"np.copy({argument})"
+    elif not expression.has(variable):  # a constant: still one value per entry
         code = f"np.full_like({argument}, {code})"
     elif expression.has(Piecewise):  # np.select would promote float32 to float64
         code = f"np.asarray({code}, dtype={argument}.dtype)"

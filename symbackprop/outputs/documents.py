@@ -29,11 +29,7 @@ option            default     meaning
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import secrets
-import shutil
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -50,7 +46,7 @@ from ..model.activations import ACTIVATIONS, Activation
 from ..printing.common import shape_text
 from ..printing.latex import KINDS, LatexPrinter
 from ..calculus.simplify import tidy
-from .templating import environment
+from .templating import environment, render, user_environment
 
 if TYPE_CHECKING:
     from ..derive import Derivation
@@ -830,9 +826,16 @@ def cells(rows: Iterable[Sequence[Cell]]) -> str:
 
 @lru_cache(maxsize=8)
 def _environment(template_dir: str | None) -> jinja2.Environment:
-    """One environment per template folder: Jinja2 compiles each template once (and again when its file changes)."""
-    env = environment(template_dir)
-    env.filters.update({"align": align, "aligned": aligned, "cells": cells})
+    """One environment per template folder: Jinja2 compiles each template once (and again when its file changes).
+
+    A user's folder gets the bounded sandbox (:func:`~symbackprop.outputs.templating.user_environment`),
+    symbackprop's own templates the plain environment; the filters are the same in both.
+    """
+    filters = {"align": align, "aligned": aligned, "cells": cells}
+    if template_dir is not None:
+        return user_environment(template_dir, filters=filters)
+    env = environment()
+    env.filters.update(filters)
     return env
 
 
@@ -840,11 +843,7 @@ def _render(template: str, context: Mapping[str, Any], template_dir: str | Path 
     if template_dir is not None and not Path(template_dir).is_dir():
         raise NotationError(f"template_dir {str(template_dir)!r} is not a folder")
     env = _environment(None if template_dir is None else str(Path(template_dir).resolve()))
-    try:
-        return env.get_template(template).render(context)
-    except jinja2.TemplateError as err:
-        where = f" (line {err.lineno})" if getattr(err, "lineno", None) else ""
-        raise NotationError(f"template {getattr(err, 'name', None) or template}{where}: {err.message}") from None
+    return render(env, template, context)
 
 
 def _context(derivation: "Derivation", options: Mapping[str, Any]) -> dict[str, Any]:
@@ -877,35 +876,14 @@ def write_output(text: str, path: str | Path) -> None:
     """Write ``text`` to ``path`` (``"-"``: standard output) whole or not at all.
 
     The text goes to a temporary file beside ``path`` that is then renamed over
-    it, so a failure never leaves a half-written file.  A symbolic link is
-    followed (its target is replaced), an existing file keeps its permissions,
-    and a path that is not a regular file (a device, a pipe) is written to
-    directly, never replaced.
+    it, so a failure (or Ctrl-C) never leaves a half-written file or a
+    temporary one.  A symbolic link is followed (its target is replaced), an
+    existing file keeps its permissions, and a path that is not a regular file
+    (a device, a pipe) is written to directly, never replaced.  A name that
+    cannot be a file (empty, ending in ``/``, too long, in a missing folder) is
+    an :class:`OutputError`.  Several outputs at once, all or none:
+    :func:`symbackprop.outputs.files.write_outputs`.
     """
-    if str(path) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    target = Path(os.path.realpath(path))
-    if target.exists() and not target.is_file():
-        try:
-            with open(target, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-        except OSError as err:
-            raise OutputError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
-        return
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        # created like any new file (the umask applies), and only by us
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as err:
-        raise OutputError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        if target.exists():
-            shutil.copymode(target, temporary)
-        os.replace(temporary, target)
-    except OSError as err:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
+    from .files import write_outputs
+
+    write_outputs([(text, path)])

@@ -415,9 +415,11 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
                 numbers.append(factor)
             else:
                 others.append(factor)
-        if not denominator:
-            return self._print_product([Mul(*numbers), *others] if numbers else others)
         coefficient = Mul(*numbers)
+        # numbers that do not multiply out (2 pi) are printed one by one, never as a Mul of themselves again
+        leading = [coefficient] if not isinstance(coefficient, Mul) else list(coefficient.args)
+        if not denominator:
+            return self._print_product([*leading, *others] if numbers else others)
         sign = "-" if coefficient.is_negative else ""
         bottom = " ".join(self.parenthesize(f, PRODUCT) for f in denominator)
         fraction = rf"{sign}\frac{{{self._print(abs(coefficient))}}}{{{bottom}}}"
@@ -443,6 +445,9 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
 
     def _print_Integer(self, expr) -> str:
         return str(expr.p)
+
+    def _print_Pi(self, expr) -> str:  # SymPy's own LaTeX for it is a method our printmethod does not call
+        return r"\pi"
 
 
 assert NEGATIVE < HADAMARD < PRODUCT < POWER < POSTFIX < ATOM  # the order parenthesize relies on
