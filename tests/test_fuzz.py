@@ -208,9 +208,6 @@ def spec_texts(draw):
 def test_a_spec_file_is_derived_or_trained_or_refused(tmp_path_factory, capsys, text, command):
     import numpy as np
 
-    # known defects in files this branch leaves to others (reproduced, xfail, at the end of this file)
-    assume(not (command == "check" and re.search(r"\b\d{8,}\b", text)))
-    assume(not re.search(r"weight_decay = (1e30\d|1\.7\d*e\+?308)", text))
     folder = tmp_path_factory.mktemp("spec")
     spec = folder / "net.toml"
     spec.write_text(text, encoding="utf-8")
@@ -228,7 +225,7 @@ def test_the_time_bound_catches_a_hang():
                 pass
 
 
-# --- known defects outside this branch's files: strict xfails, so that a fix shows ------------------
+# --- defects the fuzz test found, each a test of its own ------------------------------------------------
 
 
 def _spec(tmp_path, text: str) -> str:
@@ -237,24 +234,23 @@ def _spec(tmp_path, text: str) -> str:
     return str(path)
 
 
-@pytest.mark.xfail(strict=True, reason="checking/ draws random matrices of any numeric size (internal error)")
-def test_known_check_with_a_huge_numeric_size(tmp_path, capsys):
+def test_check_with_a_huge_numeric_size_is_refused_before_drawing(tmp_path, capsys):
     spec = _spec(tmp_path, "[network]\ninputs = 1\nbatch = 9223372036854775807\n[[layers]]\nunits = 1\n")
     assert main(["check", spec, "W1", "delta1 @ X.T"]) in (0, 1, 2)
     assert "internal error" not in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="model/network.py calls np.isfinite on a Python int beyond int64 (spec files refuse it)")
-def test_known_weight_decay_beyond_int64_from_python():
+def test_weight_decay_beyond_int64_from_python_is_exact_or_a_spec_error():
+    import sympy
+
     from symbackprop import Dense, Network, SpecError
 
-    with pytest.raises(SpecError):
-        Network(1, [Dense(1)], weight_decay=10**20)
+    assert Network(1, [Dense(1)], weight_decay=10**20).weight_decay == sympy.Integer(10**20)
+    with pytest.raises(SpecError, match="at most 1e"):
+        Network(1, [Dense(1)], weight_decay=10**400)
 
 
-@pytest.mark.xfail(strict=True, reason="the generated code writes 2·weight_decay as a literal beyond float64")
-def test_known_weight_decay_near_the_largest_float(tmp_path, capsys):
+def test_weight_decay_near_the_largest_float_is_refused(tmp_path, capsys):
     spec = _spec(tmp_path, "[network]\ninputs = 1\nweight_decay = 1e308\n[[layers]]\nunits = 1\n"
                            "[train]\nx = 1.0\ny = 1.0\nlr = 0.1\nsteps = 2\n")
     assert main(["train", spec]) == 2

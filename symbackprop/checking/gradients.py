@@ -17,9 +17,13 @@ import numpy as np
 import sympy
 
 from ..derive import Derivation
+from ..errors import SymbackpropError
 from ..calculus.numeric import Evaluator, evaluate
 
-__all__ = ["random_values", "check_gradients", "GradientCheck", "ParameterCheck", "directional_difference"]
+#: random values are drawn for at most this many numbers in all (800 MB of float64)
+MAX_RANDOM_ENTRIES = 10**8
+
+__all__ = ["MAX_RANDOM_ENTRIES", "random_values", "check_gradients", "GradientCheck", "ParameterCheck", "directional_difference"]
 
 
 def random_values(
@@ -51,6 +55,10 @@ def random_values(
     def shape(symbolic) -> tuple[int, int]:
         return tuple(int(sympy.sympify(d).xreplace(numbers)) for d in symbolic)  # type: ignore[return-value]
 
+    entries = sum(int(np.prod([float(d) for d in shape(q.shape)])) for q in (*program.inputs, *program.parameters))
+    if entries > MAX_RANDOM_ENTRIES:
+        raise SymbackpropError(f"drawing random values for every matrix would take {entries:.3g} numbers, more than "
+                               f"{MAX_RANDOM_ENTRIES:.0e}; give the large sizes as symbols (\"m\", \"n_1\")")
     axis = 0 if program.layout == "columns" else 1
     for item in program.inputs:
         concrete = shape(item.shape)

@@ -40,6 +40,8 @@ _SYMBOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RESERVED = re.compile(r"^(X|Y|x|y|C|(W|b|z|a|delta)[0-9]+)$")
 
 Size = sympy.Expr
+#: the largest weight decay: code computes 2λW, which must stay within float64
+_LARGEST_DECAY = 1e300
 
 
 def size_symbol(name: str) -> sympy.Symbol:
@@ -208,8 +210,14 @@ class Network:
         if isinstance(value, bool):
             raise SpecError(problem)
         if isinstance(value, (int, float, np.integer, np.floating)):
+            try:
+                magnitude = float(value)
+            except OverflowError:
+                raise SpecError(problem) from None
+            if not (np.isfinite(magnitude) and magnitude <= _LARGEST_DECAY):
+                raise SpecError(f"{problem} (at most {_LARGEST_DECAY:g}: 2λ must stay a float)")
             # exact: the decimal the user wrote, not a nearby "nice" number
-            decay = sympy.Rational(Fraction(str(value))) if np.isfinite(value) else sympy.nan
+            decay = sympy.Rational(Fraction(str(value)))
         elif isinstance(value, sympy.Expr) and value.is_number:
             decay = value
         elif isinstance(value, sympy.Symbol):
