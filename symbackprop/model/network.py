@@ -213,9 +213,11 @@ class Network:
             try:
                 magnitude = float(value)
             except OverflowError:
-                raise SpecError(problem) from None
+                magnitude = float("inf")
             if not (np.isfinite(magnitude) and magnitude <= _LARGEST_DECAY):
-                raise SpecError(f"{problem} (at most {_LARGEST_DECAY:g}: 2λ must stay a float)")
+                shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:12]}… ({len(repr(value))} digits)"
+                raise SpecError(f"weight_decay must be a finite number from 0 to at most {_LARGEST_DECAY:g} "
+                                f"(2λ must stay a float) or a symbol name, not {shown}")
             # exact: the decimal the user wrote, not a nearby "nice" number
             decay = sympy.Rational(Fraction(str(value)))
         elif isinstance(value, sympy.Expr) and value.is_number:
