@@ -309,8 +309,11 @@ class _Sweep:
                                    layer if layer is not None else self.trained[x].layer, quantity=x, role="parameter"))
             return
         d = self.definitions[x]
-        general = self._terms(x, named_only=True)
         concrete = self._terms(x, named_only=False)
+        if all(c.reader.role == "cost" or c.reader.name in self.named for c in contributions):
+            general = concrete  # every reader's adjoint is a name: the rule's form is already the written one
+        else:
+            general = self._terms(x, named_only=True)
         best, note = textbook.compact(self.program, d, [c.reader for c in contributions], concrete)
         if note is not None:
             self.assumptions.append(note)
