@@ -199,7 +199,8 @@ def test_one_sample_writes_outer_products_as_broadcasts():
     source = derive(classifier(batch=1)).numpy_source()
     step = ast.unparse(_function(source, "step_inplace"))
     assert "dW1 = np.multiply(lr * delta1, X.T, out=_workspace(_BUFFERS, 'W1', W1))" in step
-    assert "np.subtract(b1, lr * delta1, out=b1)" in step
+    assert "db1 = np.subtract(b1, lr * delta1, out=_workspace(_BUFFERS, 'b1', b1))" in step
+    assert step.rstrip().endswith("np.copyto(b3, db3)")  # parameters change only once all is computed
     assert "'W1': delta1 * X.T" in ast.unparse(_function(source, "gradients"))
 
 

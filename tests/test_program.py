@@ -346,3 +346,39 @@ def test_a_deep_residual_network_derives_renders_and_generates_code():
     source = module_source(d)
     assert "delta1 =" in source
     compile(source, "<deep>", "exec")
+
+
+# --- silently wrong before, refused or exact now -------------------------------------------------
+
+
+def test_softmax_cross_entropy_code_refuses_targets_that_are_not_distributions():
+    from symbackprop import TrainingError
+
+    net = Network(3, [Dense(4, "tanh"), Dense(3, "softmax")], cost="softmax_cross_entropy", batch="m")
+    f = derive(net).numpy()
+    params = f.init_params(0)
+    X = np.ones((3, 2))
+    good = np.eye(3)[:, :2]
+    assert set(f.gradients(params, X, good)) == {"W1", "b1", "W2", "b2"}
+    with pytest.raises(TrainingError, match="each target column to be a probability distribution.*column 0 sums to 2"):
+        f.gradients(params, X, 2 * good)
+    with pytest.raises(TrainingError, match="probability distribution"):
+        f.step(params, X, -good, 0.1)
+
+
+def test_step_inplace_changes_nothing_when_it_fails_part_way():
+    net = Network(2, [Dense(3, "tanh"), Dense(2)], batch="m")
+    f = derive(net).numpy()
+    params = {k: v * 1e154 for k, v in f.init_params(0).items()}
+    params["b2"] = np.full((2, 1), 1e300)
+    before = {k: v.copy() for k, v in params.items()}
+    X, Y = np.ones((2, 4)), np.zeros((2, 4))
+    with np.errstate(over="raise", invalid="raise"), pytest.raises(FloatingPointError):
+        f.step_inplace(params, X, Y, 1.0)
+    assert all(np.array_equal(params[k], before[k]) for k in params)
+
+
+def test_a_weight_decay_named_like_a_quantity_is_refused():
+    for name in ("W_1", "delta_1", "a_1", "z_1", "b_1"):
+        with pytest.raises(SpecError, match="neither a number nor a valid symbol name"):
+            Network(2, [Dense(2)], weight_decay=name)

@@ -37,7 +37,8 @@ __all__ = ["Dense", "Network", "LAYOUTS", "size_symbol"]
 LAYOUTS = ("columns", "rows")
 
 _SYMBOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_RESERVED = re.compile(r"^(X|Y|x|y|C|(W|b|z|a|delta)[0-9]+)$")
+# the names of quantities, as the formula language reads them too (W_1 is W1)
+_RESERVED = re.compile(r"^(X|Y|x|y|C|(W|b|z|a|delta)_?[0-9]+)$")
 
 Size = sympy.Expr
 #: the largest weight decay: code computes 2λW, which must stay within float64

@@ -200,7 +200,19 @@ def _random_parameters(shapes, fan_in, seed, dtype, sizes):
     return params
 
 
-_SUPPORT = (_check_arguments, _learning_rate, _scalar, _workspace, _random_parameters)
+def _distributions(Y, axis):
+    """Softmax with cross-entropy gives δ = a − Y only when each sample's targets form a probability
+    distribution: refuse targets that do not, rather than return a gradient of another cost."""
+    tolerance = 1e-4 if Y.dtype == np.float32 else 1e-9
+    sums = Y.sum(axis=axis)
+    if Y.size and not (np.all(Y >= 0) and np.all(np.abs(sums - 1) <= tolerance)):
+        sample = "column" if axis == 0 else "row"
+        worst = int(np.argmax(np.abs(sums - 1))) if sums.size else 0
+        raise ArgumentError(f"Y: softmax cross-entropy needs each target {sample} to be a probability distribution "
+                            f"(entries ≥ 0 summing to 1); {sample} {worst} sums to {float(sums.flat[worst]):.6g}")
+
+
+_SUPPORT = (_check_arguments, _learning_rate, _scalar, _distributions, _workspace, _random_parameters)
 
 # --- the program -----------------------------------------------------------------------
 
@@ -337,7 +349,7 @@ class _Generator:
         """A function computing ``result``, preceded by the checks and the statements it needs."""
         reads = [r for s in result for r in s.reads]
         body = self.needed(reads)
-        body = self._interleave(body, result) if in_place else body + result
+        body = body + result
         everything = [r for s in body for r in s.reads]
         hyper = [r for r in dict.fromkeys(everything) if r in self.scalars and r not in self.sizes and r != "lr"]
         signature = _DATA_ARGUMENTS[name] + (", *, " + ", ".join(hyper) if hyper else "")
@@ -349,24 +361,12 @@ class _Generator:
         lines += [f"{h} = _scalar({h!r}, {h})" for h in hyper]
         lines.append(f"{unpack} = _check_arguments(params, X, {'Y' if has_y else 'None'}, SHAPES, DATA_SHAPES"
                      f"{', True' if in_place else ''})")
+        if has_y and self.d.assumptions:  # δ = a − y holds for targets that are distributions only
+            lines.append(f"_distributions(Y, {0 if self.p.layout == 'columns' else 1})")
         lines += [f"{size} = {source}" for size, source in self.sizes.items() if size in everything]
         for statement in body:
             lines += statement.code.splitlines()
         return Function(name, signature, doc, tuple(lines))
-
-    def _interleave(self, body: list[_Statement], updates: list[_Statement]) -> list[_Statement]:
-        """The in-place updates placed among the statements: each work array right after what it reads, and
-        each parameter overwritten only after the last statement (a work array of another parameter
-        included) that reads its old value."""
-        out = list(body)
-        for update in (u for u in updates if u.target is not None):
-            after = [i for i, s in enumerate(out) if s.target in update.reads]
-            out.insert(max(after, default=-1) + 1, update)
-        for update in (u for u in updates if u.target is None):
-            parameter = update.reads[-1]
-            after = [i for i, s in enumerate(out) if s.target in update.reads or parameter in s.reads]
-            out.insert(max(after, default=-1) + 1, update)
-        return out
 
     def _returning(self, entries: dict[str, str], reads: list[str]) -> _Statement:
         lines = ["return {", *(f'    "{name}": {code},' for name, code in entries.items()), "}"]
@@ -409,31 +409,32 @@ class _Generator:
                              statements + [self._returning(entries, reads)])
 
     def step_inplace(self) -> Function:
-        updates = []
+        """Every new value is computed into a work array first, and only then copied over the parameters:
+        a step that fails part-way (an overflow under the caller's ``np.errstate(over="raise")``, Ctrl-C)
+        leaves every parameter as it was."""
+        computed, commits = [], []
         for name, gradient in self.d.gradients.items():
             product = self._scaled_product(gradient)
             work = naming.scaled_gradient(name)
+            buffer = f"_workspace(_BUFFERS, {name!r}, {name})"
             if product is None:
                 code, names, symbols = self.print(scaled(_LR, gradient))
-                if any(n in self.params for n in names):
-                    # it reads a parameter: computed first, subtracted once no update needs an old value
-                    updates.append(_Statement(work, f"{work} = {code}", (*names, *symbols)))
-                    updates.append(_Statement(None, f"np.subtract({name}, {work}, out={name})", (work, name)))
-                else:
-                    updates.append(_Statement(None, f"np.subtract({name}, {code}, out={name})",
-                                              (*names, *symbols, name)))
-                continue
-            function = "np.multiply" if product.operator == "*" else "np.matmul"
-            lines = [f"{work} = {function}({product.left}, {product.right}, out=_workspace(_BUFFERS, {name!r}, {name}))",
-                     *([f"{work} *= lr"] if product.scale_after else [])]
-            updates.append(_Statement(work, "\n".join(lines), (*product.reads, name)))
-            updates.append(_Statement(None, f"np.subtract({name}, {work}, out={name})", (work, name)))
+                computed.append(_Statement(work, f"{work} = np.subtract({name}, {code}, out={buffer})",
+                                           (*names, *symbols, name)))
+            else:
+                function = "np.multiply" if product.operator == "*" else "np.matmul"
+                lines = [f"{work} = {function}({product.left}, {product.right}, out={buffer})",
+                         *([f"{work} *= lr"] if product.scale_after else []),
+                         f"np.subtract({name}, {work}, out={work})"]
+                computed.append(_Statement(work, "\n".join(lines), (*product.reads, name)))
+            commits.append(_Statement(None, f"np.copyto({name}, {work})", (work, name)))
         return self.function(
             "step_inplace",
             "One step of gradient descent that updates the arrays in ``params`` in place; returns None.\n\n"
-            "It allocates no parameter-sized arrays: each weight's update goes through a work\n"
-            "array kept between calls (one per shape and dtype; not for concurrent threads).",
-            updates, in_place=True)
+            "It allocates no parameter-sized arrays: each new value goes through a work array kept\n"
+            "between calls (one per shape and dtype; not for concurrent threads), and the parameters\n"
+            "change only once every new value is computed: a step that fails changes nothing.",
+            computed + commits, in_place=True)
 
     def _scaled_product(self, gradient) -> "_Product | None":
         """A gradient ``c A B`` of two matrices, printed so that the learning rate scales the smaller array:
