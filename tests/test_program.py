@@ -382,3 +382,13 @@ def test_a_weight_decay_named_like_a_quantity_is_refused():
     for name in ("W_1", "delta_1", "a_1", "z_1", "b_1"):
         with pytest.raises(SpecError, match="neither a number nor a valid symbol name"):
             Network(2, [Dense(2)], weight_decay=name)
+
+
+def test_training_a_network_too_large_for_memory_is_refused_before_allocating(tmp_path, capsys):
+    spec = tmp_path / "big.toml"
+    spec.write_text("[network]\ninputs = 2\n[[layers]]\nunits = 1000000000\n[[layers]]\nunits = 1\n"
+                    "[train]\nx = [1, 2]\ny = 1\nlr = 0.1\nsteps = 2\n")
+    assert main(["train", str(spec)]) == 2
+    assert "would have 4000000001 entries in all (W1 is (1000000000, 2))" in capsys.readouterr().err
+    assert main(["check", str(spec), "W2", "delta2 @ a1.T"]) == 2
+    assert "drawing random values for every matrix would take 4e+09 numbers" in capsys.readouterr().err

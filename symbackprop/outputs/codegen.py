@@ -186,13 +186,16 @@ def _random_parameters(shapes, fan_in, seed, dtype, sizes):
         raise ArgumentError(f"dtype: expected float32 or float64, given {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise ArgumentError(f"dtype: expected float32 or float64, given {dtype}")
+    concrete_shapes = {name: tuple(int(sizes[size]) if isinstance(size, str) else size for size in shape)
+                       for name, shape in shapes.items()}
+    entries = sum(rows * cols for rows, cols in concrete_shapes.values())
+    if entries > 2**28:  # 2 GiB of float64, refused before anything is allocated
+        largest = max(concrete_shapes, key=lambda name: concrete_shapes[name][0] * concrete_shapes[name][1])
+        raise ShapeError(f"init_params: the parameters would have {entries} entries in all ({largest} is "
+                         f"{concrete_shapes[largest]}); at most {2**28}")
     rng = np.random.default_rng(seed)
     params = {}
-    for name, shape in shapes.items():
-        concrete = tuple(int(sizes[size]) if isinstance(size, str) else size for size in shape)
-        if concrete[0] * concrete[1] > 2**31:  # 16 GiB of float64: beyond any memory these functions expect
-            raise ShapeError(f"init_params: {name} of shape {concrete} would have {concrete[0] * concrete[1]} "
-                             f"entries; at most {2**31}")
+    for name, concrete in concrete_shapes.items():
         if name in fan_in:
             params[name] = (rng.standard_normal(concrete) / np.sqrt(concrete[fan_in[name]])).astype(dtype)
         else:
