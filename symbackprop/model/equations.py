@@ -48,7 +48,7 @@ from ..printing.common import shape_text
 from .activations import ACTIVATIONS, LOG, Activation
 from .costs import COSTS
 from .network import LAYOUTS, _size
-from .program import Definition, Input, Parameter, Program
+from .program import Definition, Input, Parameter, Program, fixed_value
 
 __all__ = ["Model", "MAX_DEFINITIONS"]
 
@@ -119,7 +119,7 @@ class Model:
         for name in self.fixed:
             if name not in parameters:
                 raise UnknownNameError("parameter", name, list(parameters))
-        object.__setattr__(self, "fixed", MappingProxyType({n: _fixed_value(n, v, parameters[n])
+        object.__setattr__(self, "fixed", MappingProxyType({n: fixed_value(n, v, parameters[n])
                                                            for n, v in self.fixed.items()}))
         self.program()  # every line is checked now, so a bad model fails where it is made
 
@@ -130,24 +130,6 @@ class Model:
     def program(self) -> Program:
         """The model as a :class:`~symbackprop.model.program.Program`."""
         return self._program
-
-
-def _fixed_value(name: str, value: object, shape: tuple) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SpecError(f"fixed {name}: a value is a number or a list of numbers, not {value!r}") from None
-    if not np.all(np.isfinite(array)):
-        raise SpecError(f"fixed {name}: values must be finite, not {value!r}")
-    if array.ndim:
-        if not all(d.is_Integer for d in shape):
-            raise SpecError(f"fixed {name}: its shape {shape_text(shape)} has symbolic sizes; give one number")
-        wanted = tuple(int(d) for d in shape)
-        if array.shape != wanted and array.size == int(np.prod(wanted)) and array.ndim == 1 and 1 in wanted:
-            array = array.reshape(wanted)
-        if array.shape != wanted:
-            raise SpecError(f"fixed {name}: expected shape {wanted} (or one number), given {array.shape}")
-    return array
 
 
 def _split(line: object, number: int) -> tuple[str, str]:

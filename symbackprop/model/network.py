@@ -24,10 +24,11 @@ from sympy import MatrixSymbol
 from .. import naming
 from ..calculus.expressions import Broadcast, Named, SumEntries, hadamard_power, new_scope
 from ..calculus.trees import substitute
-from ..printing.common import shape_text
 from .activations import Activation, get_activation
 from .costs import Cost, get_cost
 from ..errors import SpecError, UnknownNameError
+
+from .program import fixed_value
 
 if TYPE_CHECKING:
     from .program import Program
@@ -186,22 +187,7 @@ class Network:
         for name, value in fixed.items():
             if name not in shapes:
                 raise UnknownNameError("parameter", name, list(shapes))
-            try:
-                array = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise SpecError(f"fixed {name}: a value is a number or a list of numbers, not {value!r}") from None
-            if not np.all(np.isfinite(array)):
-                raise SpecError(f"fixed {name}: values must be finite, not {value!r}")
-            if array.ndim:
-                expected = shapes[name]
-                if not all(d.is_Integer for d in expected):
-                    raise SpecError(f"fixed {name}: its shape {shape_text(expected)} has symbolic sizes; "
-                                    f"give one number for every entry")
-                wanted = tuple(int(d) for d in expected)
-                if array.ndim == 1 and 1 in wanted and array.size == max(wanted):
-                    array = array.reshape(wanted)
-                if array.shape != wanted:
-                    raise SpecError(f"fixed {name}: expected shape {wanted} (or one number), given {array.shape}")
+            array = fixed_value(name, value, shapes[name])
             values[name] = array
         return MappingProxyType(values)
 

@@ -30,9 +30,10 @@ from .. import naming
 from ..calculus.expressions import Elementwise, Named
 from ..calculus.trees import walk
 from ..errors import SpecError, UnknownNameError
+from ..printing.common import shape_text
 from .activations import Activation
 
-__all__ = ["ROLES", "INPUT_ROLES", "Input", "Parameter", "Definition", "Program"]
+__all__ = ["ROLES", "INPUT_ROLES", "Input", "Parameter", "Definition", "Program", "fixed_value"]
 
 #: what a definition is, as the renderers and code generators ask
 ROLES = ("preactivation", "activation", "output", "cost", "intermediate")
@@ -40,6 +41,26 @@ ROLES = ("preactivation", "activation", "output", "cost", "intermediate")
 INPUT_ROLES = ("input", "target", "data")
 #: how a parameter starts when ``init_params`` draws it
 INITS = ("weight", "zeros", "ones")
+
+
+def fixed_value(name: str, value: object, shape: tuple) -> np.ndarray:
+    """A fixed parameter's value, checked: finite numbers, one number or an array of the parameter's shape."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpecError(f"fixed {name}: a value is a number or a list of numbers, not {value!r}") from None
+    if not np.all(np.isfinite(array)):
+        raise SpecError(f"fixed {name}: values must be finite, not {value!r}")
+    if array.ndim:
+        if not all(d.is_Integer for d in shape):
+            raise SpecError(f"fixed {name}: its shape {shape_text(shape)} has symbolic sizes; "
+                            f"give one number for every entry")
+        wanted = tuple(int(d) for d in shape)
+        if array.ndim == 1 and 1 in wanted and array.size == max(wanted):
+            array = array.reshape(wanted)
+        if array.shape != wanted:
+            raise SpecError(f"fixed {name}: expected shape {wanted} (or one number), given {array.shape}")
+    return array
 
 
 @dataclass(frozen=True)
