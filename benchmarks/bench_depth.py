@@ -4,7 +4,8 @@ For a tanh network of width 3 with a batch m, and a residual one (a skip every
 two layers), it measures each stage at 256 and 512 layers and prints the
 ratio 512/256 (2.0 is linear growth), as the median of interleaved rounds:
 each round times 256 then 512 back to back, so the drift of a shared machine
-cancels in the per-round ratio.  Retained memory is what tracemalloc still
+cancels in the per-round ratio, and each run starts with SymPy's caches
+emptied, so that one depth does not find the other's work cached.  Retained memory is what tracemalloc still
 counts once the stage's result is built (the derivation, the text), also as a
 512/256 ratio.  It also times deriving 64 layers, dense and residual.
 
@@ -18,6 +19,8 @@ import gc
 import statistics
 import time
 import tracemalloc
+
+from sympy.core.cache import clear_cache
 
 from symbackprop import Dense, Network, check, derive
 
@@ -37,6 +40,9 @@ STAGES = {
 
 
 def timed(stage, net, d) -> float:
+    """One run of a stage, from the same state each time: SymPy's caches emptied, garbage collected."""
+    clear_cache()
+    gc.collect()
     start = time.perf_counter()
     STAGES[stage](net, d)
     return time.perf_counter() - start

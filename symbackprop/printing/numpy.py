@@ -126,6 +126,10 @@ class NumPyCodePrinter(NumPyPrinter):
 
     # --- modules: numpy is imported as np -------------------------------------------------
 
+    def _handle_UnevaluatedExpr(self, expr):
+        # symbackprop builds no UnevaluatedExpr; SymPy's version walks (and rebuilds) every expression printed
+        return expr
+
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):
             return "np." + fqn[len("numpy."):]
