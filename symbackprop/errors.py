@@ -42,7 +42,9 @@ def did_you_mean(name: object, known: "list[str] | tuple[str, ...]") -> str | No
     """``"did you mean 'sigmoid'?"`` when a known name is close to ``name`` (a typo), else None."""
     if not isinstance(name, str):
         return None
-    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+    names = [str(k) for k in known]
+    same = [k for k in names if k.lower() == name.lower()]  # ReLU for relu, w1 for W1
+    close = same or difflib.get_close_matches(name, names, n=1)
     return f"did you mean {close[0]!r}?" if close else None
 
 

@@ -166,3 +166,31 @@ def test_constants_in_custom_activations_evaluate():
     from symbackprop import check_gradients
 
     assert check_gradients(derive(Network(2, [Dense(2, "pi*x")], batch=2))).ok
+
+
+@pytest.mark.parametrize("spec, hint", [
+    ('[network]\ninputs = 2\n[[layers]]\nunits = 2\nactivation = "ReLU"\n', "did you mean 'relu'?"),
+    ('[network]\ninputs = 2\ncost = "mse"\n[[layers]]\nunits = 2\n', "did you mean 'mean_squared_error'?"),
+    ('[network]\ninputs = 2\ncost = "cross_entropy"\n[[layers]]\nunits = 2\nactivation = "softmax"\n',
+     "did you mean 'softmax_cross_entropy'?"),
+    ('[network]\ninputs = 2\ncost = "cross_entropy"\n[[layers]]\nunits = 2\nactivation = "sigmoid"\n',
+     "did you mean 'binary_cross_entropy'?"),
+    ('[network]\ninputs = 2\n[[layers]]\nunits = "128"\n', "is a number in quotes; write it without them: 128"),
+])
+def test_a_first_use_gets_the_hint_it_needs(tmp_path, capsys, spec, hint):
+    from symbackprop.cli import main
+
+    path = tmp_path / "net.toml"
+    path.write_text(spec)
+    assert main(["derive", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert hint in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_parameter_in_the_wrong_case_is_hinted(tmp_path, capsys):
+    from symbackprop.cli import main
+
+    path = tmp_path / "net.toml"
+    path.write_text('[network]\ninputs = 2\n[[layers]]\nunits = 2\n')
+    assert main(["check", str(path), "w1", "delta1 @ X.T"]) == 2
+    assert "did you mean 'W1'?" in capsys.readouterr().err

@@ -82,6 +82,14 @@ COSTS: dict[str, Cost] = {
 }
 
 
+#: what people call the costs elsewhere → their names here ("cross_entropy": the network picks by its output layer)
+ALIASES = {"mse": "mean_squared_error", "sse": "squared_error", "l2": "squared_error",
+           "bce": "binary_cross_entropy", "binary_crossentropy": "binary_cross_entropy",
+           "log_loss": "binary_cross_entropy", "cross_entropy": "softmax_cross_entropy",
+           "crossentropy": "softmax_cross_entropy", "categorical_cross_entropy": "softmax_cross_entropy",
+           "categorical_crossentropy": "softmax_cross_entropy", "nll": "softmax_cross_entropy"}
+
+
 def get_cost(name: str) -> Cost:
     """Look up a cost by name; an unknown name lists the known ones."""
     if isinstance(name, Cost):
@@ -91,5 +99,8 @@ def get_cost(name: str) -> Cost:
                         f"{name!r:.60}")
     key = name.strip()
     if key not in COSTS:
-        raise UnknownNameError("cost", name, sorted(COSTS))
+        error = UnknownNameError("cost", name, sorted(COSTS))
+        if key.lower() in ALIASES:
+            error.hint = f"did you mean {ALIASES[key.lower()]!r}?"
+        raise error
     return COSTS[key]

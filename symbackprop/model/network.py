@@ -64,6 +64,8 @@ def _size(value: object, what: str) -> Size:
         value = value.name
     if isinstance(value, str):
         name = value.strip()
+        if name.isdigit():
+            raise SpecError(f"{what} {value!r} is a number in quotes; write it without them: {name}")
         if not _SYMBOL_NAME.match(name) or keyword.iskeyword(name):
             raise SpecError(f"{what} {value!r} is not a valid symbol name (letters, digits, '_'; e.g. 'n_1', 'm')")
         if _RESERVED.match(name):
@@ -136,7 +138,14 @@ class Network:
             if not isinstance(layer, Dense):
                 raise SpecError(f"layer {index} must be a Dense layer, not {type(layer).__name__}")
         object.__setattr__(self, "layers", layers)
-        object.__setattr__(self, "cost", get_cost(self.cost))
+        try:
+            object.__setattr__(self, "cost", get_cost(self.cost))
+        except UnknownNameError as error:
+            last = layers[-1].activation.name
+            if isinstance(self.cost, str) and "cross" in self.cost.lower() and last in ("softmax", "sigmoid"):
+                # a cross-entropy after a softmax is the softmax one, after a sigmoid the binary one
+                error.hint = f"did you mean {('softmax' if last == 'softmax' else 'binary') + '_cross_entropy'!r}?"
+            raise
         if self.layout not in LAYOUTS:
             raise SpecError(f"unknown layout {self.layout!r}; known: {', '.join(LAYOUTS)}")
         object.__setattr__(self, "weight_decay", self._weight_decay(self.weight_decay))
