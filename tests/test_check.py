@@ -576,3 +576,17 @@ def test_lambda_stands_for_the_weight_decay_whatever_its_name():
     assert check(net, "W1", r"\delta^{(1)} x^\top + 2\lambda W^{(1)}").ok
     assert check(net, "W1", "delta1 @ a0.T + 2 λ W1").ok
     assert not check(net, "W1", "delta1 @ a0.T + λ W1").ok
+
+
+@pytest.mark.parametrize("layout", ["columns", "rows"])
+def test_check_accepts_what_symbackprop_itself_prints(layout):
+    from symbackprop.printing import to_text
+
+    net = Network(3, [Dense(4, "sigmoid"), Dense(2, "tanh"), Dense(2)], batch="m", layout=layout)
+    d = derive(net)
+    for name in ("W1", "W2", "W3"):
+        printed = to_text(d.gradients[name])  # such as 'Xᵀ δ⁽¹⁾'
+        assert check(d, name, printed).ok, printed
+    for name, delta in d.deltas.items():
+        printed = to_text(delta.definition)  # such as '(W⁽³⁾ᵀ δ⁽³⁾) ⊙ tanh'(z⁽²⁾)'
+        assert check(d, name, printed).ok, printed

@@ -272,6 +272,10 @@ _KNOWN_COMMANDS = ", ".join(
     )
 )  # fmt: skip
 
+#: a layer in superscript parentheses, as the text printer writes it (W⁽²⁾)
+_SUPERSCRIPT_LAYER = re.compile("\u207d([\u2070\u00b9\u00b2\u00b3\u2074-\u2079]{1,6})\u207e")
+_FROM_SUPERSCRIPT = str.maketrans("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "0123456789")
+
 _TWO_CHAR_SYMBOLS = {"**": ("op", "pow"), ".^": ("op", "pow"), ".*": ("op", "hadamard"), "./": ("op", "hdiv")}
 _ONE_CHAR_SYMBOLS = {
     "+": ("op", "add"), "-": ("op", "sub"), "−": ("op", "sub"),
@@ -360,6 +364,9 @@ class _Lexer:
         match = tail.match(text, pos, hi)
         assert match is not None  # both tails match the empty string
         name, pos = head + match.group(), match.end()
+        layer = _SUPERSCRIPT_LAYER.match(text, pos, hi)
+        if layer is not None:  # W⁽²⁾, δ⁽¹⁾: the layer as symbackprop's own text prints it
+            name, pos = name + layer.group(1).translate(_FROM_SUPERSCRIPT), layer.end()
         if name.endswith("_") and pos < hi and text[pos] == "{":
             subscript = _BRACED_SUBSCRIPT.match(text, pos, hi)
             if subscript is None:
@@ -448,7 +455,7 @@ class _Lexer:
         # Never echo the character itself: it may be invisible or reorder the line.
         return self.error(
             f"character U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')}) is not allowed; "
-            "outside ASCII only lowercase Greek letters and ⊙ · × − ⊤ ᵀ are",
+            "outside ASCII only lowercase Greek letters, ⊙ · × − ⊤ ᵀ and layers such as W⁽²⁾ are",
             pos,
         )
 
