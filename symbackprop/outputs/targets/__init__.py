@@ -1,0 +1,1 @@
+"""Code targets: one statement plan (:mod:`.plan`), printed by each engine's printer and template."""
