@@ -208,6 +208,7 @@ def render(template: str, p: TensorProgram, exports) -> str:
 
     env = environment()
     env.filters["pyrepr"] = repr
+    env.filters["keyword"] = lambda name: f"{name}={name}"
     return env.get_template(template).render(
         summary=p.summary, version=__version__, params=p.params, layout_note=p.layout_note,
         derivation=p.derivation, functions=p.functions, exports=exports, shapes=p.shapes, fixed=p.fixed,
