@@ -160,6 +160,11 @@ class TensorGenerator(_Generator):
         return Function(name, argument, f"{expression}, entry by entry.", (f"return {code}",))
 
 
+#: names the PyTorch and JAX modules define beyond the NumPy module's
+RESERVED = {"torch", "jax", "jnp", "cost_and_gradients", "CostFunction", "Network", "cost_vjp", "_cost_vjp_forward",
+            "_cost_vjp_backward", "hyper"}
+
+
 @dataclass(frozen=True)
 class TensorProgram:
     """What a tensor module's template needs."""
@@ -185,6 +190,9 @@ def tensor_program(derivation: Derivation, generator: TensorGenerator, api: list
               for name, (variable, expression) in sorted(g.printer.custom.items())]
     helpers = helper_sources(g.helper_table, g.printer.helpers, g.printer.engine)
     _check_names(g, [h.split("(")[0].removeprefix("def ") for h in helpers], custom)
+    for name in [f.name for f in custom] + [g.printer.doprint(s) for s in (*model.size_symbols, *model.scalars)]:
+        if name in RESERVED:
+            raise SpecError(f"the name {name!r} is a name the generated {g.printer.engine} code uses; rename it")
     columns = model.layout == "columns"
     return TensorProgram(
         summary=f"Backpropagation for {model.title}.",

@@ -19,6 +19,8 @@ import linecache
 from sympy import MatAdd
 
 from ...derive import Derivation
+from ...errors import ShapeError
+from ...errors import TrainingError as ArgumentError
 from ...printing.numpy import scaled
 from ..codegen import _LR, Function
 from ._python import TargetPrinter, TensorGenerator, render, require, tensor_program
@@ -44,7 +46,7 @@ class JaxCodePrinter(TargetPrinter):
     >>> m = Symbol("m", integer=True, positive=True)
     >>> W, X = MatrixSymbol("W1", 2, 3), MatrixSymbol("X", 3, m)
     >>> JaxCodePrinter().doprint((W * X).T * OneMatrix(2, 1))
-    'jnp.sum((W1 @ X).T, axis=1, keepdims=True)'
+    'jnp.sum(X.T @ W1.T, axis=1, keepdims=True)'
     """
 
     printmethod = "_symbackprop_jax"
@@ -225,6 +227,7 @@ class JaxFunctions:
         linecache.cache[self.filename] = (len(source), None, source.splitlines(keepends=True), self.filename)
         namespace: dict = {"__name__": "symbackprop_generated_jax"}
         exec(compile(source, self.filename, "exec"), namespace)  # our own generated code, never user text
+        namespace.update(ShapeError=ShapeError, ArgumentError=ArgumentError)  # the library's classes in-process
         self.namespace = namespace
         for name in (*EXPORTS, "ShapeError", "ArgumentError", "DATA_SHAPES"):
             setattr(self, name, namespace[name])

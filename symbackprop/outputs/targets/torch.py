@@ -22,6 +22,8 @@ import sympy
 from sympy import MatMul
 
 from ...derive import Derivation
+from ...errors import ShapeError
+from ...errors import TrainingError as ArgumentError
 from ..codegen import _LR, Function, _Statement
 from ._python import TargetPrinter, TensorGenerator, render, require, tensor_program
 
@@ -44,7 +46,7 @@ class TorchCodePrinter(TargetPrinter):
     >>> m = Symbol("m", integer=True, positive=True)
     >>> W, X = MatrixSymbol("W1", 2, 3), MatrixSymbol("X", 3, m)
     >>> TorchCodePrinter().doprint((W * X).T * OneMatrix(2, 1))
-    'torch.sum((W1 @ X).T, dim=1, keepdim=True)'
+    'torch.sum(X.T @ W1.T, dim=1, keepdim=True)'
     """
 
     printmethod = "_symbackprop_torch"
@@ -261,6 +263,7 @@ class TorchFunctions:
         linecache.cache[self.filename] = (len(source), None, source.splitlines(keepends=True), self.filename)
         namespace: dict = {"__name__": "symbackprop_generated_torch"}
         exec(compile(source, self.filename, "exec"), namespace)  # our own generated code, never user text
+        namespace.update(ShapeError=ShapeError, ArgumentError=ArgumentError)  # the library's classes in-process
         self.namespace = namespace
         for name in (*EXPORTS, "ShapeError", "ArgumentError", "DATA_SHAPES"):
             setattr(self, name, namespace[name])
