@@ -66,7 +66,7 @@ def helper_sources(table: Mapping[str, str], names, engine: str) -> list[str]:
         if name not in table:
             raise SpecError(f"the {engine} target has no helper {name!r}; generate NumPy code instead")
         wanted.add(name)
-        calls = set(re.findall(r"\b([a-z_0-9]+)\(", table[name].split(":", 1)[1]))
+        calls = set(re.findall(r"\b([a-z_0-9]+)\(", table[name].strip("\n").split("\n", 1)[1]))
         stack.extend(n for n in table if n in calls and n != name)
     return [table[name].strip("\n") for name in table if name in wanted]
 
