@@ -56,6 +56,8 @@ examples:
   symbackprop derive examples/seed.toml --latex seed.tex --standalone
   symbackprop derive examples/seed.toml --markdown - --notation bold=true
   symbackprop derive examples/nielsen.toml --numpy nielsen_step.py
+  symbackprop derive examples/nielsen.toml --code torch nielsen_torch.py
+  symbackprop derive examples/seed.toml --code octave seed_step.m
 """
 
 _TRAIN_EXAMPLES = """\
@@ -242,7 +244,18 @@ def _derive(args: argparse.Namespace) -> int:
             if getattr(args, option) == "-":
                 raise UsageError(f"symbackprop derive: --format json prints JSON on standard output, so --{option} "
                                  f"cannot print there too", f"give --{option} a file name")
+    code_target, code_path = args.code if args.code else (None, None)
+    if code_target is not None:
+        from .outputs.targets import TARGETS
+
+        if code_target not in TARGETS:
+            raise UsageError(f"symbackprop derive: unknown code target {code_target!r}",
+                             f"the targets are {', '.join(TARGETS)}")
+        if args.format == "json" and code_path == "-":
+            raise UsageError("symbackprop derive: --format json prints JSON on standard output, so --code "
+                             "cannot print there too", "give --code a file name")
     targets = [(option, getattr(args, option)) for option in ("latex", "markdown", "numpy") if getattr(args, option)]
+    targets += [("code", code_path)] if code_path else []
     for index, (option, path) in enumerate(targets):
         for other, other_path in targets[index + 1:]:
             if path != "-" and os.path.realpath(path) == os.path.realpath(other_path):
@@ -250,14 +263,18 @@ def _derive(args: argparse.Namespace) -> int:
                                  "give each output its own file")
     derivation = derive(load_spec(args.spec))
     code = derivation.numpy_source() if args.numpy else None  # generated before anything is written
+    target_code = derivation.code(code_target) if code_target else None
     typeset = _typeset(derivation, args)
-    if code is not None:
+    if code is not None or target_code is not None:
         from .outputs.documents import write_output
 
-        write_output(code, args.numpy)
+        if code is not None:
+            write_output(code, args.numpy)
+        if target_code is not None:
+            write_output(target_code, code_path)
     if args.format == "json":
         _write_json(_derivation_json(derivation))
-    elif not typeset and code is None:
+    elif not typeset and code is None and target_code is None:
         sys.stdout.write(derivation.text())
     return 0
 
@@ -402,6 +419,9 @@ def _parser() -> argparse.ArgumentParser:
     derive_parser.add_argument("--numpy", metavar="FILE",
                                help="write a standalone NumPy module (forward, cost, gradients, step) to FILE "
                                     "('-': stdout)")
+    derive_parser.add_argument("--code", nargs=2, metavar=("TARGET", "FILE"),
+                               help="write the update code for TARGET (numpy, torch, jax or octave) to FILE "
+                                    "('-': stdout); the same formulas in each")
 
     train_parser = _subcommand(
         commands, "train", "train the network by gradient descent, as its [train] table says",
