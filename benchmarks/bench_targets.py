@@ -16,7 +16,7 @@ rotating order; a contender's time is the median over rounds of its per-call
 time, and a ratio is the median over rounds of (generated / autodiff) in that
 round, so drift of a shared machine cancels.  A missing framework is skipped.
 
-    python benchmarks/bench_targets.py [--rounds N] [--calls K] [--batches 1 64 1024]
+    python benchmarks/bench_targets.py [--rounds N] [--calls K] [--batches 1 64 1024] [--threads T]
 """
 
 from __future__ import annotations
@@ -104,7 +104,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=0, help="calls per round (default: by batch size)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra-op threads for PyTorch (default: its own choice); a shared machine with "
+                             "fewer free cores than threads makes PyTorch's small kernels spin")
     args = parser.parse_args()
+    if args.threads and importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     d = derive(NETWORK)
     print("network 784 → 256 → 256 → 10 (sigmoid, sigmoid, softmax), softmax cross-entropy, rows, float32")
     for batch in args.batches:
