@@ -24,7 +24,8 @@ function G = gradients(params, X, Y)
   z1 = W1 * X + b1;
   a1 = tanh(z1);
   z2 = W2 * a1 + b2;
-  delta2 = 2 * (z2 - Y);
+  a2 = z2;
+  delta2 = 2 * (a2 - Y);
   delta1 = (W2' * delta2) .* (1 - a1 .^ 2);
   G.W1 = delta1 * X';
   G.b1 = sum(delta1, 2);
@@ -104,7 +105,9 @@ class OctaveCodePrinter(TargetPrinter):
 
     def _print_Mul(self, expr) -> str:
         if expr.could_extract_minus_sign():
-            return f"-{self._operand(-expr)}"
+            negated = -expr
+            text = self._print(negated)
+            return f"-{text}" if self._precedence(negated) >= _POWER else f"-({text})"  # -a .^ 2 is -(a .^ 2)
         numerator, denominator = sympy.fraction(expr, exact=True)
         factors = sympy.Mul.make_args(numerator)
         text = " .* ".join(self._operand(f) for f in factors)
