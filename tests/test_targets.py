@@ -12,6 +12,7 @@ import ast
 import importlib.util
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +219,41 @@ def test_names_that_clash_with_a_target_are_refused(target, message):
     size = message.split("'")[1]
     with pytest.raises(SpecError, match=message):
         derive(Network(3, [Dense(size)])).code(target)
+
+
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_standalone_module_imports_from_a_file_and_raises_its_own_errors(target, tmp_path):
+    module = engine(target)
+    path = tmp_path / f"net_{target}.py"
+    path.write_text(derive(TABLE[0]).code(target), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"net_{target}", path)
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    values, params = arrays(TABLE[0], 0, m=3)
+    convert = module.tensor if target == "torch" else module.numpy.asarray
+    p = {k: convert(v) for k, v in params.items()}
+    assert set(generated.gradients(p, values["X"], values["Y"])) == set(params)
+    with pytest.raises(generated.ShapeError, match=r"X: expected shape \(4, m\), given \(3, 4\)") as info:
+        generated.forward(p, values["X"].T)
+    assert isinstance(info.value, ValueError) and not isinstance(info.value, ShapeError)
+
+
+def test_cli_writes_each_target_and_refuses_an_unknown_one(tmp_path, capsys):
+    from symbackprop.cli import main
+
+    spec = str(Path(__file__).resolve().parent.parent / "examples" / "seed.toml")
+    for target, name in (("torch", "seed_torch.py"), ("jax", "seed_jax.py"), ("octave", "seed.m"),
+                         ("numpy", "seed_numpy.py")):
+        assert main(["derive", spec, "--code", target, str(tmp_path / name)]) == 0
+        assert (tmp_path / name).read_text(encoding="utf-8") == derive_spec(spec).code(target)
+    capsys.readouterr()
+    assert main(["derive", spec, "--code", "tensorflow", str(tmp_path / "x.py")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown code target 'tensorflow'" in err and "numpy, torch, jax, octave" in err
+    assert not (tmp_path / "x.py").exists()
+
+
+def derive_spec(path):
+    from symbackprop.spec import load_spec
+
+    return derive(load_spec(path))
