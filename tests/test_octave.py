@@ -1,6 +1,6 @@
 """Octave code, run in ``octave-cli``: gradients equal the NumPy module's, and the seed's listing.
 
-One Octave process runs every network of the table (each script is sourced in
+One Octave process runs every network of the table and fifteen drawn stacks (each script is sourced in
 turn), printing its cost and gradients at full precision; missing
 ``octave-cli`` skips these tests locally and fails them in CI.
 """
@@ -17,6 +17,9 @@ import pytest
 from symbackprop import Dense, Network, derive, random_values
 from symbackprop.outputs.codegen import compile_numpy
 from symbackprop.spec import load_spec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_program import connected_networks
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_W = [-8.5948, -0.68736, 3.6233, 5.9732, 7.2542, 7.9525, 8.3332, 8.5408, 8.6539, 8.7156,
@@ -59,15 +62,31 @@ TABLE = [
 ]
 
 
+def drawn(count: int) -> list[Network]:
+    """Random stacks with skips, tied weights, shared and fixed biases (tests/test_program.py draws them)."""
+    found = []
+
+    @settings(max_examples=count, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(net=connected_networks())
+    def collect(net):
+        found.append(net)
+
+    collect()
+    return found
+
+
 def test_octave_gradients_equal_the_numpy_module(octave, tmp_path):
     script, expected = [], []
-    for k, net in enumerate(TABLE):
+    for k, net in enumerate(TABLE + drawn(15)):
         d = derive(net)
         (tmp_path / f"net{k}.m").write_text(d.code("octave"), encoding="utf-8")
         values = random_values(net, seed=k, sizes={"m": 4, "n": 3})
-        params = {name: np.asarray(values[name]) for name in net.parameter_shapes()}
+        params = {name: np.asarray(values[name]) for name in d.gradients}
         extra = {"lam": 0.25} if "lam" in values else {}
         n = compile_numpy(d)
+        with np.errstate(all="ignore"):
+            assert np.all(np.isfinite(n.cost(params, values["X"], values["Y"], **extra)))
         expected.append([n.cost(params, values["X"], values["Y"], **extra),
                          *n.gradients(params, values["X"], values["Y"], **extra).values(),
                          *n.step(params, values["X"], values["Y"], 0.05, **extra).values()])

@@ -23,6 +23,7 @@ from symbackprop import Dense, Network, ShapeError, SpecError, TrainingError, de
 from symbackprop.outputs import targets
 from symbackprop.outputs.codegen import compile_numpy
 from network_strategies import concrete_sizes, networks
+from test_program import connected_networks
 
 
 def engine(name: str):
@@ -257,3 +258,26 @@ def derive_spec(path):
     from symbackprop.spec import load_spec
 
     return derive(load_spec(path))
+
+
+@settings(PROPERTY, max_examples=15)
+@given(net=connected_networks(), seed=st.integers(0, 2**16))
+def test_skips_tied_shared_and_fixed_parameters_agree_with_autograd_in_torch(net, seed):
+    torch = engine("torch")
+    d = derive(net)
+    values = random_values(net, seed=seed, sizes={"n": 3, "m": 2})
+    assume(usable(d, values))
+    params = {k: np.asarray(values[k]) for k in d.gradients}
+    X, Y = values["X"], values["Y"]
+    n = compile_numpy(d)
+    expected, expected_step = n.gradients(params, X, Y), n.step(params, X, Y, 0.05)
+    t = d.compiled("torch")
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    auto = torch.autograd.grad(t.cost(tensors, X, Y), list(tensors.values()))
+    for (name, gradient), by_autograd in zip(t.gradients(tensors, X, Y).items(), auto):
+        assert np.allclose(gradient.detach().numpy(), expected[name], **CLOSE), name
+        assert np.allclose(by_autograd.numpy(), expected[name], **CLOSE), name
+    updated = {k: v.detach().clone() for k, v in tensors.items()}
+    t.step(updated, X, Y, 0.05)
+    for name, value in updated.items():
+        assert np.allclose(value.numpy(), expected_step[name], rtol=1e-12, atol=1e-13), name
