@@ -281,3 +281,12 @@ def test_skips_tied_shared_and_fixed_parameters_agree_with_autograd_in_torch(net
     t.step(updated, X, Y, 0.05)
     for name, value in updated.items():
         assert np.allclose(value.numpy(), expected_step[name], rtol=1e-12, atol=1e-13), name
+
+
+@pytest.mark.parametrize("net, message", [
+    (Network(3, [Dense("sum")]), "the symbol 'sum' is a name the generated Octave code uses"),
+    (Network(3, [Dense(2, "x**3")], weight_decay="lr"), "the symbol 'lr' is a name the generated Octave code uses"),
+])
+def test_names_that_clash_with_the_octave_code_are_refused(net, message):
+    with pytest.raises(SpecError, match=message):
+        derive(net).code("octave")

@@ -189,7 +189,10 @@ def tensor_program(derivation: Derivation, generator: TensorGenerator, api: list
     custom = [g.custom_helper(name, variable, expression, custom_full_like)
               for name, (variable, expression) in sorted(g.printer.custom.items())]
     helpers = helper_sources(g.helper_table, g.printer.helpers, g.printer.engine)
-    _check_names(g, [h.split("(")[0].removeprefix("def ") for h in helpers], custom)
+    try:
+        _check_names(g, [h.split("(")[0].removeprefix("def ") for h in helpers], custom)
+    except SpecError as error:  # the NumPy module's names are this module's too
+        raise SpecError(str(error).replace("NumPy", g.printer.engine)) from None
     for name in [f.name for f in custom] + [g.printer.doprint(s) for s in (*model.size_symbols, *model.scalars)]:
         if name in RESERVED:
             raise SpecError(f"the name {name!r} is a name the generated {g.printer.engine} code uses; rename it")

@@ -197,6 +197,13 @@ end
 '''
 
 
+#: names the Octave script defines or calls, beside its helpers and quantities
+_RESERVED = {"forward", "cost", "gradients", "step", "params", "X", "Y", "lr", "G", "C", "sbp_parameter",
+             "sbp_check_shape", "sbp_learning_rate", "sbp_fields", "size", "sum", "zeros", "ones", "max", "min",
+             "bsxfun", "eye", "builtin", "error", "struct", "isfield", "end", "function", "if", "for", "while",
+             *_NAMES.values()}
+
+
 class OctaveGenerator(_Generator):
     printer_class = OctaveCodePrinter
 
@@ -306,6 +313,14 @@ def module_source(derivation: Derivation) -> str:
         raise SpecError(f"the Octave target cannot print {', '.join(g.printer.unsupported)}; "
                         f"generate NumPy code for this derivation instead")
     helpers = helper_sources(HELPERS, g.printer.helpers, "Octave")
+    used = _RESERVED | set(HELPERS) | {q.target for q in g.plan.quantities} | set(g.params)
+    for name in g.printer.custom:
+        if name in used:
+            raise SpecError(f"the custom activation name {name!r} is a name the generated Octave code uses; "
+                            f"give the activation another name")
+    for name in (g.printer.doprint(s) for s in (*derivation.program.size_symbols, *derivation.program.scalars)):
+        if name in used:
+            raise SpecError(f"the symbol {name!r} is a name the generated Octave code uses; rename it")
     model = derivation.program
     fields = ", ".join(g.params)
     lines = ["1;  % a script file: source() it to define the functions below", "%",
