@@ -25,7 +25,7 @@ from ..templating import environment
 
 
 class TargetPrinter(NumPyCodePrinter):
-    """A NumPy printer whose ``numpy.<name>`` calls become the engine's (``TARGET_NAMES``); others are refused."""
+    """A NumPy printer whose ``numpy.<name>`` calls become the engine's (``names_map``); others are refused."""
 
     #: the engine's name for users ("PyTorch")
     engine = ""
@@ -46,14 +46,6 @@ class TargetPrinter(NumPyCodePrinter):
     def refuse(self, what: str) -> str:
         self.unsupported[what] = None
         return what
-
-
-@dataclass(frozen=True)
-class Helper:
-    """A stable helper's source; it may call other helpers (found by name)."""
-
-    name: str
-    source: str
 
 
 def helper_sources(table: Mapping[str, str], names, engine: str) -> list[str]:

@@ -37,7 +37,7 @@ end
 from __future__ import annotations
 
 import sympy
-from sympy import MatAdd, MatMul, Piecewise
+from sympy import MatAdd, Piecewise
 
 from ... import naming
 from ...derive import Derivation
