@@ -57,6 +57,8 @@ examples:
   symbackprop derive examples/seed.toml --latex seed.tex --standalone
   symbackprop derive examples/seed.toml --markdown - --notation bold=true
   symbackprop derive examples/nielsen.toml --numpy nielsen_step.py
+  symbackprop derive examples/nielsen.toml --code torch nielsen_torch.py
+  symbackprop derive examples/seed.toml --code octave seed_step.m
 """
 
 _TRAIN_EXAMPLES = """\
@@ -246,8 +248,20 @@ def _derive(args: argparse.Namespace) -> int:
             if getattr(args, option) == "-":
                 raise UsageError(f"symbackprop derive: --format json prints JSON on standard output, so --{option} "
                                  f"cannot print there too", f"give --{option} a file name")
+    code_target, code_path = args.code if args.code else (None, None)
+    _file_name("code", code_path)
+    if code_target is not None:
+        from .outputs.targets import TARGETS
+
+        if code_target not in TARGETS:
+            raise UsageError(f"symbackprop derive: unknown code target {code_target!r}",
+                             f"the targets are {', '.join(TARGETS)}")
+        if args.format == "json" and code_path == "-":
+            raise UsageError("symbackprop derive: --format json prints JSON on standard output, so --code "
+                             "cannot print there too", "give --code a file name")
     targets = [(option, getattr(args, option)) for option in ("latex", "markdown", "numpy")
                if getattr(args, option) is not None]
+    targets += [("code", code_path)] if code_path is not None else []
     for index, (option, path) in enumerate(targets):
         for other, other_path in targets[index + 1:]:
             if path != "-" and os.path.realpath(path) == os.path.realpath(other_path):
@@ -260,6 +274,8 @@ def _derive(args: argparse.Namespace) -> int:
     outputs = _typeset(derivation, args)
     if args.numpy is not None:  # after the typeset ones, as before: the order they reach standard output
         outputs.append((derivation.numpy_source(), args.numpy))
+    if code_target is not None:
+        outputs.append((derivation.code(code_target), code_path))
     write_outputs(outputs)  # everything rendered, then every file written, or none
     if args.format == "json":
         _write_json(_derivation_json(derivation))
@@ -415,6 +431,9 @@ def _parser() -> argparse.ArgumentParser:
     derive_parser.add_argument("--numpy", metavar="FILE",
                                help="write a standalone NumPy module (forward, cost, gradients, step) to FILE "
                                     "('-': stdout)")
+    derive_parser.add_argument("--code", nargs=2, metavar=("TARGET", "FILE"),
+                               help="write the update code for TARGET (numpy, torch, jax or octave) to FILE "
+                                    "('-': stdout); the same formulas in each")
 
     train_parser = _subcommand(
         commands, "train", "train the network by gradient descent, as its [train] table says",

@@ -172,6 +172,25 @@ class Derivation:
 
         return compile_numpy(self)
 
+    def code(self, target: str = "numpy") -> str:
+        """The update code for ``target`` — ``"numpy"``, ``"torch"``, ``"jax"`` or ``"octave"`` — as text.
+
+        Every target prints the same statement plan (see :mod:`symbackprop.outputs.targets`).
+
+        >>> from symbackprop import Dense, Network
+        >>> "def step(params, X, Y, lr):" in derive(Network(1, [Dense(1, bias=False)])).code("torch")
+        True
+        """
+        from .outputs.targets import source
+
+        return source(self, target)
+
+    def compiled(self, target: str = "numpy"):
+        """The generated functions of ``target`` (``"numpy"``, ``"torch"`` or ``"jax"``), run in this process."""
+        from .outputs.targets import compile
+
+        return compile(self, target)
+
     def numpy_source(self) -> str:
         """The text of a standalone NumPy module with ``forward``, ``cost``, ``gradients``, ``step``, … (see :mod:`symbackprop.outputs.codegen`)."""
         from .outputs.codegen import module_source

@@ -39,8 +39,8 @@ from ..calculus import runtime
 from ..derive import Derivation
 from ..errors import ShapeError, SpecError
 from ..errors import TrainingError as ArgumentError
-from ..calculus.expressions import Elementwise, Named
 from ..printing.numpy import NumPyCodePrinter, is_negative_term, scaled
+from .targets.plan import plan as make_plan
 from .templating import environment
 
 __all__ = ["UpdateFunctions", "compile_numpy", "module_source", "numpy_cost"]
@@ -270,21 +270,22 @@ def _shape_constant(shape) -> tuple[int | str, ...]:
 class _Generator:
     """Prints a derivation's quantities once and assembles the functions from them."""
 
+    #: the printer of the target; a target's generator subclass names its own
+    printer_class: type = NumPyCodePrinter
+    #: each function's arguments before the keyword-only scalars
+    arguments: Mapping[str, str] = _DATA_ARGUMENTS
+
     def __init__(self, derivation: Derivation) -> None:
         self.d = derivation
         self.p = derivation.program
-        # a = σ(z) stored: σ'(z) may print through a (σ' = σ(1 − σ))
-        outputs = {d.expr.arg: d.node for d in self.p.forward
-                   if isinstance(d.expr, Elementwise) and d.expr.order == 0 and isinstance(d.expr.arg, Named)}
-        self.printer = NumPyCodePrinter({"outputs": outputs})
-        self.params = tuple(p.name for p in self.p.trained)
+        self.plan = make_plan(derivation)
+        self.printer = self.printer_class({"outputs": self.plan.outputs})
+        self.params = self.plan.params
         self.scalars: dict[str, sympy.Symbol] = {}  # every scalar symbol printed: sizes, lr, weight decay
         self.sizes = self._size_sources()
-        self.statements = [self._fixed(parameter) for parameter in self.p.fixed]
-        self.statements += [self._statement(node.name, node.definition) for node in derivation.forward]
-        # the named adjoints (δ, and ∂C/∂x of a quantity that feeds several), in the order the sweep made them
-        self.statements += [self._statement(node.name, node.definition) for node in derivation.adjoints.values()
-                            if isinstance(node, Named)]
+        # the plan's quantities printed once each, in its order
+        self.statements = [self._fixed(q.expr) if q.kind == "fixed" else self._statement(q.target, q.expr)
+                           for q in self.plan.quantities]
 
     def _size_sources(self) -> dict[str, str]:
         """Each symbolic size → the code that reads it from the arrays (``X.shape[1]``)."""
@@ -355,11 +356,12 @@ class _Generator:
         body = body + result
         everything = [r for s in body for r in s.reads]
         hyper = [r for r in dict.fromkeys(everything) if r in self.scalars and r not in self.sizes and r != "lr"]
-        signature = _DATA_ARGUMENTS[name] + (", *, " + ", ".join(hyper) if hyper else "")
-        has_y = "Y" in _DATA_ARGUMENTS[name]
+        arguments = self.arguments[name]
+        signature = arguments + (", *, " + ", ".join(hyper) if hyper else "")
+        has_y = "Y" in arguments
         unpack = ", ".join([*self.params, naming.INPUT, *([naming.TARGET] if has_y else [])])
         lines = []
-        if "lr" in _DATA_ARGUMENTS[name]:
+        if "lr" in arguments:
             lines.append("lr = _learning_rate(lr)")
         lines += [f"{h} = _scalar({h!r}, {h})" for h in hyper]
         lines.append(f"{unpack} = _check_arguments(params, X, {'Y' if has_y else 'None'}, SHAPES, DATA_SHAPES"
