@@ -353,6 +353,10 @@ class _Generator:
         """A function computing ``result``, preceded by the checks and the statements it needs."""
         reads = [r for s in result for r in s.reads]
         body = self.needed(reads)
+        if in_place:
+            # every value an update needs is computed before any parameter changes: an update reads
+            # only its own parameter, so no update can see another's new value
+            result = [s for s in result if s.target is not None] + [s for s in result if s.target is None]
         body = body + result
         everything = [r for s in body for r in s.reads]
         hyper = [r for r in dict.fromkeys(everything) if r in self.scalars and r not in self.sizes and r != "lr"]
