@@ -668,8 +668,8 @@ def format_array(name: str, value: np.ndarray, digits: int = 5, where: str = "")
 
     >>> print(format_array("W2", np.array([[1.0, -0.5], [2.0, 1e-7]]), 3, "at step 3"), end="")
     W2 at step 3 (2×2) =
-      1   -0.5
-      2  1e-07
+          1   -0.5
+          2  1e-07
     """
     array = np.atleast_2d(value)
     cells = [[f"{float(x):.{digits}g}" for x in row] for row in array]
