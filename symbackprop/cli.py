@@ -299,9 +299,11 @@ def _train(args: argparse.Namespace) -> int:
     for option in ("every", "digits", "batch_size", "epochs"):
         value = getattr(args, option)
         if value is not None and value < 1:
-            raise UsageError(f"--{option.replace('_', '-')}: expected a positive whole number, given {value}")
+            raise UsageError(f"--{option.replace('_', '-')}: expected a positive whole number, given {value}",
+                             f"--{option.replace('_', '-')} 1")
     if args.digits is not None and args.digits > 17:
-        raise UsageError(f"--digits: a float64 holds at most 17 significant digits, given {args.digits}")
+        raise UsageError(f"--digits: a float64 holds at most 17 significant digits, given {args.digits}",
+                         "--digits 17")
     text = args.format == "text"
     overrides = {key: getattr(args, key) for key in ("batch_size", "epochs", "shuffle", "seed", "optimizer",
                                                       "momentum", "beta1", "beta2", "eps", "validation")}
