@@ -1,6 +1,6 @@
 """The ``symbackprop`` command: a thin layer over the public API.
 
-Four subcommands — ``derive``, ``train``, ``check``, ``grad`` — each printing readable
+Five subcommands — ``derive``, ``train``, ``eval``, ``check``, ``grad`` — each printing readable
 text, or with ``--format json`` one JSON document for scripts (schemas in
 ``docs/cli.md``).  Every error, a library error or a usage error, is reported
 in one place (:func:`main`) as one line on standard error,
@@ -65,6 +65,15 @@ examples:
   symbackprop train examples/nielsen.toml --steps 5 --lr 0.1
   symbackprop train examples/autoencoder.toml --plot autoencoder.png
   symbackprop train examples/seed.toml --steps 3 --format json
+  symbackprop train examples/softmax_classifier.toml --optimizer adam --lr 0.01 --epochs 20 --batch-size 6 --every 5
+  symbackprop train examples/seed.toml --every 5 --digits 8 --show W1 --save seed.npz
+"""
+
+_EVAL_EXAMPLES = """\
+examples:
+  symbackprop eval examples/seed.toml a1
+  symbackprop eval examples/softmax_classifier.toml z1 --digits 3
+  symbackprop eval examples/nielsen.toml delta2 --format json
 """
 
 _CHECK_EXAMPLES = """\
@@ -345,6 +354,21 @@ class _progress_bar:
             sys.stderr.flush()
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from .training import format_array, quantity_values, training_setup
+    from .spec import read_spec
+
+    if args.digits is not None and not 1 <= args.digits <= 17:
+        raise UsageError(f"--digits: expected a whole number from 1 to 17, given {args.digits}", "--digits 5")
+    setup = training_setup(read_spec(args.spec))
+    value = quantity_values(setup, args.quantity)
+    if args.format == "json":
+        _write_json(_record(quantity=args.quantity, shape=list(np.atleast_2d(value).shape), values=_numbers(value)))
+    else:
+        write_stdout(format_array(args.quantity, value, args.digits or 5, "at the initial values"))
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from .checking.verdicts import check
 
@@ -508,6 +532,17 @@ def _parser() -> argparse.ArgumentParser:
                                    "and the end, whatever its shape (repeatable)")
     train_parser.add_argument("--save", metavar="FILE.npz", help="write the parameters reached to FILE.npz, also "
                                                                  "when interrupted; init = \"FILE.npz\" reads them")
+
+    eval_parser = _subcommand(
+        commands, "eval", "the values of a named quantity (a1, z2, delta1) on the [train] data",
+        "Compute the forward values of QUANTITY (z1, a1, …, the output, the cost's deltas delta1, …, or a "
+        "parameter) on the data and initial values of SPEC's [train] table, as training starts, so that a "
+        "hand computation can be compared with them.",
+        _EVAL_EXAMPLES, _eval)
+    eval_parser.add_argument("spec", help="a TOML spec file with a [train] table (docs/cli.md)")
+    eval_parser.add_argument("quantity", help="a named quantity: z1, a1, a2, delta1, W1, X, …")
+    _format_option(eval_parser, "the quantity's name, shape and values")
+    eval_parser.add_argument("--digits", type=int, metavar="D", help="significant digits (default 5)")
 
     check_parser = _subcommand(
         commands, "check", "check a hand-derived gradient, delta or update rule",

@@ -300,3 +300,25 @@ def test_plot_draws_validation_and_accuracy(tmp_path, capsys):
     plot = tmp_path / "acc.png"
     assert main(["train", CLASSIFIER, "--validation", "0.25", "--epochs", "3", "--plot", str(plot), "--quiet"]) == 0
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_eval_prints_a_forward_quantity_on_the_train_data_as_a_hand_computation_gives_it(capsys):
+    assert main(["eval", SEED, "a1"]) == 0
+    assert capsys.readouterr().out == f"a1 at the initial values (1×1) =\n  {5.7 * -23.1:.5g}\n"
+
+
+def test_eval_of_a_hidden_activation_matches_numpy(tmp_path, capsys):
+    spec = write(tmp_path, "lr = 0.05\n")
+    assert main(["eval", str(spec), "a1", "--digits", "12", "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["quantity"] == "a1" and result["shape"] == [1, 10]
+    np.testing.assert_allclose(result["values"], np.tanh(W0 @ X + B0), rtol=1e-14)
+    assert main(["eval", str(spec), "z1", "--digits", "4"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "z1 at the initial values (1×10) =" and rows[1].split() == [f"{v:.4g}" for v in (W0 @ X + B0)[0]]
+
+
+def test_eval_of_an_unknown_quantity_names_the_known_ones(capsys):
+    assert main(["eval", SEED, "a9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown quantity 'a9'; known: X, Y, W1, a0, z1, a1, delta1" in err
