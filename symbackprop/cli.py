@@ -506,7 +506,7 @@ def _parser() -> argparse.ArgumentParser:
     _format_option(train_parser, "every step's cost and the final parameters")
     train_parser.add_argument("--plot", metavar="FILE.png", help="draw the cost and the parameters over the steps "
                                                                  "(needs matplotlib: pip install 'symbackprop[plot]')")
-    train_parser.add_argument("--steps", type=int, metavar="N", help="number of steps (overrides [train].steps)")
+    train_parser.add_argument("--steps", type=int, metavar="N", help="number of steps (overrides [train].steps and epochs)")
     train_parser.add_argument("--lr", type=float, metavar="RATE", help="learning rate (overrides [train].lr)")
     train_parser.add_argument("--batch-size", type=int, metavar="N",
                               help="samples per update: mini-batches (overrides [train].batch_size; default all)")

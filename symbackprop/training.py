@@ -249,6 +249,8 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     if table is None:
         raise TrainingError(f"{spec.source}: no [train] table; add one with x, y, lr and steps")
     table = {**table, **{key: value for key, value in (overrides or {}).items() if value is not None}}
+    if steps is not None and (overrides or {}).get("epochs") is None:
+        table.pop("epochs", None)  # --steps counts steps, not epochs
     program = program_of(spec.model)
     if program.scalars:
         what = "weight_decay is the symbol" if isinstance(spec.model, Network) else "the model uses the scalar"

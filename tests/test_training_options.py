@@ -322,3 +322,30 @@ def test_eval_of_an_unknown_quantity_names_the_known_ones(capsys):
     assert main(["eval", SEED, "a9"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown quantity 'a9'; known: X, Y, W1, a0, z1, a1, delta1" in err
+
+
+DIGITS = str(ROOT / "examples" / "digits.toml")
+
+
+def test_the_digits_example_reaches_its_documented_accuracy_in_under_30_seconds(capsys):
+    import time
+
+    start = time.perf_counter()
+    assert main(["train", DIGITS, "--every", "5"]) == 0
+    assert time.perf_counter() - start < 30
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == ["0", "5", "10", "15", "20"]
+    assert lines[-1] == "epoch 20  cost 123.92  val_cost 62.996  accuracy 0.965  val_accuracy 0.93"
+
+
+def test_pytorch_reaches_the_same_accuracy_on_the_digits_example():
+    pytest.importorskip("torch")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("digits_torch", ROOT / "benchmarks" / "digits_torch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ours, theirs = module.symbackprop_run(), module.torch_run()
+    assert ours["accuracy"] == theirs["accuracy"] == 0.965
+    assert ours["val_accuracy"] == theirs["val_accuracy"] == 0.93
+    assert ours["cost"] == pytest.approx(theirs["cost"], rel=1e-9)
