@@ -349,3 +349,17 @@ def test_pytorch_reaches_the_same_accuracy_on_the_digits_example():
     assert ours["accuracy"] == theirs["accuracy"] == 0.965
     assert ours["val_accuracy"] == theirs["val_accuracy"] == 0.93
     assert ours["cost"] == pytest.approx(theirs["cost"], rel=1e-9)
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_only(capsys, monkeypatch):
+    import sys
+
+    assert main(["train", SEED, "--every", "10"]) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: no bar
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["train", SEED, "--every", "10"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 3
+    assert "\r[" + "#" * 30 + "] 20/20" in captured.err and captured.err.endswith("\n")
+    assert main(["train", SEED, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
