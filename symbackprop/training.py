@@ -249,6 +249,12 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     if table is None:
         raise TrainingError(f"{spec.source}: no [train] table; add one with x, y, lr and steps")
     table = {**table, **{key: value for key, value in (overrides or {}).items() if value is not None}}
+    given = {key for key, value in (overrides or {}).items() if value is not None}
+
+    def at(key: str) -> str:
+        """Where a value came from, for messages: the option typed, or the spec's key."""
+        return f"--{key.replace('_', '-')}" if key in given else f"{where}.{key}"
+
     if steps is not None and (overrides or {}).get("epochs") is None:
         table.pop("epochs", None)  # --steps counts steps, not epochs
     program = program_of(spec.model)
@@ -280,12 +286,12 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
         raise TrainingError(f"{where}.steps: expected a positive whole number of steps, given {steps!r}")
     seed = table.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise TrainingError(f"{where}.seed: expected a whole number ≥ 0, given {seed!r}")
+        raise TrainingError(f"{at('seed')}: expected a whole number ≥ 0, given {seed!r}")
 
     axis = 1 if program.layout == "columns" else 0
     X, Y = data[naming.INPUT], data[naming.TARGET]
     samples = X.shape[axis]
-    options = _options(table, where, samples)
+    options = _options(table, at)
     X_val = Y_val = None
     validation = table.get("validation")
     if isinstance(validation, Mapping):
@@ -303,10 +309,10 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
             held[name] = _matrix(array, shape, wkey)
         X_val, Y_val = held[naming.INPUT], held[naming.TARGET]
     elif validation is not None:
-        fraction = _number(validation, f"{where}.validation")
+        fraction = _number(validation, at("validation"))
         held_out = int(round(fraction * samples))
         if not 0 < fraction < 1 or not 0 < held_out < samples:
-            raise TrainingError(f"{where}.validation: expected a fraction of the {samples} samples strictly between "
+            raise TrainingError(f"{at('validation')}: expected a fraction of the {samples} samples strictly between "
                                 f"0 and 1 that holds out at least one, or a table {{ x = ..., y = ... }}; "
                                 f"given {validation!r}")
         order = np.random.default_rng(seed).permutation(samples)
@@ -318,10 +324,10 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     batch_size = options["batch_size"]
     if batch_size is not None:
         if batch_size > samples:
-            raise TrainingError(f"{where}.batch_size: {batch_size} is more than the {samples} training samples")
+            raise TrainingError(f"{at('batch_size')}: {batch_size} is more than the {samples} training samples")
         fixed = functions.data_shapes[naming.INPUT][axis]
         if isinstance(fixed, int) and batch_size != fixed:
-            raise TrainingError(f"{where}.batch_size: the network's batch is fixed at {fixed} samples; "
+            raise TrainingError(f"{at('batch_size')}: the network's batch is fixed at {fixed} samples; "
                                 f"mini-batches need a symbolic batch", hint='add batch = "m" to [network]')
 
     sizes = _sizes(table.get("sizes", {}), program, f"{where}.sizes")
@@ -346,31 +352,31 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
 _OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
-def _options(table: Mapping[str, Any], where: str, samples: int) -> dict[str, Any]:
+def _options(table: Mapping[str, Any], at) -> dict[str, Any]:
     """batch_size, epochs, shuffle and the optimiser with its hyper-parameters, checked."""
     options: dict[str, Any] = {}
     for key in ("batch_size", "epochs"):
         value = table.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise TrainingError(f"{where}.{key}: expected a positive whole number, given {value!r}")
+            raise TrainingError(f"{at(key)}: expected a positive whole number, given {value!r}")
         options[key] = value
     shuffle = table.get("shuffle", True)
     if not isinstance(shuffle, bool):
-        raise TrainingError(f"{where}.shuffle: expected true or false, given {shuffle!r}")
+        raise TrainingError(f"{at('shuffle')}: expected true or false, given {shuffle!r}")
     options["shuffle"] = shuffle
     optimizer = table.get("optimizer", "sgd")
     if optimizer not in _OPTIMIZERS:
-        raise TrainingError(f"{where}.optimizer: expected one of {', '.join(map(repr, _OPTIMIZERS))}, "
+        raise TrainingError(f"{at('optimizer')}: expected one of {', '.join(map(repr, _OPTIMIZERS))}, "
                             f"given {optimizer!r}")
     options["optimizer"] = optimizer
     for key, default, low, high in (("momentum", 0.9, 0, 1), ("beta1", 0.9, 0, 1), ("beta2", 0.999, 0, 1)):
-        value = _number(table.get(key, default), f"{where}.{key}")
+        value = _number(table.get(key, default), at(key))
         if not low <= value < high:
-            raise TrainingError(f"{where}.{key}: expected a number in [0, 1), given {table.get(key)!r}")
+            raise TrainingError(f"{at(key)}: expected a number in [0, 1), given {table.get(key)!r}")
         options[key] = value
-    eps = _number(table.get("eps", 1e-8), f"{where}.eps")
+    eps = _number(table.get("eps", 1e-8), f"{at('eps')}")
     if not 0 < eps < float("inf"):
-        raise TrainingError(f"{where}.eps: expected a positive number, given {table.get('eps')!r}")
+        raise TrainingError(f"{at('eps')}: expected a positive number, given {table.get('eps')!r}")
     options["eps"] = eps
     return options
 

@@ -185,8 +185,11 @@ def test_save_writes_the_parameters_and_init_reads_them_back(tmp_path, capsys):
     (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
     (["--every", "0"], "--every: expected a positive whole number, given 0"),
     (["--digits", "30"], "--digits: a float64 holds at most 17 significant digits"),
-    (["--batch-size", "2"], "[train].batch_size: 2 is more than the 1 training samples"),
-    (["--validation", "1.5"], "[train].validation: expected a fraction"),
+    (["--batch-size", "2"], "error: --batch-size: 2 is more than the 1 training samples"),
+    (["--validation", "1.5"], "error: --validation: expected a fraction"),
+    (["--momentum", "1.5"], "error: --momentum: expected a number in [0, 1), given 1.5"),
+    (["--seed", "-3"], "error: --seed: expected a whole number ≥ 0, given -3"),
+    (["--save", "no/such/folder/p.npz"], "--save: cannot write"),
 ])
 def test_bad_options_are_one_line_and_exit_two(capsys, argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -229,6 +232,14 @@ def interrupt_after(monkeypatch, updates):
         real(self, params, X, Y)
 
     monkeypatch.setattr(training._Optimizer, "__call__", update)
+
+
+def test_init_from_a_npz_that_lacks_a_parameter_names_it(tmp_path, capsys):
+    spec = write(tmp_path, "lr = 0.05\n")
+    np.savez(tmp_path / "half.npz", W1=W0)
+    spec.write_text(spec.read_text().replace("init = { W1 = [[0.3, -0.2]], b1 = 0.05 }", 'init = "half.npz"'))
+    assert main(["train", str(spec)]) == 2
+    assert "[train].init: no initial value for b1" in capsys.readouterr().err
 
 
 def test_ctrl_c_keeps_the_parameters_reached_says_the_step_and_exits_130(tmp_path, capsys, monkeypatch):
