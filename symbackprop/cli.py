@@ -257,6 +257,9 @@ def _train_json(history, lr: float) -> dict[str, Any]:
         extra["unit"] = history.unit
     if history.interrupted is not None:
         extra["interrupted"] = history.interrupted
+    if history.shown:
+        extra["show"] = {name: _record(start=None if start is None else _numbers(start), end=_numbers(end))
+                         for name, (start, end) in history.shown.items()}
     return _record(lr=lr, steps=steps, final=final, **extra)
 
 

@@ -121,6 +121,8 @@ class History:
     val_accuracies: list[float] = field(default_factory=list)
     #: the number of steps (or epochs) done when Ctrl-C stopped the run; None when it ran to the end
     interrupted: int | None = None
+    #: per ``--show`` name: its values at the start (None for a parameter) and at the end
+    shown: dict[str, tuple] = field(default_factory=dict)
 
     def record(self, cost: float, params: Mapping[str, np.ndarray]) -> None:
         self.costs.append(float(cost))
@@ -741,16 +743,17 @@ def train_spec(path: str | Path, *, plot: str | Path | None = None, steps: int |
         setup_out.append(setup)
     show = list(show)
     _check_show(setup, show)
-    quantities = [name for name in show if name not in setup.params]
     unit = "epoch" if setup.epochs is not None else "step"
+    starts = {name: quantity_values(setup, name) for name in show if name not in setup.params}
     if out is not None:
-        for name in quantities:
-            out.write(format_array(name, quantity_values(setup, name), digits, f"at {unit} 0"))
+        for name, value in starts.items():
+            out.write(format_array(name, value, digits, f"at {unit} 0"))
     history = train(setup, out, every=every, digits=digits, quiet=quiet, progress=progress)
-    if out is not None:
-        last = len(history.costs) - 1
-        for name in show:
-            value = history.params[name] if name in setup.params else quantity_values(setup, name, history.params)
+    last = len(history.costs) - 1
+    for name in show:
+        value = history.params[name] if name in setup.params else quantity_values(setup, name, history.params)
+        history.shown[name] = (starts.get(name), value)
+        if out is not None:
             out.write(format_array(name, value, digits, f"at {unit} {last}"))
     if save is not None:
         save_params(history.params, save)

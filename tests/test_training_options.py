@@ -163,6 +163,14 @@ def test_show_prints_a_parameter_of_any_shape_and_a_forward_quantity_at_start_an
     np.testing.assert_allclose([float(v) for v in shown], W[0], rtol=1e-4)
 
 
+def test_show_with_json_gives_the_start_and_end_values(tmp_path, capsys):
+    spec = write(tmp_path, "lr = 0.05\nsteps = 2\n")
+    assert main(["train", str(spec), "--show", "a1", "--show", "b1", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["show"]
+    np.testing.assert_allclose(shown["a1"]["start"], np.tanh(W0 @ X + B0), rtol=1e-14)
+    assert shown["b1"]["start"] is None and len(shown["b1"]["end"]) == 1
+
+
 def test_show_of_an_unknown_name_is_one_line_before_training(capsys):
     assert main(["train", SEED, "--show", "a7"]) == 2
     captured = capsys.readouterr()
