@@ -574,10 +574,10 @@ def train(setup: TrainingSetup, out: TextIO | None = None, *, every: int = 1, di
             if progress is not None:
                 progress(step, total, line)
     except KeyboardInterrupt:
-        history.interrupted = len(history.costs) - 1
-        history.params = {name: array.copy() for name, array in params.items()}
         if not history.costs:
             raise
+        # the parameters of the last step recorded: a step under way when Ctrl-C came is not kept half-counted
+        history.interrupted = len(history.costs) - 1
         if out is not None and not quiet and step % every and line:
             out.write(line + "\n")  # the last step reached, when --every skipped it
     if out is not None and quiet and line:

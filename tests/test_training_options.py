@@ -267,6 +267,32 @@ def test_ctrl_c_keeps_the_parameters_reached_says_the_step_and_exits_130(tmp_pat
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
+def test_ctrl_c_between_a_step_and_its_cost_keeps_the_last_recorded_step(tmp_path, capsys, monkeypatch):
+    """Ctrl-C after the 4th update but before its cost: the run reports 3 steps, and saves step 3's values."""
+    from symbackprop import training
+
+    spec = write(tmp_path, "lr = 0.05\nsteps = 100\n")
+    setup = training.training_setup(training.read_spec(spec))
+    real_cost, calls = setup.functions.cost, []
+
+    def cost(params, X, Y):
+        calls.append(1)
+        if len(calls) == 5:  # steps 0..3, then step 4's
+            raise KeyboardInterrupt
+        return real_cost(params, X, Y)
+
+    monkeypatch.setattr(training, "training_setup", lambda *a, **k: setup)
+    monkeypatch.setattr(setup.functions, "cost", cost)
+    assert main(["train", str(spec), "--save", str(tmp_path / "p.npz"), "--quiet"]) == 130
+    assert "interrupted after 3 steps" in capsys.readouterr().err
+    W, b = W0.copy(), B0.copy()
+    for _ in range(3):
+        gW, gb = reference_gradients(W, b, X, Y)
+        W, b = W - 0.05 * gW, b - 0.05 * gb
+    with np.load(tmp_path / "p.npz") as params:
+        np.testing.assert_allclose(params["W1"], W, rtol=1e-12)
+
+
 def test_ctrl_c_with_json_prints_the_json_reached(tmp_path, capsys, monkeypatch):
     spec = write(tmp_path, "lr = 0.05\nsteps = 100\n")
     interrupt_after(monkeypatch, 3)
