@@ -503,7 +503,10 @@ def _parser() -> argparse.ArgumentParser:
         commands, "train", "train the network by gradient descent, as its [train] table says",
         "Train the network in SPEC by gradient descent with the generated NumPy step, on the data, "
         "initial values, learning rate and number of steps of its [train] table, and print the cost "
-        "and every 1x1 parameter after each step (step 0 is the start).",
+        "and every 1x1 parameter after each step (step 0 is the start). Mini-batches, epochs, "
+        "shuffling, momentum or Adam (on the generated gradients) and a validation split are keys of "
+        "[train] or the options below; a cross-entropy classifier's lines show its accuracy. Ctrl-C "
+        "keeps what was reached (--save, --plot, JSON) and exits 130.",
         _TRAIN_EXAMPLES, _train)
     train_parser.add_argument("spec", help="a TOML spec file with a [train] table (docs/cli.md)")
     _format_option(train_parser, "every step's cost and the final parameters")

@@ -10,11 +10,18 @@
     steps = 20              # default 100
     seed = 0                # for "random" initial values
     sizes = { n_1 = 16 }    # symbolic sizes the data do not fix (hidden widths), for "random" values
+    batch_size = 32         # mini-batches (default: all samples); the network needs batch = "m"
+    epochs = 20             # passes over the data, in place of steps; one log line each
+    shuffle = true          # reshuffle every epoch, seeded by seed (the default)
+    optimizer = "adam"      # "sgd" (the default, step_inplace), "momentum" or "adam"; momentum, beta1, beta2, eps
+    validation = 0.2        # a held-out fraction, or { x = ..., y = ... }
 
 Data are taken in the network's layout (columns: X is features × samples).
 A 1-d list is one sample, unless the network has one input (or one output),
 when it is one value per sample.  Training runs ``step_inplace`` of the
-generated NumPy code and records the cost and the parameters after every step.
+generated NumPy code (or momentum or Adam on the generated ``gradients``) and
+records the cost, the validation cost, the accuracy of a cross-entropy
+classifier and the parameters after every step or epoch.
 
 >>> import io, pathlib, tempfile
 >>> spec = pathlib.Path(tempfile.mkdtemp()) / "seed.toml"
