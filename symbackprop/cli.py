@@ -1,6 +1,6 @@
 """The ``symbackprop`` command: a thin layer over the public API.
 
-Four subcommands — ``derive``, ``train``, ``check``, ``grad`` — each printing readable
+Five subcommands — ``derive``, ``train``, ``eval``, ``check``, ``grad`` — each printing readable
 text, or with ``--format json`` one JSON document for scripts (schemas in
 ``docs/cli.md``).  Every error, a library error or a usage error, is reported
 in one place (:func:`main`) as one line on standard error,
@@ -67,6 +67,15 @@ examples:
   symbackprop train examples/nielsen.toml --steps 5 --lr 0.1
   symbackprop train examples/autoencoder.toml --plot autoencoder.png
   symbackprop train examples/seed.toml --steps 3 --format json
+  symbackprop train examples/softmax_classifier.toml --optimizer adam --lr 0.01 --epochs 20 --batch-size 6 --every 5
+  symbackprop train examples/seed.toml --every 5 --digits 8 --show W1 --save seed.npz
+"""
+
+_EVAL_EXAMPLES = """\
+examples:
+  symbackprop eval examples/seed.toml a1
+  symbackprop eval examples/softmax_classifier.toml z1 --digits 3
+  symbackprop eval examples/nielsen.toml delta2 --format json
 """
 
 _CHECK_EXAMPLES = """\
@@ -228,13 +237,32 @@ def _check_json(result, param: str, formula: str) -> dict[str, Any]:
 
 def _train_json(history, lr: float) -> dict[str, Any]:
     scalars = [name for name, scalar in history.scalar.items() if scalar]
+
+    def figures(k: int) -> dict[str, Any]:
+        extra = {}
+        for key, values in (("val_cost", history.val_costs), ("accuracy", history.accuracies),
+                            ("val_accuracy", history.val_accuracies)):
+            if values:
+                extra[key] = _number(values[k])
+        return extra
+
     steps = [
-        _record(step=k, cost=_number(cost), params={name: _number(history.values[name][k]) for name in scalars})
+        _record(step=k, cost=_number(cost), params={name: _number(history.values[name][k]) for name in scalars},
+                **figures(k))
         for k, cost in enumerate(history.costs)
     ]
-    final = _record(step=len(history.costs) - 1, cost=_number(history.costs[-1]),
-                    params={name: _numbers(array) for name, array in history.params.items()})
-    return _record(lr=lr, steps=steps, final=final)
+    last = len(history.costs) - 1
+    final = _record(step=last, cost=_number(history.costs[-1]),
+                    params={name: _numbers(array) for name, array in history.params.items()}, **figures(last))
+    extra = {}
+    if history.unit != "step":
+        extra["unit"] = history.unit
+    if history.interrupted is not None:
+        extra["interrupted"] = history.interrupted
+    if history.shown:
+        extra["show"] = {name: _record(start=None if start is None else _numbers(start), end=_numbers(end))
+                         for name, (start, end) in history.shown.items()}
+    return _record(lr=lr, steps=steps, final=final, **extra)
 
 
 # --- the subcommands ---------------------------------------------------------------------------
@@ -295,13 +323,68 @@ def _train(args: argparse.Namespace) -> int:
     from .training import train_spec
 
     _file_name("plot", args.plot)
+    _file_name("save", args.save)
+    for option in ("every", "digits", "batch_size", "epochs"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise UsageError(f"--{option.replace('_', '-')}: expected a positive whole number, given {value}",
+                             f"--{option.replace('_', '-')} 1")
+    if args.digits is not None and args.digits > 17:
+        raise UsageError(f"--digits: a float64 holds at most 17 significant digits, given {args.digits}",
+                         "--digits 17")
     text = args.format == "text"
-    history = train_spec(args.spec, plot=args.plot, steps=args.steps, lr=args.lr, out=sys.stdout if text else None)
+    overrides = {key: getattr(args, key) for key in ("batch_size", "epochs", "shuffle", "seed", "optimizer",
+                                                      "momentum", "beta1", "beta2", "eps", "validation")}
+    progress = _progress_bar() if text and not args.quiet and sys.stdout.isatty() else None
+    setups: list = []
+    history = train_spec(args.spec, plot=args.plot, steps=args.steps, lr=args.lr, out=sys.stdout if text else None,
+                         save=args.save, overrides=overrides, every=args.every or 1, digits=args.digits or 5,
+                         quiet=args.quiet, progress=progress, setup_out=setups, show=args.show)
+    if progress is not None:
+        progress.close()
     if not text:
-        from .spec import read_spec
+        _write_json(_train_json(history, setups[0].lr))
+    if history.interrupted is not None:
+        print(f"interrupted after {history.interrupted} {history.unit}s"
+              + (f"; parameters saved to {args.save}" if args.save else ""), file=sys.stderr)
+        return 130
+    return 0
 
-        lr = args.lr if args.lr is not None else float(read_spec(args.spec).train["lr"])
-        _write_json(_train_json(history, lr))
+
+class _progress_bar:
+    """A one-line bar on a terminal (stderr), redrawn in place: steps done of all, and the last log line."""
+
+    def __init__(self, width: int = 30):
+        self.width = width
+        self.drawn = False
+
+    def __call__(self, step: int, total: int, line: str) -> None:
+        if step != total and step % max(1, total // 200):
+            return
+        done = int(self.width * step / max(total, 1))
+        bar = "#" * done + "." * (self.width - done)
+        sys.stderr.write(f"\r[{bar}] {step}/{total}  {line.split('  ', 1)[-1][:60]}\x1b[K")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .training import format_array, quantity_values, training_setup
+    from .spec import read_spec
+
+    if args.digits is not None and not 1 <= args.digits <= 17:
+        raise UsageError(f"--digits: expected a whole number from 1 to 17, given {args.digits}", "--digits 5")
+    setup = training_setup(read_spec(args.spec))
+    value = quantity_values(setup, args.quantity)
+    if args.format == "json":
+        _write_json(_record(quantity=args.quantity, shape=list(np.atleast_2d(value).shape), values=_numbers(value)))
+    else:
+        write_stdout(format_array(args.quantity, value, args.digits or 5, "at the initial values"))
     return 0
 
 
@@ -439,14 +522,52 @@ def _parser() -> argparse.ArgumentParser:
         commands, "train", "train the network by gradient descent, as its [train] table says",
         "Train the network in SPEC by gradient descent with the generated NumPy step, on the data, "
         "initial values, learning rate and number of steps of its [train] table, and print the cost "
-        "and every 1x1 parameter after each step (step 0 is the start).",
+        "and every 1x1 parameter after each step (step 0 is the start). Mini-batches, epochs, "
+        "shuffling, momentum or Adam (on the generated gradients) and a validation split are keys of "
+        "[train] or the options below; a cross-entropy classifier's lines show its accuracy. Ctrl-C "
+        "keeps what was reached (--save, --plot, JSON) and exits 130.",
         _TRAIN_EXAMPLES, _train)
     train_parser.add_argument("spec", help="a TOML spec file with a [train] table (docs/cli.md)")
     _format_option(train_parser, "every step's cost and the final parameters")
     train_parser.add_argument("--plot", metavar="FILE.png", help="draw the cost and the parameters over the steps "
                                                                  "(needs matplotlib: pip install 'symbackprop[plot]')")
-    train_parser.add_argument("--steps", type=int, metavar="N", help="number of steps (overrides [train].steps)")
+    train_parser.add_argument("--steps", type=int, metavar="N", help="number of steps (overrides [train].steps and epochs)")
     train_parser.add_argument("--lr", type=float, metavar="RATE", help="learning rate (overrides [train].lr)")
+    train_parser.add_argument("--batch-size", type=int, metavar="N",
+                              help="samples per update: mini-batches (overrides [train].batch_size; default all)")
+    train_parser.add_argument("--epochs", type=int, metavar="N",
+                              help="passes over the data, one log line each (overrides [train].epochs and steps)")
+    train_parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
+                              help="reshuffle the samples every epoch, seeded by --seed (default: on)")
+    train_parser.add_argument("--seed", type=int, metavar="N", help="seed for random values and shuffling "
+                                                                    "(overrides [train].seed)")
+    train_parser.add_argument("--optimizer", choices=("sgd", "momentum", "adam"),
+                              help="sgd (the generated step), momentum or adam (default sgd)")
+    train_parser.add_argument("--momentum", type=float, metavar="MU", help="momentum's μ (default 0.9)")
+    train_parser.add_argument("--beta1", type=float, metavar="B", help="adam's β₁ (default 0.9)")
+    train_parser.add_argument("--beta2", type=float, metavar="B", help="adam's β₂ (default 0.999)")
+    train_parser.add_argument("--eps", type=float, metavar="E", help="adam's ε (default 1e-8)")
+    train_parser.add_argument("--validation", type=float, metavar="FRACTION",
+                              help="hold out this fraction of the samples, seeded (overrides [train].validation)")
+    train_parser.add_argument("--every", type=int, metavar="N", help="print every N-th step or epoch (and the last)")
+    train_parser.add_argument("--quiet", action="store_true", help="print only the last step's line")
+    train_parser.add_argument("--digits", type=int, metavar="D", help="significant digits of the figures (default 5)")
+    train_parser.add_argument("--show", metavar="NAME", action="append", default=[],
+                              help="print a parameter's final value, or a forward quantity's (a1, z2) at the start "
+                                   "and the end, whatever its shape (repeatable)")
+    train_parser.add_argument("--save", metavar="FILE.npz", help="write the parameters reached to FILE.npz, also "
+                                                                 "when interrupted; init = \"FILE.npz\" reads them")
+
+    eval_parser = _subcommand(
+        commands, "eval", "the values of a named quantity (a1, z2, delta1) on the [train] data",
+        "Compute the forward values of QUANTITY (z1, a1, …, the output, the cost's deltas delta1, …, or a "
+        "parameter) on the data and initial values of SPEC's [train] table, as training starts, so that a "
+        "hand computation can be compared with them.",
+        _EVAL_EXAMPLES, _eval)
+    eval_parser.add_argument("spec", help="a TOML spec file with a [train] table (docs/cli.md)")
+    eval_parser.add_argument("quantity", help="a named quantity: z1, a1, a2, delta1, W1, X, …")
+    _format_option(eval_parser, "the quantity's name, shape and values")
+    eval_parser.add_argument("--digits", type=int, metavar="D", help="significant digits (default 5)")
 
     check_parser = _subcommand(
         commands, "check", "check a hand-derived gradient, delta or update rule",

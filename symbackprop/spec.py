@@ -52,7 +52,8 @@ _NETWORK_KEYS = {"inputs": True, "cost": False, "layout": False, "batch": False,
                  "fixed": False}
 _LAYER_KEYS = {"units": True, "activation": False, "bias": False, "skip_from": False, "tied_to": False}
 _MODEL_KEYS = {"inputs": True, "parameters": True, "forward": True, "layout": False, "fixed": False, "scalars": False}
-_TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed", "sizes")
+_TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed", "sizes", "batch_size", "epochs", "shuffle", "optimizer",
+               "momentum", "beta1", "beta2", "eps", "validation")
 _TOP_KEYS = ("network", "layers", "model", "train")
 #: the largest spec file read (1 MiB): a real spec is a few hundred bytes; the examples' largest is under 1 KiB
 MAX_SPEC_BYTES = 1024 * 1024

@@ -270,7 +270,7 @@ def test_a_diverging_run_suggests_a_smaller_learning_rate(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["deriv", SEED], "error: symbackprop: argument COMMAND: invalid choice: 'deriv' (choose from 'derive', "
-                      "'train', 'check', 'grad') (hint: did you mean 'derive'?)"),
+                      "'train', 'eval', 'check', 'grad') (hint: did you mean 'derive'?)"),
     ([], "error: symbackprop: the following arguments are required: COMMAND "
          "(hint: 'symbackprop --help' shows the usage and examples)"),
     (["train", SEED, "--steps", "many"], "error: symbackprop train: argument --steps: invalid int value: 'many' "

@@ -9,6 +9,13 @@ so the files in the repository can always be regenerated and compared.
   ``y`` 10×32 one-hot, both in the columns layout (samples are columns).
 * ``classes_x.csv``, ``classes_y.csv`` — 24 samples of 4 features in three
   clusters, and their one-hot classes: rows layout (samples are rows).
+* ``digits.npz`` — 1000 synthetic 8×8 digits made the way scikit-learn's
+  ``load_digits`` set was (32×32 bitmaps counted in 4×4 blocks, 0–16 per
+  pixel), here from seven-segment strokes shifted, slanted, thickened, with
+  strokes dropped and pixels flipped at random; scaled to [0, 1] (sixteenths).
+  ``x`` is 1000×64 and ``y`` 1000×10 one-hot: the rows layout (samples are
+  rows), as PyTorch keeps them.  (scikit-learn is not a dependency, so its
+  bundled set is not used.)
 * ``eight.csv`` — the 8×8 identity: the eight one-hot patterns of the
   classic 8-3-8 autoencoder (Rumelhart, Hinton and Williams, 1986).
 """
@@ -65,6 +72,35 @@ def nielsen_digits(samples: int = 32, seed: int = 2) -> tuple[np.ndarray, np.nda
     return x.astype(np.float16), y.astype(np.float16)
 
 
+def digit_bitmap(digit: int, rng: np.random.Generator) -> np.ndarray:
+    """A 32×32 0/1 bitmap of ``digit``: strokes shifted, slanted, thickened; one may be dropped; 1% flipped."""
+    image = np.zeros((32, 32))
+    top, left = 5 + rng.integers(-2, 3), 9 + rng.integers(-2, 3)
+    slant = rng.uniform(-0.3, 0.3)
+    thickness = rng.integers(1, 4)
+    segments = list(SEGMENTS[digit])
+    if len(segments) > 2 and rng.random() < 0.15:  # a faint stroke the scanner missed
+        segments.pop(rng.integers(len(segments)))
+    for segment in segments:
+        (r0, c0), (r1, c1) = STROKES[segment]
+        for t in np.linspace(0.0, 1.0, 40):
+            r, c = r0 + t * (r1 - r0), c0 + t * (c1 - c0)
+            row, col = int(round(top + r)), int(round(left + c + slant * (10 - r)))
+            image[max(row - thickness + 1, 0):row + thickness, max(col - thickness + 1, 0):col + thickness] = 1.0
+    flips = rng.random((32, 32)) < 0.01
+    return np.where(flips, 1.0 - image, image)
+
+
+def digits_8x8(samples: int = 1000, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """8×8 digits in [0, 1] (sixteenths), rows layout, and one-hot targets; classes in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation([k % 10 for k in range(samples)])
+    x = np.stack([digit_bitmap(int(d), rng).reshape(8, 4, 8, 4).sum(axis=(1, 3)).reshape(64) for d in labels])
+    y = np.zeros((samples, 10))
+    y[range(samples), labels] = 1.0
+    return (x / 16).astype(np.float16), y.astype(np.uint8)
+
+
 def clusters(per_class: int = 8, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = np.array([[1.0, 0.0, 0.5, -0.5], [-1.0, 0.5, 0.0, 0.5], [0.0, -1.0, -0.5, 0.0]])
@@ -93,6 +129,8 @@ def main(folder: Path = HERE) -> None:
     """Write every data file into ``folder`` (by default, this script's own)."""
     x, y = nielsen_digits()
     write_npz(folder / "nielsen_digits.npz", x=x, y=y)
+    x, y = digits_8x8()
+    write_npz(folder / "digits.npz", x=x, y=y)
     x, y = clusters()
     write_csv(folder / "classes_x.csv", x, "%.3f")
     write_csv(folder / "classes_y.csv", y, "%d")
