@@ -270,6 +270,9 @@ def _shape_constant(shape) -> tuple[int | str, ...]:
 class _Generator:
     """Prints a derivation's quantities once and assembles the functions from them."""
 
+    #: whether the functions refuse targets that are not distributions when δ = a − y assumed them
+    checks_distributions = True
+
     #: the printer of the target; a target's generator subclass names its own
     printer_class: type = NumPyCodePrinter
     #: each function's arguments before the keyword-only scalars
@@ -370,7 +373,7 @@ class _Generator:
         lines += [f"{h} = _scalar({h!r}, {h})" for h in hyper]
         lines.append(f"{unpack} = _check_arguments(params, X, {'Y' if has_y else 'None'}, SHAPES, DATA_SHAPES"
                      f"{', True' if in_place else ''})")
-        if has_y and self.d.assumptions:  # δ = a − y holds for targets that are distributions only
+        if has_y and self.d.assumptions and self.checks_distributions:  # δ = a − y needs distributions
             lines.append(f"_distributions(Y, {0 if self.p.layout == 'columns' else 1})")
         lines += [f"{size} = {source}" for size, source in self.sizes.items() if size in everything]
         for statement in body:
