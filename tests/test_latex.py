@@ -261,12 +261,35 @@ def test_user_templates_replace_the_bundled_ones_by_name(tmp_path):
     assert md == r"\frac{\partial C}{\partial W^{(1)}}" + "\n"
 
 
+LONG_TAG = "[scalar product, sum of entries, Hadamard product, elementwise function]"
+
+
+def test_a_rule_tag_wider_than_the_line_width_goes_below_its_step_wrapped():
+    d = derive(softmax3())
+    assert rf"\tag*{{\small{LONG_TAG}}}" in d.latex()  # 34 em: the tag fits beside or under its step
+    narrow = d.latex(line_width=21)
+    assert LONG_TAG in narrow and rf"\tag*{{\small{LONG_TAG}}}" not in narrow
+    assert rf"\intertext{{\small{LONG_TAG}}}" in narrow  # a paragraph as wide as the column, so it wraps
+    assert r"\tag*{\small[matrix product]}" in narrow  # the short ones stay tags
+
+
+def test_rules_can_all_go_below_their_steps_or_be_left_out():
+    d = derive(softmax3())
+    below = d.latex(rules="below")
+    assert r"\tag*" not in below and r"\intertext{\small[matrix product]}" in below
+    none = d.latex(rules="none")
+    assert r"\tag*" not in none and "[matrix product]" not in none and "[softmax]" not in none
+    assert r"\text{[" not in d.markdown(rules="none") and r"\text{[matrix product]}" in d.markdown()
+    assert parse_notation(["rules=below"]) == {"rules": "below"}
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"colour": "red"}, "unknown notation option 'colour'; known: bold, learning_rate, symbols, scalar, inline"),
+        ({"colour": "red"}, "unknown notation option 'colour'; known: bold, learning_rate, symbols, scalar, inline, "
+                            "line_width, rules"),
         ({"bold": "yes"}, "notation option bold must be true or false, not 'yes'"),
         ({"learning_rate": ""}, "learning_rate must be a non-empty LaTeX string"),
         ({"learning_rate": r"\eta_{"}, "learning_rate has unbalanced braces"),
@@ -276,6 +299,7 @@ def test_user_templates_replace_the_bundled_ones_by_name(tmp_path):
         ({"symbols": ["W1"]}, "symbols must map names to LaTeX"),
         ({"scalar": True}, "scalar notation needs every quantity 1×1"),
         ({"line_width": 0}, "line_width must be a number of em from 10 to 1000"),
+        ({"rules": "margin"}, "notation option rules must be one of tags, below, none, not 'margin'"),
         ({"template_dir": "/no/such/folder"}, "template_dir '/no/such/folder' is not a folder"),
     ],
 )
@@ -422,6 +446,85 @@ def test_standalone_documents_compile_without_errors_or_overfull_boxes(pdflatex,
     if REGENERATE and shutil.which("pdftoppm"):
         subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile",
                         str(tmp_path / "sigmoid2.pdf"), str(ROOT / "docs" / "derivation-2layer")], check=True)
+
+
+# --- ink outside the text block -------------------------------------------------------------------
+#
+# pdflatex reports an overfull line, but not a \tag* or a display set wider than the column: those it
+# sets without a word.  These pages are rendered to images and every margin, and the gutter between two
+# columns, must be blank.  The geometry is fixed so that the text block is known to the pixel.
+
+def paper3() -> Network:
+    """The issue's network: three layers, ReLU and softmax cross-entropy, rows layout, symbolic widths."""
+    return Network("n_0", [Dense("n_1", "relu"), Dense("n_2", "relu"), Dense("n_3", "softmax")],
+                   cost="softmax_cross_entropy", batch="N", layout="rows")
+
+
+_DPI = 72  # one pixel a big point
+_MARGIN_IN, _COLUMNSEP_IN, _PAGE_IN = 1.0, 0.3, (8.5, 11.0)
+
+
+def _measured_article(body: str, columns: int) -> str:
+    return ("\\documentclass[10pt%s]{article}\n" % (",twocolumn" if columns == 2 else "")
+            + "\\usepackage[paperwidth=8.5in,paperheight=11in,margin=1in,columnsep=0.3in]{geometry}\n"
+            "\\usepackage{amsmath}\n\\usepackage{amssymb}\n\\allowdisplaybreaks\n\\pagestyle{empty}\n"
+            f"\\begin{{document}}\n{body}\\end{{document}}\n")
+
+
+def _ink_outside_the_text_block(png: Path, columns: int) -> list[str]:
+    from PIL import Image
+
+    image = Image.open(png).convert("L")
+    width, height = image.size
+    pixels = image.load()
+    margin = round(_MARGIN_IN * _DPI)
+    blank = [("left margin", 0, margin - 1), ("right margin", width - margin + 1, width)]
+    if columns == 2:
+        column = (width - 2 * margin - _COLUMNSEP_IN * _DPI) / 2
+        blank.append(("gutter", round(margin + column) + 1, round(margin + column + _COLUMNSEP_IN * _DPI) - 1))
+    found = []
+    for where, start, end in blank:
+        if any(pixels[x, y] < 128 for x in range(start, end) for y in range(height)):
+            found.append(f"{png.name}: ink in the {where}")
+    for where, rows in (("top margin", range(0, margin - 1)), ("bottom margin", range(height - margin + 6, height))):
+        if any(pixels[x, y] < 128 for y in rows for x in range(width)):
+            found.append(f"{png.name}: ink in the {where}")
+    return found
+
+
+MEASURED = {
+    "paper3-one-column": (1, lambda: derive(paper3()).latex()),
+    "paper3-two-columns": (2, lambda: derive(paper3()).latex(line_width=21)),
+    "softmax3-two-columns": (2, lambda: derive(softmax3()).latex(line_width=21)),
+    "five-layers-mixed-two-columns": (2, lambda: derive(five_layers_mixed()).latex(line_width=21, bold=True)),
+    "seed-notation-two-columns": (2, lambda: derive(seed()).latex(line_width=21, **SEED_NOTATION)),
+    "paper3-two-columns-rules-below": (2, lambda: derive(paper3()).latex(line_width=21, rules="below")),
+}
+
+
+@pytest.fixture(scope="module")
+def pdftoppm() -> str:
+    found = shutil.which("pdftoppm")
+    if found is None:
+        reason = "pdftoppm is not installed (apt-get install poppler-utils)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must install it")
+        pytest.skip(reason)
+    return found
+
+
+def test_nothing_is_set_outside_the_text_block_in_one_or_two_columns(pdflatex, pdftoppm, tmp_path):
+    sources = {name: _measured_article(build(), columns) for name, (columns, build) in MEASURED.items()}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(pool.map(lambda item: _compile(pdflatex, tmp_path, *item), sources.items()))
+    assert results == {name: [] for name in MEASURED}
+    problems = []
+    for name, (columns, _) in MEASURED.items():
+        subprocess.run([pdftoppm, "-gray", "-png", "-r", str(_DPI), str(tmp_path / f"{name}.pdf"),
+                        str(tmp_path / name)], check=True)
+        for png in sorted(tmp_path.glob(f"{name}-*.png")):
+            problems += _ink_outside_the_text_block(png, columns)
+    assert problems == [], "\n".join(problems)
 
 
 # --- speed ---------------------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ option            default     meaning
 ``scalar``        ``False``   a network of 1×1 quantities written as scalars
 ``inline``        ``False``   the updates with every named quantity written out
 ``line_width``    ``34``      the width, in em, beyond which a line is broken
+``rules``         ``tags``    where each step's rules go: ``tags`` (a ``\tag*`` beside the step; a tag
+                              wider than ``line_width`` goes below it instead, wrapped), ``below``
+                              (every rule on a wrapped line below its step) or ``none``
 ================  ==========  ====================================================
 """
 
@@ -81,6 +84,7 @@ class Notation:
     scalar: bool = False
     inline: bool = False
     line_width: float = 34
+    rules: str = "tags"
 
     @classmethod
     def from_options(cls, derivation: "Derivation", options: Mapping[str, Any]) -> "Notation":
@@ -97,6 +101,8 @@ class Notation:
         width = notation.line_width
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not 10 <= width <= 1000:
             raise NotationError(f"notation option line_width must be a number of em from 10 to 1000, not {width!r}")
+        if notation.rules not in RULES:
+            raise NotationError(f"notation option rules must be one of {', '.join(RULES)}, not {notation.rules!r}")
         if not isinstance(notation.symbols, Mapping):
             raise NotationError(f"notation option symbols must map names to LaTeX, not {notation.symbols!r}")
         names = _renamable(derivation)
@@ -112,6 +118,9 @@ class Notation:
                         f"{name} is {shape_text(symbol.shape)}")
         return replace(notation, symbols=dict(notation.symbols))
 
+
+#: the values of the ``rules`` option
+RULES = ("tags", "below", "none")
 
 _UNESCAPED = re.compile(r"(?<!\\)[$&%#]")
 
@@ -187,6 +196,7 @@ class Equation:
     rows: tuple[Row, ...]
     rule: str | None = None
     note: str | None = None
+    rule_below: bool = False
 
 
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|.", re.S)
@@ -330,6 +340,31 @@ def fit(equations: Sequence[Equation], line_width: float) -> list[Equation]:
             rows.append(Row(row.relation, break_lines(text, max(room, 1.0))))
         fitted.append(replace(equation, rows=tuple(rows)))
     return fitted
+
+
+#: em per character of a rule tag: ``\small`` text, measured at about 0.41 em, erring on the wide side
+_TAG_CHARACTER = 0.45
+
+
+def tag_width(rule: str) -> float:
+    r"""An estimate, in em, of the width of the tag ``\small[rule]``.
+
+    >>> tag_width("matrix product")
+    7.2
+    """
+    return round(_TAG_CHARACTER * (len(rule) + 2), 6)
+
+
+def place_rules(equations: Sequence[Equation], rules: str, line_width: float) -> list[Equation]:
+    """Each equation's rule as a tag (``tags``, where the tag fits the measure), below it, or dropped (``none``)."""
+    placed = []
+    for equation in equations:
+        if equation.rule and rules == "none":
+            equation = replace(equation, rule=None)
+        elif equation.rule and (rules == "below" or tag_width(equation.rule) > line_width):
+            equation = replace(equation, rule_below=True)
+        placed.append(equation)
+    return placed
 
 
 def _equation(lhs: str, *rows: str, relation: str = "=", rule: str | None = None,
@@ -485,7 +520,8 @@ class _Context:
         return _Relative(layer, name, self.depth)
 
     def fit(self, equations: Sequence[Equation], **block: Any) -> Block:
-        return Block(tuple(fit(equations, self.notation.line_width)), **block)
+        width = self.notation.line_width
+        return Block(tuple(place_rules(fit(equations, width), self.notation.rules, width)), **block)
 
     # --- what the program holds, by layer and role ---------------------------------------
 
@@ -780,9 +816,11 @@ def align(equations: Iterable[Equation]) -> str:
     parts: list[tuple[bool, str]] = []  # (is a row, text)
     for equation in equations:
         lines = _rows(equation, rule_column=False)
-        if equation.rule:
+        if equation.rule and not equation.rule_below:
             lines[0] += rf" \tag*{{\small[{equation.rule}]}}"
         parts += [(True, line) for line in lines]
+        if equation.rule and equation.rule_below:
+            parts.append((False, rf"\small[{equation.rule}]"))
         if equation.note:
             parts.append((False, rf"\small Assuming {equation.note}."))
     after = []
