@@ -471,25 +471,44 @@ def _measured_article(body: str, columns: int) -> str:
             f"\\begin{{document}}\n{body}\\end{{document}}\n")
 
 
-def _ink_outside_the_text_block(png: Path, columns: int) -> list[str]:
-    from PIL import Image
+def _read_pgm(path: Path) -> tuple[int, int, bytes]:
+    """A binary PGM (``pdftoppm -gray``): width, height, one byte a pixel."""
+    data = path.read_bytes()
+    fields, i = [], 0
+    while len(fields) < 4:  # magic, width, height, maximum; a comment runs to the end of its line
+        while data[i:i + 1].isspace():
+            i += 1
+        if data[i:i + 1] == b"#":
+            i = data.index(b"\n", i)
+            continue
+        start = i
+        while not data[i:i + 1].isspace():
+            i += 1
+        fields.append(data[start:i])
+    assert fields[0] == b"P5" and fields[3] == b"255", fields
+    width, height = int(fields[1]), int(fields[2])
+    return width, height, data[i + 1:i + 1 + width * height]
 
-    image = Image.open(png).convert("L")
-    width, height = image.size
-    pixels = image.load()
+
+def _ink_outside_the_text_block(page: Path, columns: int) -> list[str]:
+    """Where ``page`` has a dark pixel outside the text block: a margin, or the gutter between two columns.
+
+    The bottom margin is allowed the descenders of the last line (5 pt).
+    """
+    width, height, pixels = _read_pgm(page)
     margin = round(_MARGIN_IN * _DPI)
-    blank = [("left margin", 0, margin - 1), ("right margin", width - margin + 1, width)]
+    regions = {  # name: (columns x, rows y), both half-open
+        "left margin": (range(0, margin - 1), range(height)),
+        "right margin": (range(width - margin + 1, width), range(height)),
+        "top margin": (range(width), range(0, margin - 1)),
+        "bottom margin": (range(width), range(height - margin + 6, height)),
+    }
     if columns == 2:
         column = (width - 2 * margin - _COLUMNSEP_IN * _DPI) / 2
-        blank.append(("gutter", round(margin + column) + 1, round(margin + column + _COLUMNSEP_IN * _DPI) - 1))
-    found = []
-    for where, start, end in blank:
-        if any(pixels[x, y] < 128 for x in range(start, end) for y in range(height)):
-            found.append(f"{png.name}: ink in the {where}")
-    for where, rows in (("top margin", range(0, margin - 1)), ("bottom margin", range(height - margin + 6, height))):
-        if any(pixels[x, y] < 128 for y in rows for x in range(width)):
-            found.append(f"{png.name}: ink in the {where}")
-    return found
+        regions["gutter"] = (range(round(margin + column) + 1, round(margin + column + _COLUMNSEP_IN * _DPI) - 1),
+                             range(height))
+    return [f"{page.name}: ink in the {where}" for where, (xs, ys) in regions.items()
+            if any(pixels[y * width + x] < 128 for y in ys for x in xs)]
 
 
 MEASURED = {
@@ -520,10 +539,12 @@ def test_nothing_is_set_outside_the_text_block_in_one_or_two_columns(pdflatex, p
     assert results == {name: [] for name in MEASURED}
     problems = []
     for name, (columns, _) in MEASURED.items():
-        subprocess.run([pdftoppm, "-gray", "-png", "-r", str(_DPI), str(tmp_path / f"{name}.pdf"),
-                        str(tmp_path / name)], check=True)
-        for png in sorted(tmp_path.glob(f"{name}-*.png")):
-            problems += _ink_outside_the_text_block(png, columns)
+        subprocess.run([pdftoppm, "-gray", "-r", str(_DPI), str(tmp_path / f"{name}.pdf"), str(tmp_path / name)],
+                       check=True)
+        pages = sorted(tmp_path.glob(f"{name}-*.pgm"))
+        assert pages, f"{name}: pdftoppm wrote no page"
+        for page in pages:
+            problems += _ink_outside_the_text_block(page, columns)
     assert problems == [], "\n".join(problems)
 
 
