@@ -283,6 +283,66 @@ def test_rules_can_all_go_below_their_steps_or_be_left_out():
     assert parse_notation(["rules=below"]) == {"rules": "below"}
 
 
+BP1_TO_BP4 = ("backward:z-L", "backward:z-l", "backward:b-l", "backward:W-l")
+
+
+def test_the_compact_block_alone_is_the_general_backward_pass():
+    tex = derive(paper3()).latex(parts=["backward"], layer_by_layer=False)
+    assert r"\paragraph{Backward pass: the chain rule.}" in tex
+    for gone in ("Forward pass", "Cost.", "Gradients.", "Gradient descent", "Layer by layer", "Layer 3", "Network."):
+        assert gone not in tex
+    assert r"\delta^{(L)}" in tex and r"\delta^{(l)}" in tex and "^{(3)}" not in tex
+
+
+def test_parts_keep_their_order_and_the_general_form_can_stand_alone():
+    d = derive(paper3())
+    tex = d.latex(parts="gradients, forward", layer_by_layer=False)
+    assert tex.index("Forward pass") < tex.index("Gradients.") and "Cost." not in tex
+    assert "Layer by layer" not in tex and "a^{(2)}" not in tex.split("Gradients.")[0]
+    md = d.markdown(parts=["cost"])
+    assert "### Cost" in md and "### Forward pass" not in md and "### Network" not in md
+
+
+def test_without_rules_the_backward_pass_does_not_promise_them():
+    tex = derive(paper3()).latex(rules="none")
+    assert "names, in brackets" not in tex and "In general, at the output layer:" in tex
+
+
+def test_numbered_equations_carry_stable_unique_labels():
+    tex = derive(paper3()).latex(numbered=True)
+    labels = re.findall(r"\\label\{([^}]*)\}", tex)
+    assert len(labels) == len(set(labels))
+    for key in (*BP1_TO_BP4, "forward:z-l", "forward:a-L", "forward:z3", "cost", "backward:W3", "delta:delta2",
+                "gradient:W1", "update:W-l", "update:b3"):
+        assert f"bp:{key}" in labels, key
+    assert r"\begin{align}" in tex and r"\begin{align*}" in tex  # the shapes stay unnumbered
+    assert r"\tag*" not in tex and r"\intertext{\small[matrix product]}" in tex
+    assert r"\label{eq:backward:z-L}" in derive(paper3()).latex(numbered=True, label_prefix="eq")
+    assert "\\label" not in derive(paper3()).latex()
+
+
+def test_a_key_met_twice_is_numbered_on():
+    from symbackprop.outputs.documents import Notation, _Context
+
+    tex = derive(five_layers_mixed()).latex(numbered=True)
+    labels = re.findall(r"\\label\{([^}]*)\}", tex)
+    assert len(labels) == len(set(labels))
+    context = _Context(derive(sigmoid2()), Notation(numbered=True))
+    assert [context._label("backward:z-l") for _ in range(3)] == ["bp:backward:z-l", "bp:backward:z-l-2",
+                                                                  "bp:backward:z-l-3"]
+
+
+def test_numbered_labels_resolve_in_a_document(pdflatex, tmp_path):
+    body = derive(paper3()).latex(numbered=True, parts=["backward"], layer_by_layer=False)
+    refs = " ".join(rf"\eqref{{bp:{key}}}" for key in BP1_TO_BP4)
+    source = _plain_article(body + f"BP1--BP4 are {refs}.\n")
+    for _ in range(2):
+        name, problems = _compile(pdflatex, tmp_path, "labels", source)
+        assert problems == []
+    log = (tmp_path / "labels.log").read_text(errors="replace")
+    assert "multiply defined" not in log and "undefined" not in log, log[-2000:]
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -300,6 +360,13 @@ def test_rules_can_all_go_below_their_steps_or_be_left_out():
         ({"scalar": True}, "scalar notation needs every quantity 1×1"),
         ({"line_width": 0}, "line_width must be a number of em from 10 to 1000"),
         ({"rules": "margin"}, "notation option rules must be one of tags, below, none, not 'margin'"),
+        ({"parts": ["forward", "bias"]}, "notation option parts: no part 'bias'; the parts are network, forward"),
+        ({"parts": ""}, "notation option parts names no part"),
+        ({"parts": 3}, "notation option parts must be a list of parts, not 3"),
+        ({"parts": "cost,cost"}, "notation option parts names a part twice"),
+        ({"numbered": "yes"}, "notation option numbered must be true or false"),
+        ({"label_prefix": "bp:x"}, "notation option label_prefix must be a letter then letters, digits or '-'"),
+        ({"symbols": {"W1": "w", "W2": "w"}}, "symbols: 'W1' and 'W2' are both renamed to 'w'"),
         ({"template_dir": "/no/such/folder"}, "template_dir '/no/such/folder' is not a folder"),
     ],
 )
@@ -395,6 +462,11 @@ GOLDEN_CASES = {
     "sigmoid2.md": lambda: derive(sigmoid2()).markdown(),
     "softmax3.tex": lambda: derive(softmax3()).latex(),
     "softmax3.md": lambda: derive(softmax3()).markdown(),
+    "paper3-two-columns.tex": lambda: derive(paper3()).latex(line_width=21),
+    "paper3-compact-numbered.tex": lambda: derive(paper3()).latex(parts=["backward"], layer_by_layer=False,
+                                                                  numbered=True),
+    "paper3-renamed-numbered.tex": lambda: derive(paper3()).latex(symbols={"a3": r"\hat{Y}", "X": "X", "Y": "Y"},
+                                                                  numbered=True, line_width=21),
 }
 
 
@@ -518,6 +590,8 @@ MEASURED = {
     "five-layers-mixed-two-columns": (2, lambda: derive(five_layers_mixed()).latex(line_width=21, bold=True)),
     "seed-notation-two-columns": (2, lambda: derive(seed()).latex(line_width=21, **SEED_NOTATION)),
     "paper3-two-columns-rules-below": (2, lambda: derive(paper3()).latex(line_width=21, rules="below")),
+    "paper3-two-columns-numbered": (2, lambda: derive(paper3()).latex(line_width=21, numbered=True)),
+    "paper3-compact": (2, lambda: derive(paper3()).latex(line_width=21, parts=["backward"], layer_by_layer=False)),
 }
 
 

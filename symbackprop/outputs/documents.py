@@ -27,6 +27,12 @@ option            default     meaning
 ``rules``         ``tags``    where each step's rules go: ``tags`` (a ``\tag*`` beside the step; a tag
                               wider than ``line_width`` goes below it instead, wrapped), ``below``
                               (every rule on a wrapped line below its step) or ``none``
+``parts``         all         the parts written, in their order, from :data:`PARTS`: ``network``,
+                              ``forward``, ``cost``, ``backward``, ``deltas``, ``gradients``, ``updates``
+``layer_by_layer`` ``True``   with the general form, each layer written out too
+``numbered``      ``False``   every equation numbered (``align``), with a ``\label`` of a stable key;
+                              the rules then go below their steps, the number taking the tag's place
+``label_prefix``  ``bp``      the labels' prefix: ``\label{bp:backward:z-L}``; see :func:`label_keys`
 ================  ==========  ====================================================
 """
 
@@ -64,6 +70,9 @@ __all__ = [
     "latex_width",
     "written_out",
     "render_latex",
+    "label_keys",
+    "PARTS",
+    "RULES",
     "render_markdown",
     "render_summary",
     "parse_notation",
@@ -85,6 +94,10 @@ class Notation:
     inline: bool = False
     line_width: float = 34
     rules: str = "tags"
+    parts: tuple[str, ...] = ("network", "forward", "cost", "backward", "deltas", "gradients", "updates")
+    layer_by_layer: bool = True
+    numbered: bool = False
+    label_prefix: str = "bp"
 
     @classmethod
     def from_options(cls, derivation: "Derivation", options: Mapping[str, Any]) -> "Notation":
@@ -93,14 +106,20 @@ class Notation:
         for key in options:
             if key not in known:
                 raise NotationError(f"unknown notation option {key!r}; known: {', '.join(known)}")
+        options = dict(options)
+        if "parts" in options:
+            options["parts"] = _parts(options["parts"])
         notation = cls(**options)
-        for key in ("bold", "scalar", "inline"):
+        for key in ("bold", "scalar", "inline", "layer_by_layer", "numbered"):
             if not isinstance(getattr(notation, key), bool):
                 raise NotationError(f"notation option {key} must be true or false, not {getattr(notation, key)!r}")
         _check_latex("learning_rate", notation.learning_rate)
         width = notation.line_width
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not 10 <= width <= 1000:
             raise NotationError(f"notation option line_width must be a number of em from 10 to 1000, not {width!r}")
+        if not isinstance(notation.label_prefix, str) or not _LABEL_PREFIX.fullmatch(notation.label_prefix):
+            raise NotationError(f"notation option label_prefix must be a letter then letters, digits or '-', "
+                                f"not {notation.label_prefix!r}")
         if notation.rules not in RULES:
             raise NotationError(f"notation option rules must be one of {', '.join(RULES)}, not {notation.rules!r}")
         if not isinstance(notation.symbols, Mapping):
@@ -110,6 +129,13 @@ class Notation:
             if name not in names:
                 raise NotationError(f"symbols: unknown quantity {name!r}; known: {', '.join(names)}")
             _check_latex(f"symbols[{name!r}]", latex)
+        renamed: dict[str, str] = {}
+        for name, latex in notation.symbols.items():
+            other = renamed.get(latex.strip())
+            if other is not None and _kind(other) != name and _kind(name) != other:
+                raise NotationError(f"symbols: {other!r} and {name!r} are both renamed to "
+                                    f"{latex.strip()!r}; each quantity needs a symbol of its own")
+            renamed[latex.strip()] = name
         if notation.scalar:
             for name, symbol in derivation.symbols.items():
                 if symbol.shape != (1, 1):
@@ -121,6 +147,30 @@ class Notation:
 
 #: the values of the ``rules`` option
 RULES = ("tags", "below", "none")
+#: the parts of a derivation, in the order they are written
+PARTS = ("network", "forward", "cost", "backward", "deltas", "gradients", "updates")
+_LABEL_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+
+
+def _kind(name: str) -> str:
+    split = naming.split_layer_name(name)
+    return split[0] if split else name
+
+
+def _parts(value: object) -> tuple[str, ...]:
+    """The ``parts`` option, a list or a comma-separated string, as a tuple of known parts."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise NotationError(f"notation option parts must be a list of parts, not {value!r}")
+    parts = tuple(item.strip() for item in items if item.strip())
+    for part in parts:
+        if part not in PARTS:
+            raise NotationError(f"notation option parts: no part {part!r}; the parts are {', '.join(PARTS)}")
+    if not parts:
+        raise NotationError(f"notation option parts names no part; the parts are {', '.join(PARTS)}")
+    if len(set(parts)) != len(parts):
+        raise NotationError(f"notation option parts names a part twice: {', '.join(parts)}")
+    return tuple(part for part in PARTS if part in parts)
 
 _UNESCAPED = re.compile(r"(?<!\\)[$&%#]")
 
@@ -163,7 +213,7 @@ def parse_notation(items: Iterable[str]) -> dict[str, Any]:
             raise NotationError(f"notation {item!r} is not KEY=VALUE (e.g. learning_rate=R, symbols.W1=w)")
         if key.startswith("symbols."):
             options.setdefault("symbols", {})[key[len("symbols."):]] = value
-        elif key in ("bold", "scalar", "inline"):
+        elif key in ("bold", "scalar", "inline", "layer_by_layer", "numbered"):
             if value.strip().lower() not in _BOOLEANS:
                 raise NotationError(f"notation option {key} must be true or false, not {value!r}")
             options[key] = _BOOLEANS[value.strip().lower()]
@@ -197,6 +247,8 @@ class Equation:
     rule: str | None = None
     note: str | None = None
     rule_below: bool = False
+    key: str = ""
+    label: str = ""
 
 
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|.", re.S)
@@ -368,10 +420,41 @@ def place_rules(equations: Sequence[Equation], rules: str, line_width: float) ->
 
 
 def _equation(lhs: str, *rows: str, relation: str = "=", rule: str | None = None,
-              note: str | None = None) -> Equation:
+              note: str | None = None, key: str = "") -> Equation:
     """An equation of unbroken rows, identical rows written once."""
     unique = list(dict.fromkeys(rows))
-    return Equation(lhs, tuple(Row(relation, (text,)) for text in unique), rule, note)
+    return Equation(lhs, tuple(Row(relation, (text,)) for text in unique), rule, note, key=key)
+
+
+def _key(name: str, label: str | None = None) -> str:
+    """A quantity's part of a label key: ``z3``, or in the general form ``z-l`` (``label`` ``l``)."""
+    if label is None:
+        return name
+    split = naming.split_layer_name(name)
+    return f"{split[0] if split else name}-{label}"
+
+
+def label_keys() -> str:
+    r"""How ``numbered=True`` labels equations: ``\label{PREFIX:PART:KEY}``, stable across versions.
+
+    ========================  ===================================================================
+    key                       equation
+    ========================  ===================================================================
+    ``forward:z-l``           the general forward step (``z-L``, ``a-L``: the output layer's)
+    ``forward:z3``            layer 3's, written out (``a3``, …)
+    ``cost``                  the cost
+    ``backward:z-L``          BP1, δ⁽ᴸ⁾ = ∂C/∂z⁽ᴸ⁾ (``backward:a-L``: ∂C/∂a⁽ᴸ⁾)
+    ``backward:z-l``          BP2, δ⁽ˡ⁾ from δ⁽ˡ⁺¹⁾ (``backward:a-l``: ∂C/∂a⁽ˡ⁾)
+    ``backward:b-l``          BP3, ∂C/∂b⁽ˡ⁾; ``backward:W-l``: BP4, ∂C/∂W⁽ˡ⁾
+    ``backward:z3``           the same steps of layer 3, written out (``backward:W3``, …)
+    ``delta:delta3``          the delta recursion
+    ``gradient:W3``           the gradients
+    ``update:W-l``            the general update; ``update:W3``: layer 3's
+    ========================  ===================================================================
+
+    A key met twice (two groups of layers that read differently) gets ``-2``, ``-3``, … in order.
+    """
+    return label_keys.__doc__
 
 
 #: a quantity and the space it lives in, or an empty cell
@@ -486,6 +569,7 @@ class _Context:
         self.functions = {a.name: a.latex for a in self.program.activations}
         self.printer = self._printer()
         self._general: dict[tuple, LatexPrinter] = {}
+        self._labels: dict[str, int] = {}
         # indexes, so that finding a layer's parts costs the same at any depth
         self._by_layer: dict = {}
         for d in self.program.definitions:
@@ -521,7 +605,17 @@ class _Context:
 
     def fit(self, equations: Sequence[Equation], **block: Any) -> Block:
         width = self.notation.line_width
-        return Block(tuple(place_rules(fit(equations, width), self.notation.rules, width)), **block)
+        rules = "below" if self.notation.numbered and self.notation.rules == "tags" else self.notation.rules
+        placed = place_rules(fit(equations, width), rules, width)
+        if self.notation.numbered:
+            placed = [replace(e, label=self._label(e.key)) for e in placed]
+        return Block(tuple(placed), **block)
+
+    def _label(self, key: str) -> str:
+        label = f"{self.notation.label_prefix}:{key}"
+        count = self._labels.get(label, 0) + 1
+        self._labels[label] = count
+        return label if count == 1 else f"{label}-{count}"
 
     # --- what the program holds, by layer and role ---------------------------------------
 
@@ -656,14 +750,15 @@ class _Context:
 
     def forward(self) -> tuple[list[Block], Block]:
         p = self.printer
-        explicit = [_equation(p.doprint(n), p.doprint(n.definition)) for n in self.d.forward]
+        explicit = [_equation(p.doprint(n), p.doprint(n.definition), key=f"forward:{n.name}") for n in self.d.forward]
         if not self.layered:
             return [], self.fit(explicit)
         generic = self._generic(range(1, self.depth + 1))
 
         def general(l: int, name: str) -> tuple[Equation, ...]:
             g = self.general(self.labels(l, name), generic)
-            return tuple(_equation(g.doprint(d.node), g.doprint(d.expr)) for d in self.definitions_of(l))
+            return tuple(_equation(g.doprint(d.node), g.doprint(d.expr), key=f"forward:{_key(d.name, name)}")
+                         for d in self.definitions_of(l))
 
         blocks = self._grouped(range(1, self.depth + 1), general, descending=False, generic=generic)
         return blocks, self.fit(explicit)
@@ -686,13 +781,14 @@ class _Context:
 
     def cost(self) -> Block:
         cost = self.notation.symbols.get("C", "C")
-        return self.fit([_equation(cost, self.printer.doprint(self.d.cost))])
+        return self.fit([_equation(cost, self.printer.doprint(self.d.cost), key="cost")])
 
-    def _step(self, step, p: LatexPrinter) -> Equation:
+    def _step(self, step, p: LatexPrinter, label: str | None = None) -> Equation:
         lhs = p.doprint(step.lhs)
         if step.role == "preactivation":  # δ⁽ˡ⁾, said to be ∂C/∂z⁽ˡ⁾
             lhs += " = " + p.doprint(Adjoint(self.program.definition(step.quantity).node))
-        return _equation(lhs, p.doprint(step.general), p.doprint(step.rhs), rule=step.rule, note=step.note)
+        return _equation(lhs, p.doprint(step.general), p.doprint(step.rhs), rule=step.rule, note=step.note,
+                         key=f"backward:{_key(step.quantity, label)}")
 
     def _steps_of(self, layer: int | None):
         return self._steps_by_layer.get(layer, [])
@@ -707,17 +803,17 @@ class _Context:
         L = self.depth
         z, a = self.layer_definition(L, "preactivation"), self.layer_definition(L, "activation", "output")
         g = self.general(self.labels(L, "L"))
-        output = self.fit([self._step(self._step_for(q.name), g) for q in (a, z)])
+        output = self.fit([self._step(self._step_for(q.name), g, "L") for q in (a, z)])
         generic = self._generic(range(1, L))
 
         def hidden(l: int, name: str) -> tuple[Equation, ...]:
             g = self.general(self.labels(l, name), generic)
             z, a = self.layer_definition(l, "preactivation"), self.layer_definition(l, "activation", "output")
-            return (self._step(self._step_for(a.name), g), self._step(self._step_for(z.name), g))
+            return (self._step(self._step_for(a.name), g, name), self._step(self._step_for(z.name), g, name))
 
         def parameters(l: int, name: str) -> tuple[Equation, ...]:
             g = self.general(self.labels(l, name))
-            return tuple(self._step(s, g) for s in self._steps_of(l) if s.role == "parameter")
+            return tuple(self._step(s, g, name) for s in self._steps_of(l) if s.role == "parameter")
 
         return {
             "output": output,
@@ -737,31 +833,32 @@ class _Context:
         """Every named adjoint (each δ, and ∂C/∂a where a feeds several quantities), from the output down."""
         p = self.printer
         named = [node for node in self.d.adjoints.values() if isinstance(node, Named)]
-        return self.fit([_equation(p.doprint(d), p.doprint(d.definition)) for d in named])
+        return self.fit([_equation(p.doprint(d), p.doprint(d.definition), key=f"delta:{d.name}") for d in named])
 
     def gradients(self) -> Block:
         p = self.printer
-        return self.fit([_equation(p.doprint(Adjoint(self.d.symbols[name])), p.doprint(gradient))
-                         for name, gradient in self.d.gradients.items()])
+        return self.fit([_equation(p.doprint(Adjoint(self.d.symbols[name])), p.doprint(gradient),
+                                   key=f"gradient:{name}") for name, gradient in self.d.gradients.items()])
 
-    def _update(self, p: LatexPrinter, parameter: Basic, gradient: Basic) -> Equation:
+    def _update(self, p: LatexPrinter, parameter: Basic, gradient: Basic, key: str) -> Equation:
         name = p.doprint(parameter)
         factor = p.factor(gradient)
         joint = r" \cdot " if factor[:1].isdigit() else " "
-        return _equation(name, f"{name} - {self.notation.learning_rate}{joint}{factor}", relation=r"\leftarrow")
+        return _equation(name, f"{name} - {self.notation.learning_rate}{joint}{factor}", relation=r"\leftarrow",
+                         key=f"update:{key}")
 
     def updates(self) -> tuple[Block, Block]:
         explicit = []
         for name, gradient in self.d.gradients.items():
             if self.notation.inline:
                 gradient = written_out(gradient)
-            explicit.append(self._update(self.printer, self.d.symbols[name], gradient))
+            explicit.append(self._update(self.printer, self.d.symbols[name], gradient, name))
         if not self.layered:
             return self.fit([]), self.fit(explicit)
         g = self.general(self.labels(1, "l"))
         kinds = {naming.split_layer_name(name)[0] for name in self.d.gradients if naming.split_layer_name(name)}
         names = [k for k, name in (("W", naming.weight(1)), ("b", naming.bias(1))) if k in kinds]
-        general = [self._update(g, parameter, Adjoint(parameter))
+        general = [self._update(g, parameter, Adjoint(parameter), _key(parameter.name, "l"))
                    for parameter in (MatrixSymbol(n, 1, 1) for n in
                                      [naming.weight(1) if k == "W" else naming.bias(1) for k in names])]
         return self.fit(general), self.fit(explicit)
@@ -786,6 +883,9 @@ class _Context:
             "updates": updates,
             "learning_rate": self.notation.learning_rate,
             "inline": self.notation.inline,
+            "parts": self.notation.parts,
+            "layer_by_layer": self.notation.layer_by_layer or not self.layered,
+            "rules": self.notation.rules,
         }
 
 
@@ -813,11 +913,16 @@ def align(equations: Iterable[Equation]) -> str:
     z &= W a \tag*{\small[matrix product]}
     \end{align*}
     """
+    equations = list(equations)
+    numbered = any(e.label for e in equations)
     parts: list[tuple[bool, str]] = []  # (is a row, text)
     for equation in equations:
         lines = _rows(equation, rule_column=False)
         if equation.rule and not equation.rule_below:
             lines[0] += rf" \tag*{{\small[{equation.rule}]}}"
+        if numbered:
+            lines = [line + (rf" \label{{{equation.label}}}" if i == 0 and equation.label else r" \nonumber")
+                     for i, line in enumerate(lines)]
         parts += [(True, line) for line in lines]
         if equation.rule and equation.rule_below:
             parts.append((False, rf"\small[{equation.rule}]"))
@@ -832,7 +937,8 @@ def align(equations: Iterable[Equation]) -> str:
             # a row ends with a row break, an \intertext does not
             body += " \\\\\n" if parts[index - 1][0] else "\n"
         body += text if is_row else rf"\intertext{{{text}}}"
-    return "\n".join(["\\begin{align*}", body, "\\end{align*}", *after])
+    environment = "align" if numbered else "align*"
+    return "\n".join([f"\\begin{{{environment}}}", body, f"\\end{{{environment}}}", *after])
 
 
 def aligned(equations: Iterable[Equation]) -> str:
