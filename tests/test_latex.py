@@ -209,6 +209,17 @@ def test_seed_update_rule_in_the_seeds_notation():
     assert r"w &\leftarrow w - R \cdot 2 a (a w - y)" in tex
 
 
+def test_scalar_notation_reads_as_a_derivation_by_hand_in_its_own_symbols():
+    for text in (derive(seed()).latex(**SEED_NOTATION), derive(seed()).markdown(**SEED_NOTATION)):
+        for matrix_talk in ("Each sample is a column", r"\mathbb{R}", "Shapes", "Layer by layer", "W^{(l)}",
+                            "l = L", "matrix product", "sum of entries", "Hadamard", "elementwise function",
+                            "Layer 1 (output layer)"):
+            assert matrix_talk not in text, matrix_talk
+        assert "every quantity is a number" in text and "[product rule]" in text and "[power rule, sum rule]" in text
+    two = derive(Network(1, [Dense(1, "tanh"), Dense(1)])).latex(scalar=True)
+    assert "l = L" not in two and "W^{(l)}" not in two and "[chain rule]" in two
+
+
 def test_inline_writes_every_named_quantity_out():
     tex = derive(sigmoid2()).latex(inline=True)
     updates = tex[tex.index("that is"):]

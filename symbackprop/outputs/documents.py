@@ -426,6 +426,27 @@ def _equation(lhs: str, *rows: str, relation: str = "=", rule: str | None = None
     return Equation(lhs, tuple(Row(relation, (text,)) for text in unique), rule, note, key=key)
 
 
+#: the matrix rules of the chain rule as an ordinary derivative names them (``None``: nothing to name)
+_SCALAR_RULES = {
+    "matrix product": "product rule", "scalar product": "product rule", "Hadamard product": "product rule",
+    "Hadamard power": "power rule", "scalar power": "power rule", "matrix power": "power rule",
+    "elementwise function": "chain rule", "scalar function": "chain rule", "bias broadcast": "sum rule",
+    "sum": "sum rule", "sum of entries": None, "transpose": None,
+}
+
+
+def _scalar_rule(rule: str | None) -> str | None:
+    """``rule`` (rules joined by ``, ``) in the words of ordinary derivatives: ``matrix product`` → ``product rule``.
+
+    >>> _scalar_rule("sum of entries, Hadamard power, sum")
+    'power rule, sum rule'
+    """
+    if not rule:
+        return rule
+    named = [_SCALAR_RULES.get(part, part) for part in rule.split(", ")]
+    return ", ".join(dict.fromkeys(part for part in named if part)) or None
+
+
 def _key(name: str, label: str | None = None) -> str:
     """A quantity's part of a label key: ``z3``, or in the general form ``z-l`` (``label`` ``l``)."""
     if label is None:
@@ -566,6 +587,8 @@ class _Context:
         self.notation = notation
         self.depth = self.program.depth
         self.layered = _is_layered(self.program)
+        # the scalar notation reads as a derivation by hand would: no general form in W^{(l)}, no shapes
+        self.general_form = self.layered and not notation.scalar
         self.functions = {a.name: a.latex for a in self.program.activations}
         self.printer = self._printer()
         self._general: dict[tuple, LatexPrinter] = {}
@@ -688,6 +711,7 @@ class _Context:
             "weight_decay": p.doprint(decay) if decay != 0 else "",
             "fixed": fixed,
             "assumptions": list(self.d.assumptions),
+            "scalar": self.notation.scalar,
         }
 
     def shapes(self) -> tuple[list[list[Cell]], list[list[Cell]]]:
@@ -703,7 +727,7 @@ class _Context:
             return space(*(p.doprint(s) for s in expr.shape))
 
         rows: list[list[Cell]] = [[(p.name(i.name), shape_of(i.symbol)) for i in self.program.inputs]]
-        if not self.layered:
+        if not self.general_form:
             rows += [[(p.name(q.name), shape_of(q.symbol))] for q in self.program.parameters]
             rows += [[(p.doprint(d.node), shape_of(d.node))] for d in self.program.forward]
             return [], self._pack(rows)
@@ -751,7 +775,7 @@ class _Context:
     def forward(self) -> tuple[list[Block], Block]:
         p = self.printer
         explicit = [_equation(p.doprint(n), p.doprint(n.definition), key=f"forward:{n.name}") for n in self.d.forward]
-        if not self.layered:
+        if not self.general_form:
             return [], self.fit(explicit)
         generic = self._generic(range(1, self.depth + 1))
 
@@ -787,7 +811,8 @@ class _Context:
         lhs = p.doprint(step.lhs)
         if step.role == "preactivation":  # δ⁽ˡ⁾, said to be ∂C/∂z⁽ˡ⁾
             lhs += " = " + p.doprint(Adjoint(self.program.definition(step.quantity).node))
-        return _equation(lhs, p.doprint(step.general), p.doprint(step.rhs), rule=step.rule, note=step.note,
+        rule = _scalar_rule(step.rule) if self.notation.scalar else step.rule
+        return _equation(lhs, p.doprint(step.general), p.doprint(step.rhs), rule=rule, note=step.note,
                          key=f"backward:{_key(step.quantity, label)}")
 
     def _steps_of(self, layer: int | None):
@@ -798,7 +823,7 @@ class _Context:
 
     def backward_general(self) -> dict[str, Any]:
         """The chain rule in general: at the output layer, through the hidden layers, to the parameters."""
-        if not self.layered:
+        if not self.general_form:
             return {"output": self.fit([]), "hidden": [], "parameters": []}
         L = self.depth
         z, a = self.layer_definition(L, "preactivation"), self.layer_definition(L, "activation", "output")
@@ -823,7 +848,7 @@ class _Context:
 
     def backward_explicit(self) -> list[Block]:
         p = self.printer
-        if not self.layered:
+        if not self.general_form:
             return [self.fit([self._step(s, p) for s in self.d.steps], layers="", title="")]
         return [self.fit([self._step(s, p) for s in self._steps_of(l)], layers=str(l),
                          title="output layer" if l == self.depth else "")
@@ -853,7 +878,7 @@ class _Context:
             if self.notation.inline:
                 gradient = written_out(gradient)
             explicit.append(self._update(self.printer, self.d.symbols[name], gradient, name))
-        if not self.layered:
+        if not self.general_form:
             return self.fit([]), self.fit(explicit)
         g = self.general(self.labels(1, "l"))
         kinds = {naming.split_layer_name(name)[0] for name in self.d.gradients if naming.split_layer_name(name)}
@@ -868,7 +893,8 @@ class _Context:
         forward_general, forward = self.forward()
         update_general, updates = self.updates()
         return {
-            "layered": self.layered,
+            "layered": self.general_form,
+            "scalar": self.notation.scalar,
             "network": self.network(),
             "shapes_general": shapes_general,
             "shapes": shapes,
@@ -884,7 +910,7 @@ class _Context:
             "learning_rate": self.notation.learning_rate,
             "inline": self.notation.inline,
             "parts": self.notation.parts,
-            "layer_by_layer": self.notation.layer_by_layer or not self.layered,
+            "layer_by_layer": self.notation.layer_by_layer or not self.general_form,
             "rules": self.notation.rules,
         }
 
