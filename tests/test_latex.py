@@ -220,6 +220,25 @@ def test_scalar_notation_reads_as_a_derivation_by_hand_in_its_own_symbols():
     assert "l = L" not in two and "W^{(l)}" not in two and "[chain rule]" in two
 
 
+def test_every_symbol_that_is_not_a_quantity_is_defined_once():
+    tex = derive(paper3()).latex()
+    for definition in (r"$\odot$ and $\oslash$ are the entrywise product and division",
+                       r"$\mathbf{1}$ is a column of ones: of length $N$ (the number of samples) beside a bias",
+                       r"of the output layer's width in $\mathbf{1}\,\mathbf{1}^\top$",
+                       r"$\operatorname{ReLU}'(0)$ is taken as $0$"):
+        assert tex.count(definition) == 1, definition
+    assert r"$\operatorname{LReLU}'(0)$ is taken as $\frac{1}{100}$" in derive(five_layers_mixed()).latex()
+    assert "Here " not in derive(seed()).latex()  # nothing to define
+    compact = derive(paper3()).markdown(parts=["backward"])
+    assert compact.count("entrywise product and division") == 1
+
+
+def test_a_renamed_input_target_or_output_is_linked_to_the_general_form():
+    tex = derive(paper3()).latex(symbols={"X": "X", "a3": r"\hat{Y}", "Y": "Y"})
+    assert r"in the general form $X = a^{(0)}$, $\hat{Y} = a^{(L)}$, $Y = y$." in tex
+    assert "in the general form" not in derive(paper3()).latex(symbols={"W": "V"})
+
+
 def test_inline_writes_every_named_quantity_out():
     tex = derive(sigmoid2()).latex(inline=True)
     updates = tex[tex.index("that is"):]

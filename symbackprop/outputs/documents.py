@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import jinja2
-from sympy import Basic, Integer, MatrixSymbol, Symbol
+from sympy import Basic, Integer, MatrixSymbol, Piecewise, Symbol, diff
 
 from .. import naming
-from ..calculus.expressions import Adjoint, Elementwise, Named, Softmax
+from ..calculus.expressions import SCALAR_VARIABLE, Adjoint, Elementwise, Named, Softmax
 from ..calculus.trees import expand_names, transform, walk
 from ..errors import NotationError, OutputError
 from ..model.activations import ACTIVATIONS, Activation
@@ -888,7 +888,71 @@ class _Context:
                                      [naming.weight(1) if k == "W" else naming.bias(1) for k in names])]
         return self.fit(general), self.fit(explicit)
 
+    def glossary(self, parts: Mapping[str, Any]) -> str:
+        """A sentence defining each symbol the printed parts use that is not a quantity's: ⊙, ⊘, 𝟏, f'(0)…
+
+        It also links a renamed input, target or output to its name in the general form.
+        """
+        texts: list[str] = []
+
+        def collect(value: Any) -> None:
+            if isinstance(value, Block):
+                texts.extend(line for e in value.equations for row in e.rows for line in row.lines)
+            elif isinstance(value, Mapping):
+                for item in value.values():
+                    collect(item)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    collect(item)
+
+        collect([parts[k] for k in ("forward_general", "forward", "cost", "backward_general", "backward",
+                                    "deltas", "gradients", "update_general", "updates")])
+        text = " ".join(texts)
+        said = []
+        if r"\odot" in text and r"\oslash" in text:
+            said.append(r"$\odot$ and $\oslash$ are the entrywise product and division")
+        elif r"\odot" in text:
+            said.append(r"$\odot$ is the entrywise (Hadamard) product")
+        elif r"\oslash" in text:
+            said.append(r"$\oslash$ is the entrywise division")
+        if r"\mathbf{1}" in text:
+            lengths = []
+            if self.batch != 1 and any(q.name.startswith("b") for q in self.program.parameters):
+                lengths.append(f"of length ${self.printer.doprint(self.batch)}$ (the number of samples) beside a bias")
+            if r"\mathbf{1}\,\mathbf{1}^\top" in text:
+                lengths.append(r"of the output layer's width in $\mathbf{1}\,\mathbf{1}^\top$")
+            said.append(r"$\mathbf{1}$ is a column of ones" + (": " + " and ".join(lengths) if lengths else ""))
+        for activation in dict.fromkeys(self.program.activations):
+            definition = activation.definition
+            if isinstance(definition, Piecewise) and f"{activation.latex}'" in text:
+                at_zero = diff(definition, SCALAR_VARIABLE).subs(SCALAR_VARIABLE, 0)
+                said.append(f"${activation.latex}'(0)$ is taken as ${self.printer.doprint(at_zero)}$")
+        if self.general_form:
+            kinds_only = LatexPrinter({
+                "bold": self.notation.bold, "functions": self.functions, "scalar": self.notation.scalar,
+                "symbols": {k: v for k, v in self.notation.symbols.items() if k in KINDS}})
+            output = self.layer_definition(self.depth, "activation", "output").name
+            links = []
+            for name in self.notation.symbols:
+                if name not in ("X", "Y", output):
+                    continue
+                general = self.general(self.labels(self.depth, "L")).name(name) if name == output else \
+                    kinds_only.name(name)
+                renamed = self.printer.name(name)
+                if general != renamed:
+                    links.append(f"${renamed} = {general}$")
+            if links:
+                said.append("in the general form " + ", ".join(links))
+        if not said:
+            return ""
+        return "Here " + "; ".join(said) + "."
+
     def all(self) -> dict[str, Any]:
+        context = self._all()
+        context["glossary"] = self.glossary(context)
+        return context
+
+    def _all(self) -> dict[str, Any]:
         shapes_general, shapes = self.shapes()
         forward_general, forward = self.forward()
         update_general, updates = self.updates()
