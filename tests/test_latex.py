@@ -224,9 +224,11 @@ def test_every_symbol_that_is_not_a_quantity_is_defined_once():
     tex = derive(paper3()).latex()
     for definition in (r"$\odot$ and $\oslash$ are the entrywise product and division",
                        r"$\mathbf{1}$ is a column of ones: of length $N$ (the number of samples) beside a bias",
-                       r"of the output layer's width in $\mathbf{1}\,\mathbf{1}^\top$",
                        r"$\operatorname{ReLU}'(0)$ is taken as $0$"):
         assert tex.count(definition) == 1, definition
+    assert "width in" not in tex  # no 1 1ᵀ is printed once the softmax δ leads with a − y
+    every = derive(paper3()).latex(every_step=True)
+    assert every.count(r"of the output layer's width in $\mathbf{1}\,\mathbf{1}^\top$") == 1
     assert r"$\operatorname{LReLU}'(0)$ is taken as $\frac{1}{100}$" in derive(five_layers_mixed()).latex()
     assert "Here " not in derive(seed()).latex()  # nothing to define
     compact = derive(paper3()).markdown(parts=["backward"])
@@ -237,6 +239,14 @@ def test_a_renamed_input_target_or_output_is_linked_to_the_general_form():
     tex = derive(paper3()).latex(symbols={"X": "X", "a3": r"\hat{Y}", "Y": "Y"})
     assert r"in the general form $X = a^{(0)}$, $\hat{Y} = a^{(L)}$, $Y = y$." in tex
     assert "in the general form" not in derive(paper3()).latex(symbols={"W": "V"})
+
+
+def test_the_softmax_delta_leads_with_the_textbook_form():
+    tex = derive(paper3()).latex()
+    assert r"\delta^{(L)} = \frac{\partial C}{\partial z^{(L)}} &= a^{(L)} - y \tag*{\small[softmax]}" in tex
+    assert r"\mathbf{1}\,\mathbf{1}^\top" not in tex
+    every = derive(paper3()).latex(every_step=True)
+    assert r"\mathbf{1}\,\mathbf{1}^\top\biggr) \tag*{\small[softmax]} \\" + "\n &= a^{(L)} - y" in every
 
 
 def test_inline_writes_every_named_quantity_out():

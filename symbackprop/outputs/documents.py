@@ -32,6 +32,7 @@ option            default     meaning
 ``layer_by_layer`` ``True``   with the general form, each layer written out too
 ``numbered``      ``False``   every equation numbered (``align``), with a ``\label`` of a stable key;
                               the rules then go below their steps, the number taking the tag's place
+``every_step``    ``False``   the softmax δ also as the Jacobian-vector product it simplifies from
 ``label_prefix``  ``bp``      the labels' prefix: ``\label{bp:backward:z-L}``; see :func:`label_keys`
 ================  ==========  ====================================================
 """
@@ -98,6 +99,7 @@ class Notation:
     layer_by_layer: bool = True
     numbered: bool = False
     label_prefix: str = "bp"
+    every_step: bool = False
 
     @classmethod
     def from_options(cls, derivation: "Derivation", options: Mapping[str, Any]) -> "Notation":
@@ -110,7 +112,7 @@ class Notation:
         if "parts" in options:
             options["parts"] = _parts(options["parts"])
         notation = cls(**options)
-        for key in ("bold", "scalar", "inline", "layer_by_layer", "numbered"):
+        for key in ("bold", "scalar", "inline", "layer_by_layer", "numbered", "every_step"):
             if not isinstance(getattr(notation, key), bool):
                 raise NotationError(f"notation option {key} must be true or false, not {getattr(notation, key)!r}")
         _check_latex("learning_rate", notation.learning_rate)
@@ -213,7 +215,7 @@ def parse_notation(items: Iterable[str]) -> dict[str, Any]:
             raise NotationError(f"notation {item!r} is not KEY=VALUE (e.g. learning_rate=R, symbols.W1=w)")
         if key.startswith("symbols."):
             options.setdefault("symbols", {})[key[len("symbols."):]] = value
-        elif key in ("bold", "scalar", "inline", "layer_by_layer", "numbered"):
+        elif key in ("bold", "scalar", "inline", "layer_by_layer", "numbered", "every_step"):
             if value.strip().lower() not in _BOOLEANS:
                 raise NotationError(f"notation option {key} must be true or false, not {value!r}")
             options[key] = _BOOLEANS[value.strip().lower()]
@@ -812,7 +814,10 @@ class _Context:
         if step.role == "preactivation":  # δ⁽ˡ⁾, said to be ∂C/∂z⁽ˡ⁾
             lhs += " = " + p.doprint(Adjoint(self.program.definition(step.quantity).node))
         rule = _scalar_rule(step.rule) if self.notation.scalar else step.rule
-        return _equation(lhs, p.doprint(step.general), p.doprint(step.rhs), rule=rule, note=step.note,
+        rows = [p.doprint(step.general), p.doprint(step.rhs)]
+        if not self.notation.every_step and step.rule and "softmax" in step.rule.split(", "):
+            rows = rows[1:]  # the textbook form, a − y, not the Jacobian-vector product it simplifies from
+        return _equation(lhs, *rows, rule=rule, note=step.note,
                          key=f"backward:{_key(step.quantity, label)}")
 
     def _steps_of(self, layer: int | None):
