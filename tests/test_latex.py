@@ -249,6 +249,20 @@ def test_the_softmax_delta_leads_with_the_textbook_form():
     assert r"\mathbf{1}\,\mathbf{1}^\top\biggr) \tag*{\small[softmax]} \\" + "\n &= a^{(L)} - y" in every
 
 
+def test_the_text_after_a_note_continues_unindented():
+    tex = derive(paper3()).latex()
+    assert "(its entries sum to 1).}\\par\\noindent\nFor $l = L-1, \\dots, 1$:" in tex
+    assert "\\noindent" not in derive(sigmoid2()).latex()  # no note, nothing to undo
+
+
+def test_headings_follow_a_renamed_delta():
+    d = derive(sigmoid2())
+    assert r"\paragraph{Recursion of $g$.}" in d.latex(symbols={"delta": "g"}) and "Delta" not in d.latex(
+        symbols={"delta": "g"})
+    assert "### Recursion of $g$" in d.markdown(symbols={"delta": "g"})
+    assert r"\paragraph{Delta recursion.}" in d.latex()
+
+
 def test_inline_writes_every_named_quantity_out():
     tex = derive(sigmoid2()).latex(inline=True)
     updates = tex[tex.index("that is"):]
@@ -400,6 +414,7 @@ def test_numbered_labels_resolve_in_a_document(pdflatex, tmp_path):
         ({"symbols": ["W1"]}, "symbols must map names to LaTeX"),
         ({"scalar": True}, "scalar notation needs every quantity 1×1"),
         ({"line_width": 0}, "line_width must be a number of em from 10 to 1000"),
+        ({"line_width": 11}, "notation option line_width=11 em is too narrow: the equation of $"),
         ({"rules": "margin"}, "notation option rules must be one of tags, below, none, not 'margin'"),
         ({"parts": ["forward", "bias"]}, "notation option parts: no part 'bias'; the parts are network, forward"),
         ({"parts": ""}, "notation option parts names no part"),

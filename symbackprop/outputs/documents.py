@@ -595,6 +595,7 @@ class _Context:
         self.printer = self._printer()
         self._general: dict[tuple, LatexPrinter] = {}
         self._labels: dict[str, int] = {}
+        self._widest = (0.0, "")  # the widest an equation stays when broken wherever it may be, and its left side
         # indexes, so that finding a layer's parts costs the same at any depth
         self._by_layer: dict = {}
         for d in self.program.definitions:
@@ -630,6 +631,12 @@ class _Context:
 
     def fit(self, equations: Sequence[Equation], **block: Any) -> Block:
         width = self.notation.line_width
+        for equation in equations:  # the narrowest an equation can be set: its left side and its widest piece
+            pieces = [p for row in equation.rows for line in row.lines for segment in _split(line, _is_operator_cut)
+                      for p in _split(segment, _is_factor_cut)]
+            narrowest = latex_width(equation.lhs) + _WIDTHS["="] + max((latex_width(p) for p in pieces), default=0.0)
+            if narrowest > self._widest[0]:
+                self._widest = (narrowest, equation.lhs)
         rules = "below" if self.notation.numbered and self.notation.rules == "tags" else self.notation.rules
         placed = place_rules(fit(equations, width), rules, width)
         if self.notation.numbered:
@@ -954,6 +961,9 @@ class _Context:
 
     def all(self) -> dict[str, Any]:
         context = self._all()
+        if self._widest[0] > self.notation.line_width:
+            raise NotationError(f"notation option line_width={self.notation.line_width:g} em is too narrow: the "
+                                f"equation of ${self._widest[1]}$ needs {self._widest[0]:.1f} em however it is broken")
         context["glossary"] = self.glossary(context)
         return context
 
@@ -979,6 +989,8 @@ class _Context:
             "learning_rate": self.notation.learning_rate,
             "inline": self.notation.inline,
             "parts": self.notation.parts,
+            "deltas_title": (rf"Recursion of ${self.notation.symbols['delta']}$" if "delta" in self.notation.symbols
+                             else "Delta recursion"),
             "layer_by_layer": self.notation.layer_by_layer or not self.general_form,
             "rules": self.notation.rules,
         }
@@ -1026,6 +1038,9 @@ def align(equations: Iterable[Equation]) -> str:
     after = []
     while parts and not parts[-1][0]:
         after.insert(0, f"{{{parts.pop()[1]}}}\\par")
+    if after:
+        # what follows continues the text the display interrupted: not a new, indented paragraph
+        after[-1] += r"\noindent"
     body = ""
     for index, (is_row, text) in enumerate(parts):
         if index:
