@@ -263,6 +263,13 @@ def test_headings_follow_a_renamed_delta():
     assert r"\paragraph{Delta recursion.}" in d.latex()
 
 
+def test_gradients_can_be_written_with_nabla():
+    tex = derive(paper3()).latex(gradient="nabla")
+    assert r"\nabla_{W^{(l)}} C &= a^{(l-1)\top} \delta^{(l)}" in tex and r"\partial" not in tex
+    assert r"\delta^{(L)} = \nabla_{z^{(L)}} C" in tex
+    assert r"\nabla_{W^{(1)}} L" in derive(paper3()).latex(gradient="nabla", symbols={"C": "L"})
+
+
 def test_inline_writes_every_named_quantity_out():
     tex = derive(sigmoid2()).latex(inline=True)
     updates = tex[tex.index("that is"):]
@@ -415,6 +422,7 @@ def test_numbered_labels_resolve_in_a_document(pdflatex, tmp_path):
         ({"scalar": True}, "scalar notation needs every quantity 1×1"),
         ({"line_width": 0}, "line_width must be a number of em from 10 to 1000"),
         ({"line_width": 11}, "notation option line_width=11 em is too narrow: the equation of $"),
+        ({"gradient": "del"}, "notation option gradient must be partial or nabla, not 'del'"),
         ({"rules": "margin"}, "notation option rules must be one of tags, below, none, not 'margin'"),
         ({"parts": ["forward", "bias"]}, "notation option parts: no part 'bias'; the parts are network, forward"),
         ({"parts": ""}, "notation option parts names no part"),
@@ -647,6 +655,8 @@ MEASURED = {
     "seed-notation-two-columns": (2, lambda: derive(seed()).latex(line_width=21, **SEED_NOTATION)),
     "paper3-two-columns-rules-below": (2, lambda: derive(paper3()).latex(line_width=21, rules="below")),
     "paper3-two-columns-numbered": (2, lambda: derive(paper3()).latex(line_width=21, numbered=True)),
+    "paper3-renamed-numbered": (2, GOLDEN_CASES["paper3-renamed-numbered.tex"]),
+    "paper3-nabla-two-columns": (2, lambda: derive(paper3()).latex(line_width=21, gradient="nabla")),
     "paper3-compact": (2, lambda: derive(paper3()).latex(line_width=21, parts=["backward"], layer_by_layer=False)),
 }
 

@@ -33,6 +33,7 @@ option            default     meaning
 ``numbered``      ``False``   every equation numbered (``align``), with a ``\label`` of a stable key;
                               the rules then go below their steps, the number taking the tag's place
 ``every_step``    ``False``   the softmax δ also as the Jacobian-vector product it simplifies from
+``gradient``      ``partial`` ``partial``: ∂C/∂W; ``nabla``: ∇_W C
 ``label_prefix``  ``bp``      the labels' prefix: ``\label{bp:backward:z-L}``; see :func:`label_keys`
 ================  ==========  ====================================================
 """
@@ -100,6 +101,7 @@ class Notation:
     numbered: bool = False
     label_prefix: str = "bp"
     every_step: bool = False
+    gradient: str = "partial"
 
     @classmethod
     def from_options(cls, derivation: "Derivation", options: Mapping[str, Any]) -> "Notation":
@@ -122,6 +124,8 @@ class Notation:
         if not isinstance(notation.label_prefix, str) or not _LABEL_PREFIX.fullmatch(notation.label_prefix):
             raise NotationError(f"notation option label_prefix must be a letter then letters, digits or '-', "
                                 f"not {notation.label_prefix!r}")
+        if notation.gradient not in ("partial", "nabla"):
+            raise NotationError(f"notation option gradient must be partial or nabla, not {notation.gradient!r}")
         if notation.rules not in RULES:
             raise NotationError(f"notation option rules must be one of {', '.join(RULES)}, not {notation.rules!r}")
         if not isinstance(notation.symbols, Mapping):
@@ -259,7 +263,7 @@ _WIDTHS = {
     " ": 0.0, "&": 0.0, r"\odot": 1.25, r"\oslash": 1.25, r"\times": 1.25, r"\cdot": 0.8, r"\in": 1.2,
     r"\leftarrow": 1.55, r"\top": 0.8, r"\circ": 0.5, r"\quad": 1.0, r"\,": 0.17, r"\dots": 1.2,
     r"\sum": 1.45, r"\lVert": 0.5, r"\rVert": 0.5, r"\left": 0.0, r"\right": 0.0, "\\\\": 0.0,
-    r"\tanh": 2.0, r"\log": 1.5, r"\det": 1.5, r"\exp": 1.7, r"\biggl": 0.2, r"\biggr": 0.2,
+    r"\nabla": 0.85, r"\tanh": 2.0, r"\log": 1.5, r"\det": 1.5, r"\exp": 1.7, r"\biggl": 0.2, r"\biggr": 0.2,
 }
 _BOXES = {r"\operatorname", r"\mathbf", r"\boldsymbol", r"\mathrm", r"\mathbb", r"\text"}
 
@@ -618,6 +622,7 @@ class _Context:
             "scalar": self.notation.scalar,
             "layer_labels": labels,
             "generic_activations": generic,
+            "gradient": self.notation.gradient,
         })
 
     def general(self, labels: Mapping[int, str], generic: bool = False) -> LatexPrinter:

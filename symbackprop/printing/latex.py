@@ -24,6 +24,8 @@ Settings (``_default_settings``) beyond SymPy's own:
   general form of a step;
 * ``generic_activations`` — with ``layer_labels``, write every activation as
   ``\sigma_{l}``, subscripted by its layer's label;
+* ``gradient`` — ``"partial"`` (the default) writes a gradient ``\frac{\partial C}{\partial W}``,
+  ``"nabla"`` writes it ``\nabla_{W} C``;
 * ``network_names`` — read names as a network's quantities (the default): ``X``
   prints as ``a^{(0)}``, ``Y`` as ``y``, ``W2`` as ``W^{(2)}``.  ``False`` prints
   every name as itself, as :func:`symbackprop.grad` results of general
@@ -128,6 +130,7 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         "layer_labels": None,
         "generic_activations": False,
         "network_names": True,
+        "gradient": "partial",
     }
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
@@ -246,6 +249,8 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
 
     def _print_Adjoint(self, expr) -> str:
         cost = self._settings["symbols"].get(expr.cost_name, expr.cost_name)
+        if self._settings["gradient"] == "nabla":
+            return rf"\nabla_{{{self._print(expr.target)}}} {cost}"
         return rf"\frac{{\partial {cost}}}{{\partial {self._print(expr.target)}}}"
 
     # --- functions -------------------------------------------------------------
