@@ -270,6 +270,14 @@ def test_gradients_can_be_written_with_nabla():
     assert r"\nabla_{W^{(1)}} L" in derive(paper3()).latex(gradient="nabla", symbols={"C": "L"})
 
 
+def test_sized_ones_cannot_read_as_the_number_one():
+    tex = derive(paper3()).latex(sized_ones=True, every_step=True)
+    assert r"a^{(l-1)} W^{(l)} + \mathbf{1}_{N} b^{(l)}" in tex and r"\mathbf{1}_{N}^\top \delta^{(l)}" in tex
+    assert r"\mathbf{1}_{n_{3}}\,\mathbf{1}_{n_{3}}^\top" in tex
+    assert r"$\mathbf{1}_{k}$ is a column of $k$ ones" in tex and "of length" not in tex
+    assert r"\mathbf{1}_{" not in derive(paper3()).latex()
+
+
 def test_inline_writes_every_named_quantity_out():
     tex = derive(sigmoid2()).latex(inline=True)
     updates = tex[tex.index("that is"):]
@@ -657,6 +665,7 @@ MEASURED = {
     "paper3-two-columns-numbered": (2, lambda: derive(paper3()).latex(line_width=21, numbered=True)),
     "paper3-renamed-numbered": (2, GOLDEN_CASES["paper3-renamed-numbered.tex"]),
     "paper3-nabla-two-columns": (2, lambda: derive(paper3()).latex(line_width=21, gradient="nabla")),
+    "paper3-sized-ones": (2, lambda: derive(paper3()).latex(line_width=21, sized_ones=True, bold=True)),
     "paper3-compact": (2, lambda: derive(paper3()).latex(line_width=21, parts=["backward"], layer_by_layer=False)),
 }
 

@@ -34,6 +34,7 @@ option            default     meaning
                               the rules then go below their steps, the number taking the tag's place
 ``every_step``    ``False``   the softmax δ also as the Jacobian-vector product it simplifies from
 ``gradient``      ``partial`` ``partial``: ∂C/∂W; ``nabla``: ∇_W C
+``sized_ones``    ``False``   a vector of ones with its length, ``\mathbf{1}_{m}``
 ``label_prefix``  ``bp``      the labels' prefix: ``\label{bp:backward:z-L}``; see :func:`label_keys`
 ================  ==========  ====================================================
 """
@@ -102,6 +103,7 @@ class Notation:
     label_prefix: str = "bp"
     every_step: bool = False
     gradient: str = "partial"
+    sized_ones: bool = False
 
     @classmethod
     def from_options(cls, derivation: "Derivation", options: Mapping[str, Any]) -> "Notation":
@@ -114,7 +116,7 @@ class Notation:
         if "parts" in options:
             options["parts"] = _parts(options["parts"])
         notation = cls(**options)
-        for key in ("bold", "scalar", "inline", "layer_by_layer", "numbered", "every_step"):
+        for key in ("bold", "scalar", "inline", "layer_by_layer", "numbered", "every_step", "sized_ones"):
             if not isinstance(getattr(notation, key), bool):
                 raise NotationError(f"notation option {key} must be true or false, not {getattr(notation, key)!r}")
         _check_latex("learning_rate", notation.learning_rate)
@@ -219,7 +221,7 @@ def parse_notation(items: Iterable[str]) -> dict[str, Any]:
             raise NotationError(f"notation {item!r} is not KEY=VALUE (e.g. learning_rate=R, symbols.W1=w)")
         if key.startswith("symbols."):
             options.setdefault("symbols", {})[key[len("symbols."):]] = value
-        elif key in ("bold", "scalar", "inline", "layer_by_layer", "numbered", "every_step"):
+        elif key in ("bold", "scalar", "inline", "layer_by_layer", "numbered", "every_step", "sized_ones"):
             if value.strip().lower() not in _BOOLEANS:
                 raise NotationError(f"notation option {key} must be true or false, not {value!r}")
             options[key] = _BOOLEANS[value.strip().lower()]
@@ -623,6 +625,7 @@ class _Context:
             "layer_labels": labels,
             "generic_activations": generic,
             "gradient": self.notation.gradient,
+            "sized_ones": self.notation.sized_ones,
         })
 
     def general(self, labels: Mapping[int, str], generic: bool = False) -> LatexPrinter:
@@ -932,7 +935,9 @@ class _Context:
             said.append(r"$\odot$ is the entrywise (Hadamard) product")
         elif r"\oslash" in text:
             said.append(r"$\oslash$ is the entrywise division")
-        if r"\mathbf{1}" in text:
+        if self.notation.sized_ones and r"\mathbf{1}_{" in text:
+            said.append(r"$\mathbf{1}_{k}$ is a column of $k$ ones")
+        elif r"\mathbf{1}" in text:
             lengths = []
             if self.batch != 1 and any(q.name.startswith("b") for q in self.program.parameters):
                 lengths.append(f"of length ${self.printer.doprint(self.batch)}$ (the number of samples) beside a bias")
