@@ -152,12 +152,15 @@ class Derivation:
         return render_markdown(self, template_dir, **notation)
 
     def _repr_latex_(self) -> str:
+        """A notebook's display: the summary block, no heading (an output cell is not a document)."""
         from .outputs.documents import render_summary
 
         return render_summary(self)
 
     def _repr_markdown_(self) -> str:
-        return self.markdown()
+        """The same summary as :meth:`_repr_latex_`, so that every front end shows the same; the whole
+        derivation is ``display(Markdown(d.markdown()))``."""
+        return self._repr_latex_()
 
     def numpy(self):
         """The executable update functions, compiled in this process (see :class:`symbackprop.outputs.codegen.UpdateFunctions`).

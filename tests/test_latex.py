@@ -209,6 +209,75 @@ def test_seed_update_rule_in_the_seeds_notation():
     assert r"w &\leftarrow w - R \cdot 2 a (a w - y)" in tex
 
 
+def test_scalar_notation_reads_as_a_derivation_by_hand_in_its_own_symbols():
+    for text in (derive(seed()).latex(**SEED_NOTATION), derive(seed()).markdown(**SEED_NOTATION)):
+        for matrix_talk in ("Each sample is a column", r"\mathbb{R}", "Shapes", "Layer by layer", "W^{(l)}",
+                            "l = L", "matrix product", "sum of entries", "Hadamard", "elementwise function",
+                            "Layer 1 (output layer)"):
+            assert matrix_talk not in text, matrix_talk
+        assert "every quantity is a number" in text and "[product rule]" in text and "[power rule, sum rule]" in text
+    two = derive(Network(1, [Dense(1, "tanh"), Dense(1)])).latex(scalar=True)
+    assert "l = L" not in two and "W^{(l)}" not in two and "[chain rule]" in two
+
+
+def test_every_symbol_that_is_not_a_quantity_is_defined_once():
+    tex = derive(paper3()).latex()
+    for definition in (r"$\odot$ and $\oslash$ are the entrywise product and division",
+                       r"$\mathbf{1}$ is a column of ones: of length $N$ (the number of samples) beside a bias",
+                       r"$\operatorname{ReLU}'(0)$ is taken as $0$"):
+        assert tex.count(definition) == 1, definition
+    assert "width in" not in tex  # no 1 1ᵀ is printed once the softmax δ leads with a − y
+    every = derive(paper3()).latex(every_step=True)
+    assert every.count(r"of the output layer's width in $\mathbf{1}\,\mathbf{1}^\top$") == 1
+    assert r"$\operatorname{LReLU}'(0)$ is taken as $\frac{1}{100}$" in derive(five_layers_mixed()).latex()
+    assert "Here " not in derive(seed()).latex()  # nothing to define
+    compact = derive(paper3()).markdown(parts=["backward"])
+    assert compact.count("entrywise product and division") == 1
+
+
+def test_a_renamed_input_target_or_output_is_linked_to_the_general_form():
+    tex = derive(paper3()).latex(symbols={"X": "X", "a3": r"\hat{Y}", "Y": "Y"})
+    assert r"in the general form $X = a^{(0)}$, $\hat{Y} = a^{(L)}$, $Y = y$." in tex
+    assert "in the general form" not in derive(paper3()).latex(symbols={"W": "V"})
+
+
+def test_the_softmax_delta_leads_with_the_textbook_form():
+    tex = derive(paper3()).latex()
+    assert r"\delta^{(L)} = \frac{\partial C}{\partial z^{(L)}} &= a^{(L)} - y \tag*{\small[softmax]}" in tex
+    assert r"\mathbf{1}\,\mathbf{1}^\top" not in tex
+    every = derive(paper3()).latex(every_step=True)
+    assert r"\mathbf{1}\,\mathbf{1}^\top\biggr) \tag*{\small[softmax]} \\" + "\n &= a^{(L)} - y" in every
+
+
+def test_the_text_after_a_note_continues_unindented():
+    tex = derive(paper3()).latex()
+    assert "(its entries sum to 1).}\\par\\noindent\nFor $l = L-1, \\dots, 1$:" in tex
+    assert "\\noindent" not in derive(sigmoid2()).latex()  # no note, nothing to undo
+
+
+def test_headings_follow_a_renamed_delta():
+    d = derive(sigmoid2())
+    assert r"\paragraph{Recursion of $g$.}" in d.latex(symbols={"delta": "g"}) and "Delta" not in d.latex(
+        symbols={"delta": "g"})
+    assert "### Recursion of $g$" in d.markdown(symbols={"delta": "g"})
+    assert r"\paragraph{Delta recursion.}" in d.latex()
+
+
+def test_gradients_can_be_written_with_nabla():
+    tex = derive(paper3()).latex(gradient="nabla")
+    assert r"\nabla_{W^{(l)}} C &= a^{(l-1)\top} \delta^{(l)}" in tex and r"\partial" not in tex
+    assert r"\delta^{(L)} = \nabla_{z^{(L)}} C" in tex
+    assert r"\nabla_{W^{(1)}} L" in derive(paper3()).latex(gradient="nabla", symbols={"C": "L"})
+
+
+def test_sized_ones_cannot_read_as_the_number_one():
+    tex = derive(paper3()).latex(sized_ones=True, every_step=True)
+    assert r"a^{(l-1)} W^{(l)} + \mathbf{1}_{N} b^{(l)}" in tex and r"\mathbf{1}_{N}^\top \delta^{(l)}" in tex
+    assert r"\mathbf{1}_{n_{3}}\,\mathbf{1}_{n_{3}}^\top" in tex
+    assert r"$\mathbf{1}_{k}$ is a column of $k$ ones" in tex and "of length" not in tex
+    assert r"\mathbf{1}_{" not in derive(paper3()).latex()
+
+
 def test_inline_writes_every_named_quantity_out():
     tex = derive(sigmoid2()).latex(inline=True)
     updates = tex[tex.index("that is"):]
@@ -243,7 +312,8 @@ def test_markdown_has_math_blocks_and_no_latex_only_commands():
 
 def test_notebooks_show_a_derivation_by_evaluating_it():
     d = derive(sigmoid2())
-    assert d._repr_markdown_() == d.markdown()
+    assert d._repr_markdown_() == d._repr_latex_()  # the same content, whichever the front end picks
+    assert not re.search(r"^#", d._repr_markdown_(), re.M)  # no heading inside an output cell
     summary = d._repr_latex_()
     assert summary.startswith("$$\n\\begin{aligned}") and summary.rstrip().endswith("$$")
     assert r"\delta^{(1)} &= (W^{(2)\top} \delta^{(2)}) \odot \sigma'(z^{(1)})" in summary
@@ -261,12 +331,95 @@ def test_user_templates_replace_the_bundled_ones_by_name(tmp_path):
     assert md == r"\frac{\partial C}{\partial W^{(1)}}" + "\n"
 
 
+LONG_TAG = "[scalar product, sum of entries, Hadamard product, elementwise function]"
+
+
+def test_a_rule_tag_wider_than_the_line_width_goes_below_its_step_wrapped():
+    d = derive(softmax3())
+    assert rf"\tag*{{\small{LONG_TAG}}}" in d.latex()  # 34 em: the tag fits beside or under its step
+    narrow = d.latex(line_width=21)
+    assert LONG_TAG in narrow and rf"\tag*{{\small{LONG_TAG}}}" not in narrow
+    assert rf"\intertext{{\small{LONG_TAG}}}" in narrow  # a paragraph as wide as the column, so it wraps
+    assert r"\tag*{\small[matrix product]}" in narrow  # the short ones stay tags
+
+
+def test_rules_can_all_go_below_their_steps_or_be_left_out():
+    d = derive(softmax3())
+    below = d.latex(rules="below")
+    assert r"\tag*" not in below and r"\intertext{\small[matrix product]}" in below
+    none = d.latex(rules="none")
+    assert r"\tag*" not in none and "[matrix product]" not in none and "[softmax]" not in none
+    assert r"\text{[" not in d.markdown(rules="none") and r"\text{[matrix product]}" in d.markdown()
+    assert parse_notation(["rules=below"]) == {"rules": "below"}
+
+
+BP1_TO_BP4 = ("backward:z-L", "backward:z-l", "backward:b-l", "backward:W-l")
+
+
+def test_the_compact_block_alone_is_the_general_backward_pass():
+    tex = derive(paper3()).latex(parts=["backward"], layer_by_layer=False)
+    assert r"\paragraph{Backward pass: the chain rule.}" in tex
+    for gone in ("Forward pass", "Cost.", "Gradients.", "Gradient descent", "Layer by layer", "Layer 3", "Network."):
+        assert gone not in tex
+    assert r"\delta^{(L)}" in tex and r"\delta^{(l)}" in tex and "^{(3)}" not in tex
+
+
+def test_parts_keep_their_order_and_the_general_form_can_stand_alone():
+    d = derive(paper3())
+    tex = d.latex(parts="gradients, forward", layer_by_layer=False)
+    assert tex.index("Forward pass") < tex.index("Gradients.") and "Cost." not in tex
+    assert "Layer by layer" not in tex and "a^{(2)}" not in tex.split("Gradients.")[0]
+    md = d.markdown(parts=["cost"])
+    assert "### Cost" in md and "### Forward pass" not in md and "### Network" not in md
+
+
+def test_without_rules_the_backward_pass_does_not_promise_them():
+    tex = derive(paper3()).latex(rules="none")
+    assert "names, in brackets" not in tex and "In general, at the output layer:" in tex
+
+
+def test_numbered_equations_carry_stable_unique_labels():
+    tex = derive(paper3()).latex(numbered=True)
+    labels = re.findall(r"\\label\{([^}]*)\}", tex)
+    assert len(labels) == len(set(labels))
+    for key in (*BP1_TO_BP4, "forward:z-l", "forward:a-L", "forward:z3", "cost", "backward:W3", "delta:delta2",
+                "gradient:W1", "update:W-l", "update:b3"):
+        assert f"bp:{key}" in labels, key
+    assert r"\begin{align}" in tex and r"\begin{align*}" in tex  # the shapes stay unnumbered
+    assert r"\tag*" not in tex and r"\intertext{\small[matrix product]}" in tex
+    assert r"\label{eq:backward:z-L}" in derive(paper3()).latex(numbered=True, label_prefix="eq")
+    assert "\\label" not in derive(paper3()).latex()
+
+
+def test_a_key_met_twice_is_numbered_on():
+    from symbackprop.outputs.documents import Notation, _Context
+
+    tex = derive(five_layers_mixed()).latex(numbered=True)
+    labels = re.findall(r"\\label\{([^}]*)\}", tex)
+    assert len(labels) == len(set(labels))
+    context = _Context(derive(sigmoid2()), Notation(numbered=True))
+    assert [context._label("backward:z-l") for _ in range(3)] == ["bp:backward:z-l", "bp:backward:z-l-2",
+                                                                  "bp:backward:z-l-3"]
+
+
+def test_numbered_labels_resolve_in_a_document(pdflatex, tmp_path):
+    body = derive(paper3()).latex(numbered=True, parts=["backward"], layer_by_layer=False)
+    refs = " ".join(rf"\eqref{{bp:{key}}}" for key in BP1_TO_BP4)
+    source = _plain_article(body + f"BP1--BP4 are {refs}.\n")
+    for _ in range(2):
+        name, problems = _compile(pdflatex, tmp_path, "labels", source)
+        assert problems == []
+    log = (tmp_path / "labels.log").read_text(errors="replace")
+    assert "multiply defined" not in log and "undefined" not in log, log[-2000:]
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"colour": "red"}, "unknown notation option 'colour'; known: bold, learning_rate, symbols, scalar, inline"),
+        ({"colour": "red"}, "unknown notation option 'colour'; known: bold, learning_rate, symbols, scalar, inline, "
+                            "line_width, rules"),
         ({"bold": "yes"}, "notation option bold must be true or false, not 'yes'"),
         ({"learning_rate": ""}, "learning_rate must be a non-empty LaTeX string"),
         ({"learning_rate": r"\eta_{"}, "learning_rate has unbalanced braces"),
@@ -276,6 +429,16 @@ def test_user_templates_replace_the_bundled_ones_by_name(tmp_path):
         ({"symbols": ["W1"]}, "symbols must map names to LaTeX"),
         ({"scalar": True}, "scalar notation needs every quantity 1×1"),
         ({"line_width": 0}, "line_width must be a number of em from 10 to 1000"),
+        ({"line_width": 11}, "notation option line_width=11 em is too narrow: the equation of $"),
+        ({"gradient": "del"}, "notation option gradient must be partial or nabla, not 'del'"),
+        ({"rules": "margin"}, "notation option rules must be one of tags, below, none, not 'margin'"),
+        ({"parts": ["forward", "bias"]}, "notation option parts: no part 'bias'; the parts are network, forward"),
+        ({"parts": ""}, "notation option parts names no part"),
+        ({"parts": 3}, "notation option parts must be a list of parts, not 3"),
+        ({"parts": "cost,cost"}, "notation option parts names a part twice"),
+        ({"numbered": "yes"}, "notation option numbered must be true or false"),
+        ({"label_prefix": "bp:x"}, "notation option label_prefix must be a letter then letters, digits or '-'"),
+        ({"symbols": {"W1": "w", "W2": "w"}}, "symbols: 'W1' and 'W2' are both renamed to 'w'"),
         ({"template_dir": "/no/such/folder"}, "template_dir '/no/such/folder' is not a folder"),
     ],
 )
@@ -371,6 +534,11 @@ GOLDEN_CASES = {
     "sigmoid2.md": lambda: derive(sigmoid2()).markdown(),
     "softmax3.tex": lambda: derive(softmax3()).latex(),
     "softmax3.md": lambda: derive(softmax3()).markdown(),
+    "paper3-two-columns.tex": lambda: derive(paper3()).latex(line_width=21),
+    "paper3-compact-numbered.tex": lambda: derive(paper3()).latex(parts=["backward"], layer_by_layer=False,
+                                                                  numbered=True),
+    "paper3-renamed-numbered.tex": lambda: derive(paper3()).latex(symbols={"a3": r"\hat{Y}", "X": "X", "Y": "Y"},
+                                                                  numbered=True, line_width=21),
 }
 
 
@@ -422,6 +590,111 @@ def test_standalone_documents_compile_without_errors_or_overfull_boxes(pdflatex,
     if REGENERATE and shutil.which("pdftoppm"):
         subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1", "-singlefile",
                         str(tmp_path / "sigmoid2.pdf"), str(ROOT / "docs" / "derivation-2layer")], check=True)
+
+
+# --- ink outside the text block -------------------------------------------------------------------
+#
+# pdflatex reports an overfull line, but not a \tag* or a display set wider than the column: those it
+# sets without a word.  These pages are rendered to images and every margin, and the gutter between two
+# columns, must be blank.  The geometry is fixed so that the text block is known to the pixel.
+
+def paper3() -> Network:
+    """The issue's network: three layers, ReLU and softmax cross-entropy, rows layout, symbolic widths."""
+    return Network("n_0", [Dense("n_1", "relu"), Dense("n_2", "relu"), Dense("n_3", "softmax")],
+                   cost="softmax_cross_entropy", batch="N", layout="rows")
+
+
+_DPI = 72  # one pixel a big point
+_MARGIN_IN, _COLUMNSEP_IN, _PAGE_IN = 1.0, 0.3, (8.5, 11.0)
+
+
+def _measured_article(body: str, columns: int) -> str:
+    return ("\\documentclass[10pt%s]{article}\n" % (",twocolumn" if columns == 2 else "")
+            + "\\usepackage[paperwidth=8.5in,paperheight=11in,margin=1in,columnsep=0.3in]{geometry}\n"
+            "\\usepackage{amsmath}\n\\usepackage{amssymb}\n\\allowdisplaybreaks\n\\pagestyle{empty}\n"
+            f"\\begin{{document}}\n{body}\\end{{document}}\n")
+
+
+def _read_pgm(path: Path) -> tuple[int, int, bytes]:
+    """A binary PGM (``pdftoppm -gray``): width, height, one byte a pixel."""
+    data = path.read_bytes()
+    fields, i = [], 0
+    while len(fields) < 4:  # magic, width, height, maximum; a comment runs to the end of its line
+        while data[i:i + 1].isspace():
+            i += 1
+        if data[i:i + 1] == b"#":
+            i = data.index(b"\n", i)
+            continue
+        start = i
+        while not data[i:i + 1].isspace():
+            i += 1
+        fields.append(data[start:i])
+    assert fields[0] == b"P5" and fields[3] == b"255", fields
+    width, height = int(fields[1]), int(fields[2])
+    return width, height, data[i + 1:i + 1 + width * height]
+
+
+def _ink_outside_the_text_block(page: Path, columns: int) -> list[str]:
+    """Where ``page`` has a dark pixel outside the text block: a margin, or the gutter between two columns.
+
+    The bottom margin is allowed the descenders of the last line (5 pt).
+    """
+    width, height, pixels = _read_pgm(page)
+    margin = round(_MARGIN_IN * _DPI)
+    regions = {  # name: (columns x, rows y), both half-open
+        "left margin": (range(0, margin - 1), range(height)),
+        "right margin": (range(width - margin + 1, width), range(height)),
+        "top margin": (range(width), range(0, margin - 1)),
+        "bottom margin": (range(width), range(height - margin + 6, height)),
+    }
+    if columns == 2:
+        column = (width - 2 * margin - _COLUMNSEP_IN * _DPI) / 2
+        regions["gutter"] = (range(round(margin + column) + 1, round(margin + column + _COLUMNSEP_IN * _DPI) - 1),
+                             range(height))
+    return [f"{page.name}: ink in the {where}" for where, (xs, ys) in regions.items()
+            if any(pixels[y * width + x] < 128 for y in ys for x in xs)]
+
+
+MEASURED = {
+    "paper3-one-column": (1, lambda: derive(paper3()).latex()),
+    "paper3-two-columns": (2, lambda: derive(paper3()).latex(line_width=21)),
+    "softmax3-two-columns": (2, lambda: derive(softmax3()).latex(line_width=21)),
+    "five-layers-mixed-two-columns": (2, lambda: derive(five_layers_mixed()).latex(line_width=21, bold=True)),
+    "seed-notation-two-columns": (2, lambda: derive(seed()).latex(line_width=21, **SEED_NOTATION)),
+    "paper3-two-columns-rules-below": (2, lambda: derive(paper3()).latex(line_width=21, rules="below")),
+    "paper3-two-columns-numbered": (2, lambda: derive(paper3()).latex(line_width=21, numbered=True)),
+    "paper3-renamed-numbered": (2, GOLDEN_CASES["paper3-renamed-numbered.tex"]),
+    "paper3-nabla-two-columns": (2, lambda: derive(paper3()).latex(line_width=21, gradient="nabla")),
+    "paper3-sized-ones": (2, lambda: derive(paper3()).latex(line_width=21, sized_ones=True, bold=True)),
+    "paper3-compact": (2, lambda: derive(paper3()).latex(line_width=21, parts=["backward"], layer_by_layer=False)),
+}
+
+
+@pytest.fixture(scope="module")
+def pdftoppm() -> str:
+    found = shutil.which("pdftoppm")
+    if found is None:
+        reason = "pdftoppm is not installed (apt-get install poppler-utils)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must install it")
+        pytest.skip(reason)
+    return found
+
+
+def test_nothing_is_set_outside_the_text_block_in_one_or_two_columns(pdflatex, pdftoppm, tmp_path):
+    sources = {name: _measured_article(build(), columns) for name, (columns, build) in MEASURED.items()}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(pool.map(lambda item: _compile(pdflatex, tmp_path, *item), sources.items()))
+    assert results == {name: [] for name in MEASURED}
+    problems = []
+    for name, (columns, _) in MEASURED.items():
+        subprocess.run([pdftoppm, "-gray", "-r", str(_DPI), str(tmp_path / f"{name}.pdf"), str(tmp_path / name)],
+                       check=True)
+        pages = sorted(tmp_path.glob(f"{name}-*.pgm"))
+        assert pages, f"{name}: pdftoppm wrote no page"
+        for page in pages:
+            problems += _ink_outside_the_text_block(page, columns)
+    assert problems == [], "\n".join(problems)
 
 
 # --- speed ---------------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ these tools give byte-identical images.
 * derivation-3layer.png — ``d.latex(standalone=True)`` for a 3-layer sigmoid
   network with symbolic widths, on one tall page, without the layer-by-layer
   steps of the backward pass (they repeat the general steps with numbers);
+* paper-two-columns.png — page 1 of the issue 13 network (three layers, ReLU
+  and softmax cross-entropy, rows layout, symbolic widths) with
+  ``d.latex(line_width=21)`` ``\\input`` into a two-column 10 pt ``article``
+  with 1 in margins, as tests/test_latex.py measures it;
 * seed-training.png — ``symbackprop train examples/seed.toml --plot``.
 
 Each LaTeX image is rendered at 110 dpi and cropped to its text plus a small
@@ -31,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from symbackprop import Dense, Network, derive, load_spec
-from symbackprop.training import train_spec
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))  # this tree's symbackprop, not one installed
+from symbackprop import Dense, Network, derive, load_spec  # noqa: E402
+from symbackprop.training import train_spec  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -55,6 +60,16 @@ def three_layer_document() -> str:
     if count != 1:
         raise SystemExit("the backward pass is no longer laid out as this script expects")
     return _tall(short)
+
+
+def paper_two_columns_document() -> str:
+    net = Network("n_0", [Dense("n_1", "relu"), Dense("n_2", "relu"), Dense("n_3", "softmax")],
+                  cost="softmax_cross_entropy", batch="N", layout="rows")
+    body = derive(net).latex(line_width=21)
+    return ("\\documentclass[10pt,twocolumn]{article}\n"
+            "\\usepackage[paperwidth=8.5in,paperheight=11in,margin=1in,columnsep=0.3in]{geometry}\n"
+            "\\usepackage{amsmath}\n\\usepackage{amssymb}\n\\allowdisplaybreaks\n\\pagestyle{empty}\n"
+            f"\\begin{{document}}\n{body}\\end{{document}}\n")
 
 
 def _no_page_numbers(document: str) -> str:
@@ -114,6 +129,7 @@ def main() -> int:
             return 1
     latex_image(seed_document(), HERE / "seed-derivation.png")
     latex_image(three_layer_document(), HERE / "derivation-3layer.png")
+    latex_image(paper_two_columns_document(), HERE / "paper-two-columns.png")
     training_plot(HERE / "seed-training.png")
     for image in sorted(HERE.glob("*.png")):
         print(f"{image.relative_to(ROOT)}: {image.stat().st_size // 1024} KB")

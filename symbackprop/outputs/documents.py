@@ -24,6 +24,18 @@ option            default     meaning
 ``scalar``        ``False``   a network of 1×1 quantities written as scalars
 ``inline``        ``False``   the updates with every named quantity written out
 ``line_width``    ``34``      the width, in em, beyond which a line is broken
+``rules``         ``tags``    where each step's rules go: ``tags`` (a ``\tag*`` beside the step; a tag
+                              wider than ``line_width`` goes below it instead, wrapped), ``below``
+                              (every rule on a wrapped line below its step) or ``none``
+``parts``         all         the parts written, in their order, from :data:`PARTS`: ``network``,
+                              ``forward``, ``cost``, ``backward``, ``deltas``, ``gradients``, ``updates``
+``layer_by_layer`` ``True``   with the general form, each layer written out too
+``numbered``      ``False``   every equation numbered (``align``), with a ``\label`` of a stable key;
+                              the rules then go below their steps, the number taking the tag's place
+``every_step``    ``False``   the softmax δ also as the Jacobian-vector product it simplifies from
+``gradient``      ``partial`` ``partial``: ∂C/∂W; ``nabla``: ∇_W C
+``sized_ones``    ``False``   a vector of ones with its length, ``\mathbf{1}_{m}``
+``label_prefix``  ``bp``      the labels' prefix: ``\label{bp:backward:z-L}``; see :func:`label_keys`
 ================  ==========  ====================================================
 """
 
@@ -36,10 +48,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import jinja2
-from sympy import Basic, Integer, MatrixSymbol, Symbol
+from sympy import Basic, Integer, MatrixSymbol, Piecewise, Symbol, diff
 
 from .. import naming
-from ..calculus.expressions import Adjoint, Elementwise, Named, Softmax
+from ..calculus.expressions import SCALAR_VARIABLE, Adjoint, Elementwise, Named, Softmax
 from ..calculus.trees import expand_names, transform, walk
 from ..errors import NotationError, OutputError
 from ..model.activations import ACTIVATIONS, Activation
@@ -61,6 +73,9 @@ __all__ = [
     "latex_width",
     "written_out",
     "render_latex",
+    "label_keys",
+    "PARTS",
+    "RULES",
     "render_markdown",
     "render_summary",
     "parse_notation",
@@ -81,6 +96,14 @@ class Notation:
     scalar: bool = False
     inline: bool = False
     line_width: float = 34
+    rules: str = "tags"
+    parts: tuple[str, ...] = ("network", "forward", "cost", "backward", "deltas", "gradients", "updates")
+    layer_by_layer: bool = True
+    numbered: bool = False
+    label_prefix: str = "bp"
+    every_step: bool = False
+    gradient: str = "partial"
+    sized_ones: bool = False
 
     @classmethod
     def from_options(cls, derivation: "Derivation", options: Mapping[str, Any]) -> "Notation":
@@ -89,14 +112,24 @@ class Notation:
         for key in options:
             if key not in known:
                 raise NotationError(f"unknown notation option {key!r}; known: {', '.join(known)}")
+        options = dict(options)
+        if "parts" in options:
+            options["parts"] = _parts(options["parts"])
         notation = cls(**options)
-        for key in ("bold", "scalar", "inline"):
+        for key in ("bold", "scalar", "inline", "layer_by_layer", "numbered", "every_step", "sized_ones"):
             if not isinstance(getattr(notation, key), bool):
                 raise NotationError(f"notation option {key} must be true or false, not {getattr(notation, key)!r}")
         _check_latex("learning_rate", notation.learning_rate)
         width = notation.line_width
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not 10 <= width <= 1000:
             raise NotationError(f"notation option line_width must be a number of em from 10 to 1000, not {width!r}")
+        if not isinstance(notation.label_prefix, str) or not _LABEL_PREFIX.fullmatch(notation.label_prefix):
+            raise NotationError(f"notation option label_prefix must be a letter then letters, digits or '-', "
+                                f"not {notation.label_prefix!r}")
+        if notation.gradient not in ("partial", "nabla"):
+            raise NotationError(f"notation option gradient must be partial or nabla, not {notation.gradient!r}")
+        if notation.rules not in RULES:
+            raise NotationError(f"notation option rules must be one of {', '.join(RULES)}, not {notation.rules!r}")
         if not isinstance(notation.symbols, Mapping):
             raise NotationError(f"notation option symbols must map names to LaTeX, not {notation.symbols!r}")
         names = _renamable(derivation)
@@ -104,6 +137,13 @@ class Notation:
             if name not in names:
                 raise NotationError(f"symbols: unknown quantity {name!r}; known: {', '.join(names)}")
             _check_latex(f"symbols[{name!r}]", latex)
+        renamed: dict[str, str] = {}
+        for name, latex in notation.symbols.items():
+            other = renamed.get(latex.strip())
+            if other is not None and _kind(other) != name and _kind(name) != other:
+                raise NotationError(f"symbols: {other!r} and {name!r} are both renamed to "
+                                    f"{latex.strip()!r}; each quantity needs a symbol of its own")
+            renamed[latex.strip()] = name
         if notation.scalar:
             for name, symbol in derivation.symbols.items():
                 if symbol.shape != (1, 1):
@@ -112,6 +152,33 @@ class Notation:
                         f"{name} is {shape_text(symbol.shape)}")
         return replace(notation, symbols=dict(notation.symbols))
 
+
+#: the values of the ``rules`` option
+RULES = ("tags", "below", "none")
+#: the parts of a derivation, in the order they are written
+PARTS = ("network", "forward", "cost", "backward", "deltas", "gradients", "updates")
+_LABEL_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+
+
+def _kind(name: str) -> str:
+    split = naming.split_layer_name(name)
+    return split[0] if split else name
+
+
+def _parts(value: object) -> tuple[str, ...]:
+    """The ``parts`` option, a list or a comma-separated string, as a tuple of known parts."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise NotationError(f"notation option parts must be a list of parts, not {value!r}")
+    parts = tuple(item.strip() for item in items if item.strip())
+    for part in parts:
+        if part not in PARTS:
+            raise NotationError(f"notation option parts: no part {part!r}; the parts are {', '.join(PARTS)}")
+    if not parts:
+        raise NotationError(f"notation option parts names no part; the parts are {', '.join(PARTS)}")
+    if len(set(parts)) != len(parts):
+        raise NotationError(f"notation option parts names a part twice: {', '.join(parts)}")
+    return tuple(part for part in PARTS if part in parts)
 
 _UNESCAPED = re.compile(r"(?<!\\)[$&%#]")
 
@@ -154,7 +221,7 @@ def parse_notation(items: Iterable[str]) -> dict[str, Any]:
             raise NotationError(f"notation {item!r} is not KEY=VALUE (e.g. learning_rate=R, symbols.W1=w)")
         if key.startswith("symbols."):
             options.setdefault("symbols", {})[key[len("symbols."):]] = value
-        elif key in ("bold", "scalar", "inline"):
+        elif key in ("bold", "scalar", "inline", "layer_by_layer", "numbered", "every_step", "sized_ones"):
             if value.strip().lower() not in _BOOLEANS:
                 raise NotationError(f"notation option {key} must be true or false, not {value!r}")
             options[key] = _BOOLEANS[value.strip().lower()]
@@ -187,6 +254,9 @@ class Equation:
     rows: tuple[Row, ...]
     rule: str | None = None
     note: str | None = None
+    rule_below: bool = False
+    key: str = ""
+    label: str = ""
 
 
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|.", re.S)
@@ -195,7 +265,7 @@ _WIDTHS = {
     " ": 0.0, "&": 0.0, r"\odot": 1.25, r"\oslash": 1.25, r"\times": 1.25, r"\cdot": 0.8, r"\in": 1.2,
     r"\leftarrow": 1.55, r"\top": 0.8, r"\circ": 0.5, r"\quad": 1.0, r"\,": 0.17, r"\dots": 1.2,
     r"\sum": 1.45, r"\lVert": 0.5, r"\rVert": 0.5, r"\left": 0.0, r"\right": 0.0, "\\\\": 0.0,
-    r"\tanh": 2.0, r"\log": 1.5, r"\det": 1.5, r"\exp": 1.7, r"\biggl": 0.2, r"\biggr": 0.2,
+    r"\nabla": 0.85, r"\tanh": 2.0, r"\log": 1.5, r"\det": 1.5, r"\exp": 1.7, r"\biggl": 0.2, r"\biggr": 0.2,
 }
 _BOXES = {r"\operatorname", r"\mathbf", r"\boldsymbol", r"\mathrm", r"\mathbb", r"\text"}
 
@@ -332,11 +402,88 @@ def fit(equations: Sequence[Equation], line_width: float) -> list[Equation]:
     return fitted
 
 
+#: em per character of a rule tag: ``\small`` text, measured at about 0.41 em, erring on the wide side
+_TAG_CHARACTER = 0.45
+
+
+def tag_width(rule: str) -> float:
+    r"""An estimate, in em, of the width of the tag ``\small[rule]``.
+
+    >>> tag_width("matrix product")
+    7.2
+    """
+    return round(_TAG_CHARACTER * (len(rule) + 2), 6)
+
+
+def place_rules(equations: Sequence[Equation], rules: str, line_width: float) -> list[Equation]:
+    """Each equation's rule as a tag (``tags``, where the tag fits the measure), below it, or dropped (``none``)."""
+    placed = []
+    for equation in equations:
+        if equation.rule and rules == "none":
+            equation = replace(equation, rule=None)
+        elif equation.rule and (rules == "below" or tag_width(equation.rule) > line_width):
+            equation = replace(equation, rule_below=True)
+        placed.append(equation)
+    return placed
+
+
 def _equation(lhs: str, *rows: str, relation: str = "=", rule: str | None = None,
-              note: str | None = None) -> Equation:
+              note: str | None = None, key: str = "") -> Equation:
     """An equation of unbroken rows, identical rows written once."""
     unique = list(dict.fromkeys(rows))
-    return Equation(lhs, tuple(Row(relation, (text,)) for text in unique), rule, note)
+    return Equation(lhs, tuple(Row(relation, (text,)) for text in unique), rule, note, key=key)
+
+
+#: the matrix rules of the chain rule as an ordinary derivative names them (``None``: nothing to name)
+_SCALAR_RULES = {
+    "matrix product": "product rule", "scalar product": "product rule", "Hadamard product": "product rule",
+    "Hadamard power": "power rule", "scalar power": "power rule", "matrix power": "power rule",
+    "elementwise function": "chain rule", "scalar function": "chain rule", "bias broadcast": "sum rule",
+    "sum": "sum rule", "sum of entries": None, "transpose": None,
+}
+
+
+def _scalar_rule(rule: str | None) -> str | None:
+    """``rule`` (rules joined by ``, ``) in the words of ordinary derivatives: ``matrix product`` → ``product rule``.
+
+    >>> _scalar_rule("sum of entries, Hadamard power, sum")
+    'power rule, sum rule'
+    """
+    if not rule:
+        return rule
+    named = [_SCALAR_RULES.get(part, part) for part in rule.split(", ")]
+    return ", ".join(dict.fromkeys(part for part in named if part)) or None
+
+
+def _key(name: str, label: str | None = None) -> str:
+    """A quantity's part of a label key: ``z3``, or in the general form ``z-l`` (``label`` ``l``)."""
+    if label is None:
+        return name
+    split = naming.split_layer_name(name)
+    return f"{split[0] if split else name}-{label}"
+
+
+def label_keys() -> str:
+    r"""How ``numbered=True`` labels equations: ``\label{PREFIX:PART:KEY}``, stable across versions.
+
+    ========================  ===================================================================
+    key                       equation
+    ========================  ===================================================================
+    ``forward:z-l``           the general forward step (``z-L``, ``a-L``: the output layer's)
+    ``forward:z3``            layer 3's, written out (``a3``, …)
+    ``cost``                  the cost
+    ``backward:z-L``          BP1, δ⁽ᴸ⁾ = ∂C/∂z⁽ᴸ⁾ (``backward:a-L``: ∂C/∂a⁽ᴸ⁾)
+    ``backward:z-l``          BP2, δ⁽ˡ⁾ from δ⁽ˡ⁺¹⁾ (``backward:a-l``: ∂C/∂a⁽ˡ⁾)
+    ``backward:b-l``          BP3, ∂C/∂b⁽ˡ⁾; ``backward:W-l``: BP4, ∂C/∂W⁽ˡ⁾
+    ``backward:z3``           the same steps of layer 3, written out (``backward:W3``, …)
+    ``delta:delta3``          the delta recursion
+    ``gradient:W3``           the gradients
+    ``update:W-l``            the general update; ``update:W3``: layer 3's
+    ========================  ===================================================================
+
+    A key met twice (two groups of layers that read differently) gets ``-2``, ``-3``, … in order.
+    """
+    return label_keys.__doc__
 
 
 #: a quantity and the space it lives in, or an empty cell
@@ -448,9 +595,13 @@ class _Context:
         self.notation = notation
         self.depth = self.program.depth
         self.layered = _is_layered(self.program)
+        # the scalar notation reads as a derivation by hand would: no general form in W^{(l)}, no shapes
+        self.general_form = self.layered and not notation.scalar
         self.functions = {a.name: a.latex for a in self.program.activations}
         self.printer = self._printer()
         self._general: dict[tuple, LatexPrinter] = {}
+        self._labels: dict[str, int] = {}
+        self._widest = (0.0, "")  # the widest an equation stays when broken wherever it may be, and its left side
         # indexes, so that finding a layer's parts costs the same at any depth
         self._by_layer: dict = {}
         for d in self.program.definitions:
@@ -473,6 +624,8 @@ class _Context:
             "scalar": self.notation.scalar,
             "layer_labels": labels,
             "generic_activations": generic,
+            "gradient": self.notation.gradient,
+            "sized_ones": self.notation.sized_ones,
         })
 
     def general(self, labels: Mapping[int, str], generic: bool = False) -> LatexPrinter:
@@ -485,7 +638,24 @@ class _Context:
         return _Relative(layer, name, self.depth)
 
     def fit(self, equations: Sequence[Equation], **block: Any) -> Block:
-        return Block(tuple(fit(equations, self.notation.line_width)), **block)
+        width = self.notation.line_width
+        for equation in equations:  # the narrowest an equation can be set: its left side and its widest piece
+            pieces = [p for row in equation.rows for line in row.lines for segment in _split(line, _is_operator_cut)
+                      for p in _split(segment, _is_factor_cut)]
+            narrowest = latex_width(equation.lhs) + _WIDTHS["="] + max((latex_width(p) for p in pieces), default=0.0)
+            if narrowest > self._widest[0]:
+                self._widest = (narrowest, equation.lhs)
+        rules = "below" if self.notation.numbered and self.notation.rules == "tags" else self.notation.rules
+        placed = place_rules(fit(equations, width), rules, width)
+        if self.notation.numbered:
+            placed = [replace(e, label=self._label(e.key)) for e in placed]
+        return Block(tuple(placed), **block)
+
+    def _label(self, key: str) -> str:
+        label = f"{self.notation.label_prefix}:{key}"
+        count = self._labels.get(label, 0) + 1
+        self._labels[label] = count
+        return label if count == 1 else f"{label}-{count}"
 
     # --- what the program holds, by layer and role ---------------------------------------
 
@@ -558,6 +728,7 @@ class _Context:
             "weight_decay": p.doprint(decay) if decay != 0 else "",
             "fixed": fixed,
             "assumptions": list(self.d.assumptions),
+            "scalar": self.notation.scalar,
         }
 
     def shapes(self) -> tuple[list[list[Cell]], list[list[Cell]]]:
@@ -573,7 +744,7 @@ class _Context:
             return space(*(p.doprint(s) for s in expr.shape))
 
         rows: list[list[Cell]] = [[(p.name(i.name), shape_of(i.symbol)) for i in self.program.inputs]]
-        if not self.layered:
+        if not self.general_form:
             rows += [[(p.name(q.name), shape_of(q.symbol))] for q in self.program.parameters]
             rows += [[(p.doprint(d.node), shape_of(d.node))] for d in self.program.forward]
             return [], self._pack(rows)
@@ -620,14 +791,15 @@ class _Context:
 
     def forward(self) -> tuple[list[Block], Block]:
         p = self.printer
-        explicit = [_equation(p.doprint(n), p.doprint(n.definition)) for n in self.d.forward]
-        if not self.layered:
+        explicit = [_equation(p.doprint(n), p.doprint(n.definition), key=f"forward:{n.name}") for n in self.d.forward]
+        if not self.general_form:
             return [], self.fit(explicit)
         generic = self._generic(range(1, self.depth + 1))
 
         def general(l: int, name: str) -> tuple[Equation, ...]:
             g = self.general(self.labels(l, name), generic)
-            return tuple(_equation(g.doprint(d.node), g.doprint(d.expr)) for d in self.definitions_of(l))
+            return tuple(_equation(g.doprint(d.node), g.doprint(d.expr), key=f"forward:{_key(d.name, name)}")
+                         for d in self.definitions_of(l))
 
         blocks = self._grouped(range(1, self.depth + 1), general, descending=False, generic=generic)
         return blocks, self.fit(explicit)
@@ -650,13 +822,18 @@ class _Context:
 
     def cost(self) -> Block:
         cost = self.notation.symbols.get("C", "C")
-        return self.fit([_equation(cost, self.printer.doprint(self.d.cost))])
+        return self.fit([_equation(cost, self.printer.doprint(self.d.cost), key="cost")])
 
-    def _step(self, step, p: LatexPrinter) -> Equation:
+    def _step(self, step, p: LatexPrinter, label: str | None = None) -> Equation:
         lhs = p.doprint(step.lhs)
         if step.role == "preactivation":  # δ⁽ˡ⁾, said to be ∂C/∂z⁽ˡ⁾
             lhs += " = " + p.doprint(Adjoint(self.program.definition(step.quantity).node))
-        return _equation(lhs, p.doprint(step.general), p.doprint(step.rhs), rule=step.rule, note=step.note)
+        rule = _scalar_rule(step.rule) if self.notation.scalar else step.rule
+        rows = [p.doprint(step.general), p.doprint(step.rhs)]
+        if not self.notation.every_step and step.rule and "softmax" in step.rule.split(", "):
+            rows = rows[1:]  # the textbook form, a − y, not the Jacobian-vector product it simplifies from
+        return _equation(lhs, *rows, rule=rule, note=step.note,
+                         key=f"backward:{_key(step.quantity, label)}")
 
     def _steps_of(self, layer: int | None):
         return self._steps_by_layer.get(layer, [])
@@ -666,22 +843,22 @@ class _Context:
 
     def backward_general(self) -> dict[str, Any]:
         """The chain rule in general: at the output layer, through the hidden layers, to the parameters."""
-        if not self.layered:
+        if not self.general_form:
             return {"output": self.fit([]), "hidden": [], "parameters": []}
         L = self.depth
         z, a = self.layer_definition(L, "preactivation"), self.layer_definition(L, "activation", "output")
         g = self.general(self.labels(L, "L"))
-        output = self.fit([self._step(self._step_for(q.name), g) for q in (a, z)])
+        output = self.fit([self._step(self._step_for(q.name), g, "L") for q in (a, z)])
         generic = self._generic(range(1, L))
 
         def hidden(l: int, name: str) -> tuple[Equation, ...]:
             g = self.general(self.labels(l, name), generic)
             z, a = self.layer_definition(l, "preactivation"), self.layer_definition(l, "activation", "output")
-            return (self._step(self._step_for(a.name), g), self._step(self._step_for(z.name), g))
+            return (self._step(self._step_for(a.name), g, name), self._step(self._step_for(z.name), g, name))
 
         def parameters(l: int, name: str) -> tuple[Equation, ...]:
             g = self.general(self.labels(l, name))
-            return tuple(self._step(s, g) for s in self._steps_of(l) if s.role == "parameter")
+            return tuple(self._step(s, g, name) for s in self._steps_of(l) if s.role == "parameter")
 
         return {
             "output": output,
@@ -691,7 +868,7 @@ class _Context:
 
     def backward_explicit(self) -> list[Block]:
         p = self.printer
-        if not self.layered:
+        if not self.general_form:
             return [self.fit([self._step(s, p) for s in self.d.steps], layers="", title="")]
         return [self.fit([self._step(s, p) for s in self._steps_of(l)], layers=str(l),
                          title="output layer" if l == self.depth else "")
@@ -701,41 +878,112 @@ class _Context:
         """Every named adjoint (each δ, and ∂C/∂a where a feeds several quantities), from the output down."""
         p = self.printer
         named = [node for node in self.d.adjoints.values() if isinstance(node, Named)]
-        return self.fit([_equation(p.doprint(d), p.doprint(d.definition)) for d in named])
+        return self.fit([_equation(p.doprint(d), p.doprint(d.definition), key=f"delta:{d.name}") for d in named])
 
     def gradients(self) -> Block:
         p = self.printer
-        return self.fit([_equation(p.doprint(Adjoint(self.d.symbols[name])), p.doprint(gradient))
-                         for name, gradient in self.d.gradients.items()])
+        return self.fit([_equation(p.doprint(Adjoint(self.d.symbols[name])), p.doprint(gradient),
+                                   key=f"gradient:{name}") for name, gradient in self.d.gradients.items()])
 
-    def _update(self, p: LatexPrinter, parameter: Basic, gradient: Basic) -> Equation:
+    def _update(self, p: LatexPrinter, parameter: Basic, gradient: Basic, key: str) -> Equation:
         name = p.doprint(parameter)
         factor = p.factor(gradient)
         joint = r" \cdot " if factor[:1].isdigit() else " "
-        return _equation(name, f"{name} - {self.notation.learning_rate}{joint}{factor}", relation=r"\leftarrow")
+        return _equation(name, f"{name} - {self.notation.learning_rate}{joint}{factor}", relation=r"\leftarrow",
+                         key=f"update:{key}")
 
     def updates(self) -> tuple[Block, Block]:
         explicit = []
         for name, gradient in self.d.gradients.items():
             if self.notation.inline:
                 gradient = written_out(gradient)
-            explicit.append(self._update(self.printer, self.d.symbols[name], gradient))
-        if not self.layered:
+            explicit.append(self._update(self.printer, self.d.symbols[name], gradient, name))
+        if not self.general_form:
             return self.fit([]), self.fit(explicit)
         g = self.general(self.labels(1, "l"))
         kinds = {naming.split_layer_name(name)[0] for name in self.d.gradients if naming.split_layer_name(name)}
         names = [k for k, name in (("W", naming.weight(1)), ("b", naming.bias(1))) if k in kinds]
-        general = [self._update(g, parameter, Adjoint(parameter))
+        general = [self._update(g, parameter, Adjoint(parameter), _key(parameter.name, "l"))
                    for parameter in (MatrixSymbol(n, 1, 1) for n in
                                      [naming.weight(1) if k == "W" else naming.bias(1) for k in names])]
         return self.fit(general), self.fit(explicit)
 
+    def glossary(self, parts: Mapping[str, Any]) -> str:
+        """A sentence defining each symbol the printed parts use that is not a quantity's: ⊙, ⊘, 𝟏, f'(0)…
+
+        It also links a renamed input, target or output to its name in the general form.
+        """
+        texts: list[str] = []
+
+        def collect(value: Any) -> None:
+            if isinstance(value, Block):
+                texts.extend(line for e in value.equations for row in e.rows for line in row.lines)
+            elif isinstance(value, Mapping):
+                for item in value.values():
+                    collect(item)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    collect(item)
+
+        collect([parts[k] for k in ("forward_general", "forward", "cost", "backward_general", "backward",
+                                    "deltas", "gradients", "update_general", "updates")])
+        text = " ".join(texts)
+        said = []
+        if r"\odot" in text and r"\oslash" in text:
+            said.append(r"$\odot$ and $\oslash$ are the entrywise product and division")
+        elif r"\odot" in text:
+            said.append(r"$\odot$ is the entrywise (Hadamard) product")
+        elif r"\oslash" in text:
+            said.append(r"$\oslash$ is the entrywise division")
+        if self.notation.sized_ones and r"\mathbf{1}_{" in text:
+            said.append(r"$\mathbf{1}_{k}$ is a column of $k$ ones")
+        elif r"\mathbf{1}" in text:
+            lengths = []
+            if self.batch != 1 and any(q.name.startswith("b") for q in self.program.parameters):
+                lengths.append(f"of length ${self.printer.doprint(self.batch)}$ (the number of samples) beside a bias")
+            if r"\mathbf{1}\,\mathbf{1}^\top" in text:
+                lengths.append(r"of the output layer's width in $\mathbf{1}\,\mathbf{1}^\top$")
+            said.append(r"$\mathbf{1}$ is a column of ones" + (": " + " and ".join(lengths) if lengths else ""))
+        for activation in dict.fromkeys(self.program.activations):
+            definition = activation.definition
+            if isinstance(definition, Piecewise) and f"{activation.latex}'" in text:
+                at_zero = diff(definition, SCALAR_VARIABLE).subs(SCALAR_VARIABLE, 0)
+                said.append(f"${activation.latex}'(0)$ is taken as ${self.printer.doprint(at_zero)}$")
+        if self.general_form:
+            kinds_only = LatexPrinter({
+                "bold": self.notation.bold, "functions": self.functions, "scalar": self.notation.scalar,
+                "symbols": {k: v for k, v in self.notation.symbols.items() if k in KINDS}})
+            output = self.layer_definition(self.depth, "activation", "output").name
+            links = []
+            for name in self.notation.symbols:
+                if name not in ("X", "Y", output):
+                    continue
+                general = self.general(self.labels(self.depth, "L")).name(name) if name == output else \
+                    kinds_only.name(name)
+                renamed = self.printer.name(name)
+                if general != renamed:
+                    links.append(f"${renamed} = {general}$")
+            if links:
+                said.append("in the general form " + ", ".join(links))
+        if not said:
+            return ""
+        return "Here " + "; ".join(said) + "."
+
     def all(self) -> dict[str, Any]:
+        context = self._all()
+        if self._widest[0] > self.notation.line_width:
+            raise NotationError(f"notation option line_width={self.notation.line_width:g} em is too narrow: the "
+                                f"equation of ${self._widest[1]}$ needs {self._widest[0]:.1f} em however it is broken")
+        context["glossary"] = self.glossary(context)
+        return context
+
+    def _all(self) -> dict[str, Any]:
         shapes_general, shapes = self.shapes()
         forward_general, forward = self.forward()
         update_general, updates = self.updates()
         return {
-            "layered": self.layered,
+            "layered": self.general_form,
+            "scalar": self.notation.scalar,
             "network": self.network(),
             "shapes_general": shapes_general,
             "shapes": shapes,
@@ -750,6 +998,11 @@ class _Context:
             "updates": updates,
             "learning_rate": self.notation.learning_rate,
             "inline": self.notation.inline,
+            "parts": self.notation.parts,
+            "deltas_title": (rf"Recursion of ${self.notation.symbols['delta']}$" if "delta" in self.notation.symbols
+                             else "Delta recursion"),
+            "layer_by_layer": self.notation.layer_by_layer or not self.general_form,
+            "rules": self.notation.rules,
         }
 
 
@@ -777,24 +1030,35 @@ def align(equations: Iterable[Equation]) -> str:
     z &= W a \tag*{\small[matrix product]}
     \end{align*}
     """
+    equations = list(equations)
+    numbered = any(e.label for e in equations)
     parts: list[tuple[bool, str]] = []  # (is a row, text)
     for equation in equations:
         lines = _rows(equation, rule_column=False)
-        if equation.rule:
+        if equation.rule and not equation.rule_below:
             lines[0] += rf" \tag*{{\small[{equation.rule}]}}"
+        if numbered:
+            lines = [line + (rf" \label{{{equation.label}}}" if i == 0 and equation.label else r" \nonumber")
+                     for i, line in enumerate(lines)]
         parts += [(True, line) for line in lines]
+        if equation.rule and equation.rule_below:
+            parts.append((False, rf"\small[{equation.rule}]"))
         if equation.note:
             parts.append((False, rf"\small Assuming {equation.note}."))
     after = []
     while parts and not parts[-1][0]:
         after.insert(0, f"{{{parts.pop()[1]}}}\\par")
+    if after:
+        # what follows continues the text the display interrupted: not a new, indented paragraph
+        after[-1] += r"\noindent"
     body = ""
     for index, (is_row, text) in enumerate(parts):
         if index:
             # a row ends with a row break, an \intertext does not
             body += " \\\\\n" if parts[index - 1][0] else "\n"
         body += text if is_row else rf"\intertext{{{text}}}"
-    return "\n".join(["\\begin{align*}", body, "\\end{align*}", *after])
+    environment = "align" if numbered else "align*"
+    return "\n".join([f"\\begin{{{environment}}}", body, f"\\end{{{environment}}}", *after])
 
 
 def aligned(equations: Iterable[Equation]) -> str:

@@ -24,6 +24,10 @@ Settings (``_default_settings``) beyond SymPy's own:
   general form of a step;
 * ``generic_activations`` — with ``layer_labels``, write every activation as
   ``\sigma_{l}``, subscripted by its layer's label;
+* ``gradient`` — ``"partial"`` (the default) writes a gradient ``\frac{\partial C}{\partial W}``,
+  ``"nabla"`` writes it ``\nabla_{W} C``;
+* ``sized_ones`` — write a vector of ones with its length, ``\mathbf{1}_{m}``, so that
+  ``\mathbf{1}_{m} b`` cannot read as the number one times ``b``;
 * ``network_names`` — read names as a network's quantities (the default): ``X``
   prints as ``a^{(0)}``, ``Y`` as ``y``, ``W2`` as ``W^{(2)}``.  ``False`` prints
   every name as itself, as :func:`symbackprop.grad` results of general
@@ -128,6 +132,8 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         "layer_labels": None,
         "generic_activations": False,
         "network_names": True,
+        "gradient": "partial",
+        "sized_ones": False,
     }
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
@@ -246,6 +252,8 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
 
     def _print_Adjoint(self, expr) -> str:
         cost = self._settings["symbols"].get(expr.cost_name, expr.cost_name)
+        if self._settings["gradient"] == "nabla":
+            return rf"\nabla_{{{self._print(expr.target)}}} {cost}"
         return rf"\frac{{\partial {cost}}}{{\partial {self._print(expr.target)}}}"
 
     # --- functions -------------------------------------------------------------
@@ -279,12 +287,16 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     def _print_LogSoftmax(self, expr) -> str:
         return r"\log " + self._functions["softmax"] + self._bracket(self._print(expr.arg))
 
+    def _ones(self, length) -> str:
+        """A vector of ones, of ``length`` with the ``sized_ones`` setting."""
+        return rf"\mathbf{{1}}_{{{self._print(length)}}}" if self._settings["sized_ones"] else r"\mathbf{1}"
+
     def _print_Broadcast(self, expr) -> str:
         vector = self.parenthesize(expr.vector, POSTFIX)
-        ones = r"\mathbf{1}"
+        rows, cols = expr.shape
         if expr.along_both:
-            return f"{ones} {vector} {ones}^\\top"
-        return f"{vector} {ones}^\\top" if expr.along_columns else f"{ones} {vector}"
+            return f"{self._ones(rows)} {vector} {self._ones(cols)}^\\top"
+        return f"{vector} {self._ones(cols)}^\\top" if expr.along_columns else f"{self._ones(rows)} {vector}"
 
     def _print_SumEntries(self, expr) -> str:
         arg = expr.arg
@@ -301,16 +313,16 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     # --- constant matrices -----------------------------------------------------
 
     def _print_OneMatrix(self, expr) -> str:
-        return r"\mathbf{1}"
+        return self._ones(expr.shape[0])
 
     def _ones_factor(self, expr) -> str:
         """A matrix of ones as a factor of a product: ``1``, ``1ᵀ`` or ``1 1ᵀ`` by its shape."""
         rows, cols = expr.shape
         if cols == 1:
-            return r"\mathbf{1}"
+            return self._ones(rows)
         if rows == 1:
-            return r"\mathbf{1}^\top"
-        return r"\mathbf{1}\,\mathbf{1}^\top"  # the thin space keeps it from reading as 11
+            return self._ones(cols) + r"^\top"
+        return self._ones(rows) + r"\," + self._ones(cols) + r"^\top"  # the thin space keeps it from reading as 11
 
     def _print_Identity(self, expr) -> str:
         return "I"
