@@ -287,9 +287,10 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     value = table.get("lr") if lr is None else lr
     if value is None:
         raise TrainingError(f"{where} needs the key 'lr' (the learning rate, a positive number)")
-    lr = _number(value, f"{where}.lr")
+    named = f"{where}.lr" if lr is None else "--lr"  # the place the user typed it
+    lr = _number(value, named)
     if not 0 < lr < float("inf"):
-        raise TrainingError(f"{where}.lr: the learning rate must be a positive number, given {value!r}")
+        raise TrainingError(f"{named}: the learning rate must be a positive number, given {value!r}")
     steps = table.get("steps", 100) if steps is None else steps
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise TrainingError(f"{where}.steps: expected a positive whole number of steps, given {steps!r}")

@@ -194,3 +194,10 @@ def test_a_parameter_in_the_wrong_case_is_hinted(tmp_path, capsys):
     path.write_text('[network]\ninputs = 2\n[[layers]]\nunits = 2\n')
     assert main(["check", str(path), "w1", "delta1 @ X.T"]) == 2
     assert "did you mean 'W1'?" in capsys.readouterr().err
+
+
+def test_a_bad_learning_rate_on_the_command_line_is_blamed_on_the_option(capsys):
+    from symbackprop.cli import main
+
+    assert main(["train", "examples/seed.toml", "--lr", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --lr: the learning rate must be a positive number")
