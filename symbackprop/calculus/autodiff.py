@@ -153,21 +153,7 @@ class _Preparer:
         self.functions: dict[Lambda, str] = {}
 
     def __call__(self, expr: Basic) -> Basic:
-        memo: dict[Basic, Basic] = {}
-        stack: list[tuple[Basic, bool]] = [(expr, False)]
-        while stack:
-            node, ready = stack.pop()
-            if node in memo:
-                continue
-            if isinstance(node, (*LEAVES, Named)) or not node.args:
-                memo[node] = node
-                continue
-            if not ready:
-                stack.append((node, True))
-                stack.extend((child, False) for child in node.args if child not in memo)
-                continue
-            memo[node] = self._rebuild(node, [memo[child] for child in node.args])
-        return memo[expr]
+        return _rebuild_bottom_up(expr, self._rebuild)
 
     def _rebuild(self, node: Basic, args: list[Basic]) -> Basic:
         if isinstance(node, ElementwiseApplyFunction):
