@@ -590,6 +590,21 @@ def module_source(derivation: Derivation) -> str:
     )
 
 
+def run_generated(source: str, target: str) -> tuple[str, dict]:
+    """Run a generated module's ``source`` in this process: its file name and its namespace.
+
+    The source is registered with ``linecache`` so tracebacks show its lines; the
+    module's own ShapeError and ArgumentError are replaced by the library's.
+    """
+    filename = f"<symbackprop {target} {hashlib.sha256(source.encode()).hexdigest()[:12]}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    suffix = "" if target == "numpy" else f"_{target}"
+    namespace: dict = {"__name__": f"symbackprop_generated{suffix}"}
+    exec(compile(source, filename, "exec"), namespace)  # our own generated code, never user text
+    namespace.update(ShapeError=ShapeError, ArgumentError=ArgumentError)  # the library's classes in-process
+    return filename, namespace
+
+
 class UpdateFunctions:
     """The generated functions of a derivation, compiled in this process.
 
@@ -605,11 +620,7 @@ class UpdateFunctions:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.filename = f"<symbackprop numpy {hashlib.sha256(source.encode()).hexdigest()[:12]}>"
-        linecache.cache[self.filename] = (len(source), None, source.splitlines(keepends=True), self.filename)
-        namespace: dict = {"__name__": "symbackprop_generated"}
-        exec(compile(source, self.filename, "exec"), namespace)  # our own generated code, never user text
-        namespace.update(ShapeError=ShapeError, ArgumentError=ArgumentError)
+        self.filename, namespace = run_generated(source, "numpy")
         self.namespace = namespace
         self.params: tuple[str, ...] = namespace["PARAMS"]
         self.shapes: Mapping[str, tuple] = namespace["SHAPES"]

@@ -20,7 +20,7 @@ from ... import naming
 from ...derive import Derivation
 from ...errors import SpecError
 from ...printing.numpy import NumPyCodePrinter
-from ..codegen import Function, _check_names, _Generator, _shape_constant, _Statement
+from ..codegen import Function, Program, _check_names, _Generator, _shape_constant, _Statement
 from ..templating import environment
 
 
@@ -161,20 +161,10 @@ RESERVED = {"torch", "jax", "jnp", "cost_and_gradients", "CostFunction", "Networ
 
 
 @dataclass(frozen=True)
-class TensorProgram:
-    """What a tensor module's template needs."""
+class TensorProgram(Program):
+    """What a tensor module's template needs: the NumPy module's pieces, and the hyper-parameter names."""
 
-    summary: str
-    derivation: tuple[str, ...]
-    params: tuple[str, ...]
-    shapes: tuple[tuple[str, tuple], ...]
-    fixed: tuple[tuple[str, object], ...]
-    data_shapes: tuple[tuple[str, tuple], ...]
-    fan_in: dict[str, int]
-    helpers: tuple[str, ...]
-    functions: tuple[Function, ...]
-    layout_note: str
-    hyper: tuple[str, ...]
+    hyper: tuple[str, ...] = ()
 
 
 def tensor_program(derivation: Derivation, generator: TensorGenerator, api: list[Function], support: list[str],

@@ -13,16 +13,13 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import linecache
-
 from sympy import MatAdd
 
 from ...derive import Derivation
 from ...errors import ShapeError
 from ...errors import TrainingError as ArgumentError
 from ...printing.numpy import scaled
-from ..codegen import _LR, Function
+from ..codegen import _LR, Function, run_generated
 from ._python import TargetPrinter, TensorGenerator, render, require, tensor_program
 
 __all__ = ["JaxCodePrinter", "module_source", "compile_jax", "EXPORTS"]
@@ -223,12 +220,8 @@ class JaxFunctions:
     def __init__(self, source: str) -> None:
         require("jax", "JAX", 'pip install jax (or pip install "symbackprop[engines]")')
         self.source = source
-        self.filename = f"<symbackprop jax {hashlib.sha256(source.encode()).hexdigest()[:12]}>"
-        linecache.cache[self.filename] = (len(source), None, source.splitlines(keepends=True), self.filename)
-        namespace: dict = {"__name__": "symbackprop_generated_jax"}
-        exec(compile(source, self.filename, "exec"), namespace)  # our own generated code, never user text
-        namespace.update(ShapeError=ShapeError, ArgumentError=ArgumentError)  # the library's classes in-process
-        self.namespace = namespace
+        self.filename, self.namespace = run_generated(source, 'jax')
+        namespace = self.namespace
         for name in (*EXPORTS, "ShapeError", "ArgumentError", "DATA_SHAPES"):
             setattr(self, name, namespace[name])
 

@@ -15,16 +15,13 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import linecache
-
 import sympy
 from sympy import MatMul
 
 from ...derive import Derivation
 from ...errors import ShapeError
 from ...errors import TrainingError as ArgumentError
-from ..codegen import _LR, Function, _Statement
+from ..codegen import _LR, Function, _Statement, run_generated
 from ._python import TargetPrinter, TensorGenerator, render, require, tensor_program
 
 __all__ = ["TorchCodePrinter", "module_source", "compile_torch", "EXPORTS"]
@@ -259,12 +256,8 @@ class TorchFunctions:
     def __init__(self, source: str) -> None:
         require("torch", "PyTorch", 'pip install torch (or pip install "symbackprop[engines]")')
         self.source = source
-        self.filename = f"<symbackprop torch {hashlib.sha256(source.encode()).hexdigest()[:12]}>"
-        linecache.cache[self.filename] = (len(source), None, source.splitlines(keepends=True), self.filename)
-        namespace: dict = {"__name__": "symbackprop_generated_torch"}
-        exec(compile(source, self.filename, "exec"), namespace)  # our own generated code, never user text
-        namespace.update(ShapeError=ShapeError, ArgumentError=ArgumentError)  # the library's classes in-process
-        self.namespace = namespace
+        self.filename, self.namespace = run_generated(source, 'torch')
+        namespace = self.namespace
         for name in (*EXPORTS, "ShapeError", "ArgumentError", "DATA_SHAPES"):
             setattr(self, name, namespace[name])
 
