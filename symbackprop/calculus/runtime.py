@@ -77,6 +77,26 @@ def softmax(x, axis):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def causal_softmax(x, axis):
+    # a token attends to itself and the tokens before it: the others' logits are -inf, so their
+    # weights are exactly 0; the diagonal is never masked, so every maximum is finite
+    later = np.triu(np.ones(x.shape, dtype=bool), 1)
+    shifted = np.where(later.T if axis == 0 else later, -np.inf, x)
+    shifted -= np.max(shifted, axis=axis, keepdims=True)
+    e = np.exp(shifted, out=shifted)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def deviation(x, mu, axis, eps):
+    # the biased deviation sqrt(mean((x - mu)^2) + eps), in x's dtype
+    d = x - mu
+    d *= d
+    v = np.mean(d, axis=axis, keepdims=True)
+    v += eps
+    return np.sqrt(v, out=v)
+
+
 def log_softmax(x, axis):
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))

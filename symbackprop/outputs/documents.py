@@ -200,8 +200,11 @@ def _check_latex(what: str, latex: object) -> None:
 
 def _renamable(derivation: "Derivation") -> list[str]:
     """Names ``symbols`` may rename: the cost, the kinds of per-layer quantities, every quantity."""
-    return ["C", naming.INPUT, naming.TARGET, *KINDS, *(n for n in derivation.symbols if n not in
-            (naming.INPUT, naming.TARGET)), *(n.name for n in derivation.forward), *derivation.deltas]
+    names = [*(n for n in derivation.symbols if n not in (naming.INPUT, naming.TARGET)),
+             *(n.name for n in derivation.forward), *derivation.deltas]
+    used = {split[0] for split in map(naming.split_layer_name, names) if split is not None}
+    kinds = [k for k in KINDS if k in naming.LAYERED_KINDS[:5] or k in used]  # a dense layer's kinds, then any used
+    return ["C", naming.INPUT, naming.TARGET, *kinds, *names]
 
 
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}

@@ -76,7 +76,10 @@ from .common import (
 __all__ = ["LatexPrinter", "to_latex", "superscript", "DEFAULT_FUNCTIONS", "KINDS"]
 
 #: how each kind of per-layer quantity is written
-KINDS: dict[str, str] = {"W": "W", "b": "b", "z": "z", "a": "a", "delta": r"\delta"}
+KINDS: dict[str, str] = {"W": "W", "b": "b", "z": "z", "a": "a", "delta": r"\delta",
+                         "xhat": r"\hat{x}", "mu": r"\mu", "sigma": r"\sigma", "gamma": r"\gamma",
+                         "beta": r"\beta", "WQ": "W_Q", "WK": "W_K", "WV": "W_V", "WO": "W_O", "Q": "Q",
+                         "K": "K", "V": "V", "S": "S", "P": "P", "O": "O", "E": "E", "M": "M", "tau": r"\tau"}
 
 #: activation names (and ``log``, ``sqrt``, ``exp``) → LaTeX
 DEFAULT_FUNCTIONS: dict[str, str] = {name: a.latex for name, a in (*ACTIVATIONS.items(), *MATH_FUNCTIONS.items())}
@@ -282,7 +285,19 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         return self._call(expr, self._print(expr.arg))
 
     def _print_Softmax(self, expr) -> str:
-        return self._function_name(expr) + self._bracket(self._print(expr.arg))
+        name = self._function_name(expr)
+        if expr.causal:
+            name += r"_{\mathrm{causal}}"
+        return name + self._bracket(self._print(expr.arg))
+
+    def _print_Constant(self, expr) -> str:
+        return self.name(expr.name)
+
+    def _print_Normalize(self, expr) -> str:
+        return self._print(expr.written())
+
+    def _print_Deviation(self, expr) -> str:
+        return rf"\sqrt{{{self._print(expr.variance())} + \epsilon}}"
 
     def _print_LogSoftmax(self, expr) -> str:
         return r"\log " + self._functions["softmax"] + self._bracket(self._print(expr.arg))

@@ -42,7 +42,7 @@ from sympy import (
 from sympy.printing.numpy import NumPyPrinter
 
 from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS, Activation, y
-from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, Named, Softmax
+from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Constant, Deviation, Elementwise, Named, Normalize, Softmax
 
 __all__ = ["NumPyCodePrinter", "to_numpy", "helper_name", "scaled", "is_negative_term", "REGISTERED"]
 
@@ -183,6 +183,10 @@ class NumPyCodePrinter(NumPyPrinter):
             coefficient, factors = self._matmul_parts(expr)
             if coefficient == 1 and len(factors) > 1 and OneMatrix in (type(factors[0]), type(factors[-1])):
                 return _ATOM  # printed as a call of np.sum
+        if isinstance(expr, Normalize):  # (x - mu) / sigma
+            return _PRODUCT
+        if isinstance(expr, Constant):  # printed as its value
+            return self._precedence(expr.value)
         if isinstance(expr, (MatMul, HadamardProduct, sympy.Mul)) or (
             isinstance(expr, sympy.Rational) and not expr.is_Integer
         ):
@@ -375,8 +379,21 @@ class NumPyCodePrinter(NumPyPrinter):
         return f"{self._module_format('numpy.sum')}({self.full(expr.arg)})"
 
     def _print_Softmax(self, expr) -> str:
-        self.helpers["softmax"] = None
-        return f"softmax({self._print(expr.arg)}, axis={expr.axis})"
+        name = "causal_softmax" if expr.causal else "softmax"
+        self.helpers[name] = None
+        return f"{name}({self._print(expr.arg)}, axis={expr.axis})"
+
+    def _print_Constant(self, expr) -> str:
+        return self._print(expr.value)
+
+    def _print_Normalize(self, expr) -> str:
+        centred = f"{self._operand(expr.arg, self.full(expr.arg))} - {self._operand(expr.mean)}"
+        return f"({centred}) / {self._operand(expr.deviation)}"
+
+    def _print_Deviation(self, expr) -> str:
+        self.helpers["deviation"] = None
+        return (f"deviation({self.full(expr.arg)}, {self._print(expr.mean)}, {expr.axis}, "
+                f"{self._print(sympy.Float(expr.epsilon))})")
 
     def _print_LogSoftmax(self, expr) -> str:
         self.helpers["log_softmax"] = None
