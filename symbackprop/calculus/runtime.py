@@ -124,3 +124,23 @@ def exp(x):
 
 def exp_grad(x):
     return np.exp(x)
+
+
+def embed(E, X, axis):
+    # a one-hot X multiplies; integer ids gather the columns (axis 1: the rows) of E instead
+    if X.ndim == 1:
+        return E[:, X] if axis == 0 else E[X]
+    return E @ X if axis == 0 else X @ E
+
+
+def embed_grad(G, X, axis, vocab):
+    # dC/dE = G X^T (axis 1: X^T G); for integer ids a scatter-add, repeated ids accumulating
+    if X.ndim == 1:
+        if axis == 0:
+            out = np.zeros((G.shape[0], vocab), dtype=G.dtype)
+            np.add.at(out.T, X, G.T)
+        else:
+            out = np.zeros((vocab, G.shape[1]), dtype=G.dtype)
+            np.add.at(out, X, G)
+        return out
+    return G @ X.T if axis == 0 else X.T @ G

@@ -115,7 +115,7 @@ class NumPyCodePrinter(NumPyPrinter):
     """
 
     printmethod = "_symbackprop_numpy"
-    _default_settings = {**NumPyPrinter._default_settings, "outputs": {}}
+    _default_settings = {**NumPyPrinter._default_settings, "outputs": {}, "one_hot": {}}
 
     def __init__(self, settings: Mapping | None = None) -> None:
         super().__init__(dict(settings or {}))
@@ -183,6 +183,8 @@ class NumPyCodePrinter(NumPyPrinter):
             coefficient, factors = self._matmul_parts(expr)
             if coefficient == 1 and len(factors) > 1 and OneMatrix in (type(factors[0]), type(factors[-1])):
                 return _ATOM  # printed as a call of np.sum
+            if coefficient == 1 and self._embedding(factors) is not None:
+                return _ATOM  # printed as a call of embed
         if isinstance(expr, Normalize):  # (x - mu) / sigma
             return _PRODUCT
         if isinstance(expr, Constant):  # printed as its value
@@ -272,10 +274,37 @@ class NumPyCodePrinter(NumPyPrinter):
         if not isinstance(expr, MatMul):
             return False
         factors = self._matmul_parts(expr)[1]
-        return len(factors) > 1 and not any(isinstance(f, OneMatrix) for f in factors)
+        return len(factors) > 1 and not any(isinstance(f, OneMatrix) for f in factors) \
+            and self._embedding(factors) is None
+
+    def _embedding(self, factors) -> str | None:
+        """``E X`` or ``G Xᵀ`` (rows: ``X E``, ``Xᵀ G``) for a one-hot input X, which code may be given as
+        integer ids: a gather or a scatter-add instead of a product."""
+        one_hot: Mapping = self._settings["one_hot"]
+        if len(factors) != 2 or not one_hot:
+            return None
+        left, right = factors
+        for name, (axis, vocab) in one_hot.items():
+            if axis == 0 and getattr(right, "name", None) == name:
+                return self._embed("embed", left, right, axis)
+            if axis == 1 and getattr(left, "name", None) == name:
+                return self._embed("embed", right, left, axis)
+            if axis == 0 and isinstance(right, Transpose) and getattr(right.arg, "name", None) == name:
+                return self._embed("embed_grad", left, right.arg, axis, vocab)
+            if axis == 1 and isinstance(left, Transpose) and getattr(left.arg, "name", None) == name:
+                return self._embed("embed_grad", right, left.arg, axis, vocab)
+        return None
+
+    def _embed(self, helper: str, other, X, axis: int, vocab=None) -> str:
+        self.helpers[helper] = None
+        extra = "" if vocab is None else f", {self._print(vocab)}"
+        return f"{helper}({self.full(other)}, {self._print(X)}, {axis}{extra})"
 
     def _print_MatMul(self, expr) -> str:
         coefficient, factors = self._matmul_parts(expr)
+        embedded = self._embedding(factors)
+        if embedded is not None:
+            return embedded if coefficient == 1 else self._scaled(coefficient, embedded)
         left = len(factors) > 1 and isinstance(factors[0], OneMatrix)
         right = len(factors) > 1 and isinstance(factors[-1], OneMatrix)
         inner = factors[int(left) : len(factors) - int(right)]
