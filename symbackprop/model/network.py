@@ -205,6 +205,9 @@ class Network:
         for l, layer in enumerate(self.layers, 1):
             if layer.skip_from is not None:
                 k = layer.skip_from
+                if k == 0 and isinstance(self.layers[0], Embedding):
+                    raise SpecError(f"layer {l}: skip_from = 0 adds the input X, but the input is one-hot words "
+                                    f"the embedding reads; skip from layer 1 or later")
                 if k >= l:
                     raise SpecError(f"layer {l}: skip_from = {k} must name an earlier layer (0 to {l - 1}; 0 is the input)")
                 if n[k] != n[l]:

@@ -278,27 +278,25 @@ class NumPyCodePrinter(NumPyPrinter):
             and self._embedding(factors) is None
 
     def _embedding(self, factors) -> str | None:
-        """``E X`` or ``G Xᵀ`` (rows: ``X E``, ``Xᵀ G``) for a one-hot input X, which code may be given as
+        """``A X`` or ``G Xᵀ`` (rows: ``X A``, ``Xᵀ G``) for a one-hot input X, which code may be given as
         integer ids: a gather or a scatter-add instead of a product."""
         one_hot: Mapping = self._settings["one_hot"]
-        if len(factors) != 2 or not one_hot:
+        if len(factors) < 2 or not one_hot:
             return None
-        left, right = factors
         for name, (axis, vocab) in one_hot.items():
-            if axis == 0 and getattr(right, "name", None) == name:
-                return self._embed("embed", left, right, axis)
-            if axis == 1 and getattr(left, "name", None) == name:
-                return self._embed("embed", right, left, axis)
-            if axis == 0 and isinstance(right, Transpose) and getattr(right.arg, "name", None) == name:
-                return self._embed("embed_grad", left, right.arg, axis, vocab)
-            if axis == 1 and isinstance(left, Transpose) and getattr(left.arg, "name", None) == name:
-                return self._embed("embed_grad", right, left.arg, axis, vocab)
+            end = factors[-1] if axis == 0 else factors[0]
+            rest = factors[:-1] if axis == 0 else factors[1:]
+            if getattr(end, "name", None) == name:
+                return self._embed("embed", rest, end, axis)
+            if isinstance(end, Transpose) and getattr(end.arg, "name", None) == name:
+                return self._embed("embed_grad", rest, end.arg, axis, vocab)
         return None
 
-    def _embed(self, helper: str, other, X, axis: int, vocab=None) -> str:
+    def _embed(self, helper: str, rest, X, axis: int, vocab=None) -> str:
         self.helpers[helper] = None
         extra = "" if vocab is None else f", {self._print(vocab)}"
-        return f"{helper}({self.full(other)}, {self._print(X)}, {axis}{extra})"
+        other = self._print_product_of(rest) if len(rest) > 1 else self.full(rest[0])
+        return f"{helper}({other}, {self._print(X)}, {axis}{extra})"
 
     def _print_MatMul(self, expr) -> str:
         coefficient, factors = self._matmul_parts(expr)
