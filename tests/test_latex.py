@@ -17,6 +17,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Mapping
 
 import pytest
 from sympy import (
@@ -695,6 +696,119 @@ def test_nothing_is_set_outside_the_text_block_in_one_or_two_columns(pdflatex, p
         for page in pages:
             problems += _ink_outside_the_text_block(page, columns)
     assert problems == [], "\n".join(problems)
+
+
+# --- other document classes: revtex (two columns) and beamer ------------------------------------------
+#
+# The body must drop into a class's document as it is, with the class's own paragraph settings.  Each
+# document reports its text block to the log (the class, not this test, decides it), and its pages are
+# checked as above: nothing in a margin or the gutter.  beamer has no \paragraph: the body provides one.
+
+_BLOCK_PROBE = "\n".join([
+    r"\makeatletter",
+    r"\AtBeginDocument{\typeout{symbackprop-block left=\the\dimexpr1in+\hoffset+\oddsidemargin\relax}%",
+    r"\typeout{symbackprop-block top=\the\dimexpr1in+\voffset+\topmargin+\headheight+\headsep\relax}%",
+    r"\typeout{symbackprop-block width=\the\textwidth}\typeout{symbackprop-block height=\the\textheight}%",
+    r"\typeout{symbackprop-block columnsep=\the\columnsep}\typeout{symbackprop-block paperwidth=\the\paperwidth}}",
+    r"\makeatother", ""])
+
+
+def _revtex(body: str) -> str:
+    """The body in APS's two-column ``revtex4-2`` (Physical Review Letters), 10 pt."""
+    return ("\\documentclass[aps,prl,twocolumn,10pt]{revtex4-2}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n"
+            "\\allowdisplaybreaks\n\\pagestyle{empty}\n" + _BLOCK_PROBE
+            + f"\\begin{{document}}\n{body}\\end{{document}}\n")
+
+
+def _beamer(*bodies: str) -> str:
+    """Each body on untitled frames of its own (``allowframebreaks``) in a default ``beamer`` presentation."""
+    frames = "".join(f"\\begin{{frame}}[allowframebreaks]\n{body}\\end{{frame}}\n" for body in bodies)
+    return ("\\documentclass{beamer}\n\\setbeamertemplate{navigation symbols}{}\n\\allowdisplaybreaks\n"
+            + _BLOCK_PROBE + f"\\begin{{document}}\n{frames}\\end{{document}}\n")
+
+
+def _measured_block(log: str) -> dict[str, float]:
+    """The text block the class set, in big points (pixels at 72 dpi), from the probe's lines in the log."""
+    found = {key: float(value) * 72 / 72.27 for key, value in
+             re.findall(r"^symbackprop-block (\w+)=([0-9.]+)pt$", log, re.M)}
+    assert set(found) == {"left", "top", "width", "height", "columnsep", "paperwidth"}, found
+    return found
+
+
+def _ink_outside(page: Path, block: Mapping[str, float], columns: int, vertical: bool) -> list[str]:
+    """Where ``page`` has a dark pixel left or right of ``block`` (or in its gutter; above or below it too)."""
+    width, height, pixels = _read_pgm(page)
+    left, right = round(block["left"]), round(block["left"] + block["width"])
+    regions = {"left margin": (range(0, left - 1), range(height)),
+               "right margin": (range(right + 1, width), range(height))}
+    if vertical:
+        top, bottom = round(block["top"]), round(block["top"] + block["height"])
+        regions["top margin"] = (range(width), range(0, top - 1))
+        regions["bottom margin"] = (range(width), range(bottom + 6, height))  # the last line's descenders
+    if columns == 2:
+        column = (block["width"] - block["columnsep"]) / 2
+        regions["gutter"] = (range(round(block["left"] + column) + 1,
+                                   round(block["left"] + column + block["columnsep"]) - 1), range(height))
+    return [f"{page.name}: ink in the {where}" for where, (xs, ys) in regions.items()
+            if any(pixels[y * width + x] < 128 for y in ys for x in xs)]
+
+
+OTHER_CLASSES = {  # name: (columns, whether the page's top and bottom are the text block's, the document)
+    "revtex-paper3": (2, True, lambda: _revtex(derive(paper3()).latex(line_width=21))),
+    "revtex-paper3-numbered-renamed": (2, True, lambda: _revtex(derive(paper3()).latex(
+        line_width=21, numbered=True, symbols={"a3": r"\hat{Y}", "X": "X", "Y": "Y"}))),
+    "revtex-seed-notation": (2, True, lambda: _revtex(derive(seed()).latex(line_width=21, **SEED_NOTATION))),
+    # the frames' breaks are beamer's: only the sides are the text block's (the frames have no title, which
+    # beamer's theme sets left of the text block)
+    "beamer-paper3": (1, False, lambda: _beamer(
+        derive(paper3()).latex(line_width=25, parts=["backward"], layer_by_layer=False, numbered=True),
+        derive(paper3()).latex(line_width=25))),
+    "beamer-sigmoid2-bold": (1, False, lambda: _beamer(derive(sigmoid2()).latex(line_width=25, bold=True))),
+}
+
+
+@pytest.fixture(scope="module")
+def revtex_and_beamer(pdflatex) -> None:
+    """revtex4-2 and beamer (with pgf) installed; missing, the test skips locally and fails in CI."""
+    kpsewhich = shutil.which("kpsewhich")
+    missing = [name for name in ("revtex4-2.cls", "beamer.cls", "pgfcore.sty") if kpsewhich is None
+               or not subprocess.run([kpsewhich, name], capture_output=True, text=True).stdout.strip()]
+    if missing:
+        reason = f"{', '.join(missing)} not installed (apt-get install texlive-pictures texlive-publishers)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must install them (.ci/run does)")
+        pytest.skip(reason)
+
+
+def test_the_body_drops_into_revtex_and_beamer_with_nothing_outside_the_text_block(pdflatex, pdftoppm,
+                                                                                     revtex_and_beamer, tmp_path):
+    sources = {name: build() for name, (_, _, build) in OTHER_CLASSES.items()}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(pool.map(lambda item: _compile(pdflatex, tmp_path, *item), sources.items()))
+    assert results == {name: [] for name in OTHER_CLASSES}
+    problems = []
+    for name, (columns, vertical, _) in OTHER_CLASSES.items():
+        log = (tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        problems += [f"{name}: {line}" for line in log.splitlines() if line.startswith("Overfull \\vbox")]
+        block = _measured_block(log)
+        subprocess.run([pdftoppm, "-gray", "-r", str(_DPI), str(tmp_path / f"{name}.pdf"), str(tmp_path / name)],
+                       check=True)
+        pages = sorted(tmp_path.glob(f"{name}-*.pgm"))
+        assert pages, f"{name}: pdftoppm wrote no page"
+        for page in pages:
+            problems += _ink_outside(page, block, columns, vertical)
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_body_keeps_the_documents_paragraph_settings():
+    for tex in (derive(paper3()).latex(), derive(seed()).latex(**SEED_NOTATION),
+                derive(paper3()).latex(parts=["backward"], layer_by_layer=False, numbered=True)):
+        for setting in (r"\setlength", r"\parindent", r"\parskip", r"\documentclass", r"\usepackage", r"\def",
+                        r"\newcommand", r"\renewcommand"):
+            assert setting not in tex, setting
+        # beamer has neither heading; every other class keeps its own
+        assert tex.startswith("\\providecommand{\\paragraph}[1]{\\par\\medskip\\noindent\\textbf{#1}\\ }\n"
+                              "\\providecommand{\\subparagraph}[1]{\\par\\noindent\\textit{#1}\\ }\n")
 
 
 # --- speed ---------------------------------------------------------------------------------------------
