@@ -236,10 +236,42 @@ def test_every_symbol_that_is_not_a_quantity_is_defined_once():
     assert compact.count("entrywise product and division") == 1
 
 
-def test_a_renamed_input_target_or_output_is_linked_to_the_general_form():
-    tex = derive(paper3()).latex(symbols={"X": "X", "a3": r"\hat{Y}", "Y": "Y"})
-    assert r"in the general form $X = a^{(0)}$, $\hat{Y} = a^{(L)}$, $Y = y$." in tex
+def test_a_renamed_input_or_per_layer_quantity_is_linked_to_the_general_form():
+    tex = derive(paper3()).latex(symbols={"X": "X", "a3": r"\hat{Y}", "Y": "Y", "W2": "V"})
+    assert r"in the general form $X = a^{(0)}$, $\hat{Y} = a^{(L)}$, $V = W^{(2)}$." in tex
     assert "in the general form" not in derive(paper3()).latex(symbols={"W": "V"})
+    assert "in the general form" not in derive(paper3()).latex(symbols={"Y": "Y", "C": r"\mathcal{L}"})
+
+
+def test_the_general_form_follows_a_rename_in_the_output_layers_own_equations():
+    symbols = {"a3": r"\hat{Y}", "delta3": "e", "W3": "V", "C": r"\mathcal{L}", "Y": "Y"}
+    tex = derive(paper3()).latex(symbols=symbols)
+    general = tex[tex.index(r"\paragraph{Forward pass.}"):tex.index("Layer by layer:\n\\subparagraph")]
+    for line in (r"\hat{Y} &= \operatorname{softmax}(z^{(L)})",
+                 r"z^{(L)} &= a^{(L-1)} V + \mathbf{1} b^{(L)}",
+                 r"\frac{\partial \mathcal{L}}{\partial \hat{Y}} &= -Y \oslash \hat{Y}",
+                 r"e = \frac{\partial \mathcal{L}}{\partial z^{(L)}} &= \hat{Y} - Y",
+                 r"\frac{\partial \mathcal{L}}{\partial a^{(l)}} &= \delta^{(l+1)} W^{(l+1)\top}"):
+        assert line in general, line
+    for written_by_kind in ("a^{(L)}", r"\delta^{(L)}", "W^{(L)}", r"\partial C", "- y", "-y"):
+        assert written_by_kind not in general, written_by_kind
+    markdown = derive(paper3()).markdown(symbols=symbols)
+    assert r"e = \frac{\partial \mathcal{L}}{\partial z^{(L)}} &= \hat{Y} - Y" in markdown
+    assert r"in the general form $\hat{Y} = a^{(L)}$, $e = \delta^{(L)}$, $V = W^{(L)}$." in tex
+
+
+def test_a_renamed_target_is_never_a_lowercase_y():
+    """The targets are y by default; renamed, every place says the new symbol (the glossary too)."""
+    lowercase = re.compile(r"(?<![A-Za-z\\])y(?![A-Za-z])")
+    for network in (seed(), sigmoid2(), paper3(), five_layers_mixed()):
+        d = derive(network)
+        for options in ({}, {"bold": True}, {"every_step": True, "numbered": True},
+                        {"parts": ["backward"], "layer_by_layer": False}, {"inline": True, "line_width": 24}):
+            for text in (d.latex(symbols={"Y": "Y"}, **options), d.markdown(symbols={"Y": "Y"}, **options)):
+                assert not lowercase.search(text), lowercase.search(text)
+        assert lowercase.search(d.latex()) and r"\mathbf{y}" in d.latex(bold=True)
+    scalar = derive(seed()).latex(symbols={"Y": "t", "W1": "w", "X": "x"}, scalar=True, inline=True)
+    assert not lowercase.search(scalar) and r"w &\leftarrow w - \eta \cdot 2 x (w x - t)" in scalar
 
 
 def test_the_softmax_delta_leads_with_the_textbook_form():

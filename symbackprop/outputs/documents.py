@@ -56,7 +56,7 @@ from ..calculus.trees import expand_names, transform, walk
 from ..errors import NotationError, OutputError
 from ..model.activations import ACTIVATIONS, Activation
 from ..printing.common import shape_text
-from ..printing.latex import KINDS, LatexPrinter
+from ..printing.latex import KINDS, OUTPUT_LABEL, LatexPrinter
 from ..calculus.simplify import tidy
 from .templating import environment, render, user_environment
 
@@ -815,7 +815,7 @@ class _Context:
         blocks = []
         for key, ls in groups.items():
             if ls == [self.depth] and len(groups) > 1:
-                key = equations(self.depth, "L")
+                key = equations(self.depth, OUTPUT_LABEL)
             uses_generic = generic and any(r"\sigma_{" in row.lines[0] for e in key for row in e.rows)
             blocks.append(self.fit(key, layers=_layer_range(ls, self.depth, descending), generic=uses_generic))
         return blocks
@@ -847,8 +847,8 @@ class _Context:
             return {"output": self.fit([]), "hidden": [], "parameters": []}
         L = self.depth
         z, a = self.layer_definition(L, "preactivation"), self.layer_definition(L, "activation", "output")
-        g = self.general(self.labels(L, "L"))
-        output = self.fit([self._step(self._step_for(q.name), g, "L") for q in (a, z)])
+        g = self.general(self.labels(L, OUTPUT_LABEL))
+        output = self.fit([self._step(self._step_for(q.name), g, OUTPUT_LABEL) for q in (a, z)])
         generic = self._generic(range(1, L))
 
         def hidden(l: int, name: str) -> tuple[Equation, ...]:
@@ -950,17 +950,17 @@ class _Context:
                 at_zero = diff(definition, SCALAR_VARIABLE).subs(SCALAR_VARIABLE, 0)
                 said.append(f"${activation.latex}'(0)$ is taken as ${self.printer.doprint(at_zero)}$")
         if self.general_form:
-            kinds_only = LatexPrinter({
+            # the general form writes a renamed per-layer quantity (or the input, a^{(0)}) by its kind, except
+            # in the output layer's own equations; the targets and the cost keep their symbols everywhere
+            by_kind = LatexPrinter({
                 "bold": self.notation.bold, "functions": self.functions, "scalar": self.notation.scalar,
-                "symbols": {k: v for k, v in self.notation.symbols.items() if k in KINDS}})
-            output = self.layer_definition(self.depth, "activation", "output").name
+                "symbols": {k: v for k, v in self.notation.symbols.items() if k in KINDS},
+                "layer_labels": {self.depth: OUTPUT_LABEL}})
             links = []
             for name in self.notation.symbols:
-                if name not in ("X", "Y", output):
+                if name != naming.INPUT and (name in KINDS or naming.split_layer_name(name) is None):
                     continue
-                general = self.general(self.labels(self.depth, "L")).name(name) if name == output else \
-                    kinds_only.name(name)
-                renamed = self.printer.name(name)
+                general, renamed = by_kind.name(name), self.printer.name(name)
                 if general != renamed:
                     links.append(f"${renamed} = {general}$")
             if links:
