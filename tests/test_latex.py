@@ -285,7 +285,7 @@ def test_the_softmax_delta_leads_with_the_textbook_form():
 def test_the_text_after_a_note_continues_unindented():
     tex = derive(paper3()).latex()
     assert "(its entries sum to 1).}\\par\\noindent\nFor $l = L-1, \\dots, 1$:" in tex
-    assert "\\noindent" not in derive(sigmoid2()).latex()  # no note, nothing to undo
+    assert "}\\par\\noindent\n" not in derive(sigmoid2()).latex()  # no note, nothing to undo
 
 
 def test_headings_follow_a_renamed_delta():
