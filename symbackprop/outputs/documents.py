@@ -1021,18 +1021,29 @@ def _rows(equation: Equation, rule_column: bool) -> list[str]:
 
 
 def align(equations: Iterable[Equation]) -> str:
-    r"""Equations as an ``align*`` environment, each rule in a ``\tag*``, each note in an ``\intertext``.
+    r"""Equations as an ``align*`` environment, each rule in a ``\tag*`` or, set below, with its notes in a ``\stepnote``.
 
-    A note on the last equation follows the environment instead, as text.
+    What is set below a step stays with it: its row ends with ``\\*``, and ``\stepnote`` (which
+    ``derivation.tex.j2`` provides) begins with ``\nobreak``, so no page or column break falls between them;
+    one may fall after it (with ``\allowdisplaybreaks``).  amsmath's ``\intertext`` does the opposite (a break
+    may fall before its text, never after), as it introduces the rows below it.  Below the last equation the
+    rule and notes follow the environment instead, as text, and ``\postdisplaypenalty=10000``, in a group
+    around the environment, keeps them with it.
 
     >>> print(align([_equation("z", "W a", rule="matrix product")]))
     \begin{align*}
     z &= W a \tag*{\small[matrix product]}
     \end{align*}
+    >>> print(align([_equation("z", "W a", rule="matrix product", note="W ≠ 0"), _equation("a", "z")]))
+    \begin{align*}
+    z &= W a \tag*{\small[matrix product]} \\*
+    \stepnote{\small Assuming W ≠ 0.}
+    a &= z
+    \end{align*}
     """
     equations = list(equations)
     numbered = any(e.label for e in equations)
-    parts: list[tuple[bool, str]] = []  # (is a row, text)
+    rows: list[tuple[list[str], list[str]]] = []  # each equation's rows, and what goes below it
     for equation in equations:
         lines = _rows(equation, rule_column=False)
         if equation.rule and not equation.rule_below:
@@ -1040,25 +1051,28 @@ def align(equations: Iterable[Equation]) -> str:
         if numbered:
             lines = [line + (rf" \label{{{equation.label}}}" if i == 0 and equation.label else r" \nonumber")
                      for i, line in enumerate(lines)]
-        parts += [(True, line) for line in lines]
-        if equation.rule and equation.rule_below:
-            parts.append((False, rf"\small[{equation.rule}]"))
+        below = [rf"\small[{equation.rule}]"] if equation.rule and equation.rule_below else []
         if equation.note:
-            parts.append((False, rf"\small Assuming {equation.note}."))
-    after = []
-    while parts and not parts[-1][0]:
-        after.insert(0, f"{{{parts.pop()[1]}}}\\par")
+            below.append(rf"\small Assuming {equation.note}.")
+        rows.append((lines, below))
+    after = [f"{{{text}}}\\par" for text in rows[-1][1]] if rows else []
     if after:
+        rows[-1] = (rows[-1][0], [])
         # what follows continues the text the display interrupted: not a new, indented paragraph
         after[-1] += r"\noindent"
-    body = ""
-    for index, (is_row, text) in enumerate(parts):
-        if index:
-            # a row ends with a row break, an \intertext does not
-            body += " \\\\\n" if parts[index - 1][0] else "\n"
-        body += text if is_row else rf"\intertext{{{text}}}"
+    body = []
+    for index, (lines, below) in enumerate(rows):
+        last = index == len(rows) - 1
+        body += [line + " \\\\" for line in lines[:-1]]
+        if below:  # \endgraf: the body of an alignment cannot hold \par
+            body += [lines[-1] + " \\\\*", r"\stepnote{" + "\\endgraf\\noindent ".join(below) + "}"]
+        else:
+            body.append(lines[-1] + ("" if last else " \\\\"))
     environment = "align" if numbered else "align*"
-    return "\n".join([f"\\begin{{{environment}}}", body, f"\\end{{{environment}}}", *after])
+    display = [f"\\begin{{{environment}}}", *(body or [""]), f"\\end{{{environment}}}"]
+    if after:
+        display = [r"\begingroup\postdisplaypenalty=10000", *display[:-1], display[-1] + r"\endgroup", *after]
+    return "\n".join(display)
 
 
 def aligned(equations: Iterable[Equation]) -> str:
