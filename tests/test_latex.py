@@ -343,6 +343,46 @@ def test_markdown_has_math_blocks_and_no_latex_only_commands():
     assert r"&& \text{[softmax]}" in md
 
 
+def _markdown_block_widths(md: str) -> list[tuple[float, str]]:
+    """The estimated width (em) of every equation display of ``md``, with its first row.
+
+    The text column starts after the widest right-hand side; a rule's text is 0.5 em a character.
+    """
+    widths = []
+    for block in re.findall(r"\\begin\{aligned\}\n(.*?)\n\\end\{aligned\}", md, re.S):
+        if r"&\in" in block:
+            continue  # the shapes: cells, packed to the width by their own rule
+        rows = [row.split("&") for row in block.split(" \\\\\n")]
+        left = max(latex_width(row[0]) for row in rows)
+        text = re.compile(r"\\text\{(.*)\}")
+        right = max(latex_width(row[1]) for row in rows if not text.search(row[1]))
+        beside = [len(text.search(row[3]).group(1)) for row in rows if len(row) == 4]
+        below = [len(text.search(row[1]).group(1)) for row in rows if len(row) == 2 and text.search(row[1])]
+        widths.append((max([left + right, *(left + right + 2 + 0.5 * n for n in beside),
+                            *(left + 1 + 0.5 * n for n in below)]), block.splitlines()[0]))
+    return widths
+
+
+def test_markdown_honours_the_line_width_with_its_rules_too():
+    for network in (softmax3(), paper3(), five_layers_mixed(), sigmoid2()):
+        d = derive(network)
+        for width in (24, 34, 50):
+            for estimated, first in _markdown_block_widths(d.markdown(line_width=width)):
+                assert estimated <= width, (width, estimated, first)
+    narrow, wide = derive(paper3()).markdown(line_width=21), derive(paper3()).markdown(line_width=80)
+    assert ("&= -y \\oslash a^{(L)} \\\\\n&\\quad \\text{[scalar product,} \\\\\n&\\quad \\text{sum of entries,} \\\\\n"
+            "&\\quad \\text{Hadamard product,} \\\\\n&\\quad \\text{elementwise function]} \\\\\n") in narrow
+    assert r"&= -y \oslash a^{(L)} && \text{[scalar product, sum of entries, Hadamard product, elementwise function]}" \
+        in wide and "&\\quad \\text{[" not in wide
+    # a long formula is broken at its operators, as in LaTeX: the same lines
+    tex = derive(paper3()).latex(line_width=21)
+    assert "&= (\\delta^{(l+1)} W^{(l+1)\\top}) \\\\\n&\\quad {} \\odot \\operatorname{ReLU}'(z^{(l)})" in narrow
+    assert "&= (\\delta^{(l+1)} W^{(l+1)\\top}) \\nonumber" not in tex and \
+        "&= (\\delta^{(l+1)} W^{(l+1)\\top}) \\\\\n&\\quad {} \\odot \\operatorname{ReLU}'(z^{(l)})" in tex
+    below = derive(paper3()).markdown(rules="below")
+    assert "&& \\text{" not in below and "&\\quad \\text{[matrix product]}" in below
+
+
 def test_notebooks_show_a_derivation_by_evaluating_it():
     d = derive(sigmoid2())
     assert d._repr_markdown_() == d._repr_latex_()  # the same content, whichever the front end picks

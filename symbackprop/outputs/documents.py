@@ -1003,6 +1003,7 @@ class _Context:
                              else "Delta recursion"),
             "layer_by_layer": self.notation.layer_by_layer or not self.general_form,
             "rules": self.notation.rules,
+            "line_width": self.notation.line_width,
         }
 
 
@@ -1075,9 +1076,52 @@ def align(equations: Iterable[Equation]) -> str:
     return "\n".join(display)
 
 
-def aligned(equations: Iterable[Equation]) -> str:
-    r"""Equations as the rows of an ``aligned`` environment (MathJax, KaTeX), each rule in a text column."""
-    return " \\\\\n".join(line for e in equations for line in _rows(e, rule_column=True))
+#: em per character of a rule in a Markdown display's text column (display size, not ``\small``), erring wide
+_TEXT_CHARACTER = 0.5
+#: em between the equations and the text column of an ``aligned`` environment (MathJax sets 2 em, amsmath 1)
+_COLUMN_GAP = 2.0
+
+
+def _wrapped_rule(rule: str, width: float) -> list[str]:
+    """``[rule]`` cut after its commas into lines of at most ``width`` em of text (a single rule is never cut)."""
+    lines: list[str] = []
+    for part in f"[{rule}]".split(", "):
+        if lines and _TEXT_CHARACTER * (len(lines[-1]) + 2 + len(part)) <= width:
+            lines[-1] += ", " + part
+        else:
+            lines[-1:] = [lines[-1] + ","] if lines else []
+            lines.append(part)
+    return lines
+
+
+def aligned(equations: Iterable[Equation], line_width: float | None = None, rules: str = "tags") -> str:
+    r"""Equations as the rows of an ``aligned`` environment (MathJax, KaTeX), each rule in a text column.
+
+    The text column starts after the block's widest right-hand side.  With ``line_width`` (em), a rule that
+    would end beyond it there goes on rows of its own below its step instead, cut after commas to fit (a display
+    cannot wrap text by itself), as a ``\tag*`` too wide for the LaTeX measure does; with ``rules="below"`` every
+    rule does.
+
+    >>> print(aligned([_equation("z", "W a", rule="matrix product")]))
+    z &= W a && \text{[matrix product]}
+    >>> print(aligned([_equation("z", "W a", rule="matrix product, bias broadcast")], line_width=10))
+    z &= W a \\
+    &\quad \text{[matrix product,} \\
+    &\quad \text{bias broadcast]}
+    """
+    equations = list(equations)
+    left = max((latex_width(e.lhs) for e in equations), default=0.0)
+    right = max((latex_width(f"{row.relation} {line}") for e in equations for row in e.rows for line in row.lines),
+                default=0.0)
+    room = (line_width if line_width is not None else float("inf")) - left - _WIDTHS[r"\quad"]
+    lines = []
+    for equation in equations:
+        below = bool(equation.rule) and (rules == "below" or line_width is not None and left + right + _COLUMN_GAP
+                                         + _TEXT_CHARACTER * (len(equation.rule) + 2) > line_width)
+        lines += _rows(equation, rule_column=not below)
+        if below:
+            lines += [rf"&\quad \text{{{text}}}" for text in _wrapped_rule(equation.rule, room)]
+    return " \\\\\n".join(lines)
 
 
 def cells(rows: Iterable[Sequence[Cell]]) -> str:
