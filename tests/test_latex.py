@@ -775,7 +775,7 @@ def test_nothing_is_set_outside_the_text_block_in_one_or_two_columns(pdflatex, p
 # A rule or note set below its step must not be the first line of a column, cut off from its step.  The
 # derivation is set twelve times in two columns, each copy a little lower, so that column breaks fall at
 # many places in it; pdftotext gives every word's position, and no column may begin with a rule or a note.
-# (With amsmath's \intertext, which the rules were set in before, 8 of 44 columns began with one.)
+# (With amsmath's \intertext, which set them before, 8 of the 44 columns of the rules="below" case began with one.)
 
 def _column_tops(html: str, middle: float) -> list[str]:
     """The first line of every column of every page, from ``pdftotext -bbox`` output."""
