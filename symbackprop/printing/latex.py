@@ -21,7 +21,10 @@ Settings (``_default_settings``) beyond SymPy's own:
 * ``scalar`` — every quantity is 1×1: print ordinary products and powers and no
   transposes, factors ordered as commutative algebra orders them (``2 a (a w - y)``);
 * ``layer_labels`` — layer numbers → labels (``{2: "l", 3: "l+1"}``), for the
-  general form of a step;
+  general form of a step.  A renamed quantity (``symbols={"a3": r"\hat{Y}"}``)
+  keeps its symbol where its layer is labelled ``L``, the output layer, which
+  is that one layer in any general form; under any other label (``l``, ``l+1``)
+  it is written by its kind;
 * ``generic_activations`` — with ``layer_labels``, write every activation as
   ``\sigma_{l}``, subscripted by its layer's label;
 * ``gradient`` — ``"partial"`` (the default) writes a gradient ``\frac{\partial C}{\partial W}``,
@@ -73,7 +76,10 @@ from .common import (
     split_sign,
 )
 
-__all__ = ["LatexPrinter", "to_latex", "superscript", "DEFAULT_FUNCTIONS", "KINDS"]
+__all__ = ["LatexPrinter", "to_latex", "superscript", "DEFAULT_FUNCTIONS", "KINDS", "OUTPUT_LABEL"]
+
+#: the layer label of the output layer: under it a renamed quantity keeps its symbol in the general form
+OUTPUT_LABEL = "L"
 
 #: how each kind of per-layer quantity is written
 KINDS: dict[str, str] = {"W": "W", "b": "b", "z": "z", "a": "a", "delta": r"\delta",
@@ -217,7 +223,7 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         if name == naming.TARGET:
             return symbols.get(name, _bold(_TARGET) if self._settings["bold"] else _TARGET)
         split = ("a", 0) if name == naming.INPUT else naming.split_layer_name(name)
-        if name in symbols and (labels is None or split is None):
+        if name in symbols and (labels is None or split is None or labels.get(split[1]) == OUTPUT_LABEL):
             return symbols[name]
         if split is None:
             target = naming.adjoint_target(name)
