@@ -429,7 +429,7 @@ class _Generator:
         if "lr" in arguments:
             lines.append("lr = _learning_rate(lr)")
         lines += [f"{h} = _scalar({h!r}, {h})" for h in hyper]
-        options = (", in_place=True" if in_place else "") + (f", one_hot={self.one_hot}" if self.one_hot is not None
+        options = (", True" if in_place else "") + (f", one_hot={self.one_hot}" if self.one_hot is not None
                                                              else "")
         lines.append(f"{unpack} = _check_arguments(params, X, {'Y' if has_y else 'None'}, SHAPES, DATA_SHAPES"
                      f"{options})")
