@@ -364,3 +364,12 @@ def test_bad_uses_of_the_new_functions_are_clear_errors(formula, message):
         Model(inputs={"X": [4, 3], "Y": [4, 3]}, parameters={"W": [4, 4]},
               forward=[f"h = W @ {formula}" if "sum" not in formula else f"h = W @ X + {formula}",
                        "C = sum((h - Y)^2)"])
+
+
+def test_a_batch_of_one_is_refused_by_batch_normalised_code():
+    d = derive(Network(3, [BatchNorm(), Dense(2)], batch="m"))
+    f = d.numpy()
+    params = f.init_params(0)
+    assert f.gradients(params, np.ones((3, 2)), np.ones((2, 2)))["W2"].shape == (2, 3)
+    with pytest.raises(SymbackpropError, match=re.escape("a normalisation over m = 1 entries makes every x̂ 0")):
+        f.gradients(params, np.ones((3, 1)), np.ones((2, 1)))
