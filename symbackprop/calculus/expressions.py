@@ -301,6 +301,13 @@ class LogSoftmax(_PerSample):
     """
 
 
+def _argument(index: int, convert=None, doc: str = "") -> property:
+    """A property reading ``args[index]`` (through ``convert``): the classes' fields, declared once each."""
+    if convert is None:
+        return property(lambda self: self.args[index], doc=doc)
+    return property(lambda self: convert(self.args[index]), doc=doc)
+
+
 def _spread(vector: MatrixExpr, shape) -> MatrixExpr:
     """A row or column of statistics spread to ``shape`` (nothing to spread when it already has it)."""
     return vector if vector.shape == tuple(shape) else Broadcast(vector, *shape)
@@ -333,21 +340,10 @@ class Normalize(MatrixExpr):
                                  f"{wanted[0]}×{wanted[1]}, not {stat.shape[0]}×{stat.shape[1]}")
         return Basic.__new__(cls, x, mean, deviation, Integer(axis))
 
-    @property
-    def arg(self) -> MatrixExpr:
-        return self.args[0]
-
-    @property
-    def mean(self) -> MatrixExpr:
-        return self.args[1]
-
-    @property
-    def deviation(self) -> MatrixExpr:
-        return self.args[2]
-
-    @property
-    def axis(self) -> int:
-        return int(self.args[3])
+    arg = _argument(0, doc="x, the matrix normalised")
+    mean = _argument(1, doc="μ, x's mean along the axis")
+    deviation = _argument(2, doc="σ, x's deviation along the axis")
+    axis = _argument(3, int, doc="0: each column over its rows; 1: each row over its columns")
 
     @property
     def count(self):
@@ -385,21 +381,10 @@ class Deviation(MatrixExpr):
         epsilon = sympy.nsimplify(epsilon) if not isinstance(epsilon, Basic) else epsilon
         return Basic.__new__(cls, x, mean, Integer(axis), epsilon)
 
-    @property
-    def arg(self) -> MatrixExpr:
-        return self.args[0]
-
-    @property
-    def mean(self) -> MatrixExpr:
-        return self.args[1]
-
-    @property
-    def axis(self) -> int:
-        return int(self.args[2])
-
-    @property
-    def epsilon(self) -> Expr:
-        return self.args[3]
+    arg = _argument(0, doc="x")
+    mean = _argument(1, doc="μ, x's mean along the axis")
+    axis = _argument(2, int, doc="0: over the rows of each column; 1: over the columns of each row")
+    epsilon = _argument(3, doc="ε, added to the variance")
 
     @property
     def count(self):

@@ -68,6 +68,7 @@ from ..calculus.expressions import Adjoint, Broadcast, Elementwise, Named, Softm
 from .precedence import ATOM, HADAMARD, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 from .common import (
     SumPrinting,
+    WrittenPrinting,
     hadamard_order,
     is_reciprocal,
     is_scalar_entry,
@@ -128,7 +129,7 @@ def _tall(latex: str) -> bool:
     return r"\frac" in latex
 
 
-class LatexPrinter(SumPrinting, SympyLatexPrinter):
+class LatexPrinter(SumPrinting, WrittenPrinting, SympyLatexPrinter):
     """Prints symbackprop's matrix expressions as a paper would."""
 
     printmethod = "_symbackprop_latex"
@@ -298,9 +299,6 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
 
     def _print_Constant(self, expr) -> str:
         return self.name(expr.name)
-
-    def _print_Normalize(self, expr) -> str:
-        return self._print(expr.written())
 
     def _print_Deviation(self, expr) -> str:
         return rf"\sqrt{{{self._print(expr.variance())} + \epsilon}}"

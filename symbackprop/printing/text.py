@@ -15,6 +15,7 @@ from .. import naming
 from ..model.activations import ACTIVATIONS
 from .common import (
     SumPrinting,
+    WrittenPrinting,
     hadamard_order,
     is_reciprocal,
     is_scalar_entry,
@@ -36,7 +37,7 @@ def superscript(text: str) -> str:
     return text.translate(_SUPERSCRIPT)
 
 
-class TextPrinter(SumPrinting, StrPrinter):
+class TextPrinter(SumPrinting, WrittenPrinting, StrPrinter):
     """Prints matrix expressions as a textbook would, in Unicode."""
 
     printmethod = "_symbackprop_text"
@@ -80,9 +81,6 @@ class TextPrinter(SumPrinting, StrPrinter):
 
     def _print_Constant(self, expr) -> str:
         return self._print_name(expr.name)
-
-    def _print_Normalize(self, expr) -> str:
-        return self._print(expr.written())
 
     def _print_Deviation(self, expr) -> str:
         return f"√({self._print(expr.variance())} + ε)"
