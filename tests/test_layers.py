@@ -375,3 +375,21 @@ def test_a_batch_of_one_is_refused_by_batch_normalised_code():
     assert f.gradients(params, np.ones((3, 2)), np.ones((2, 2)))["W2"].shape == (2, 3)
     with pytest.raises(SymbackpropError, match=re.escape("a normalisation over m = 1 entries makes every x̂ 0")):
         f.gradients(params, np.ones((3, 1)), np.ones((2, 1)))
+
+
+def test_training_draws_a_seeded_dropout_mask_every_step(tmp_path):
+    from symbackprop.training import train_spec
+
+    def spec(p: float, seed: int) -> str:
+        path = tmp_path / f"drop{p}-{seed}.toml"
+        path.write_text('[network]\ninputs = 2\nbatch = 4\n[[layers]]\nunits = 6\nactivation = "tanh"\n'
+                        f'[[layers]]\nkind = "dropout"\np = {p}\n[[layers]]\nunits = 1\n'
+                        '[train]\nx = [[0.1, 0.5, -0.3, 0.8], [0.7, -0.2, 0.4, 0.0]]\ny = [[0.2, 0.1, -0.4, 0.5]]\n'
+                        f'lr = 0.05\nsteps = 60\nseed = {seed}\n')
+        return str(path)
+
+    first, again = train_spec(spec(0.3, 1)), train_spec(spec(0.3, 1))
+    other, none = train_spec(spec(0.3, 2)), train_spec(spec(0.0, 1))
+    assert first.costs == again.costs  # the masks come from the seeded generator
+    assert first.costs != other.costs and first.costs != none.costs  # they change with the seed, and do something
+    assert first.costs[-1] < first.costs[0] / 2
