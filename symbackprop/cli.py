@@ -84,6 +84,7 @@ examples:
   symbackprop check examples/seed.toml W1 'W1 - R * 2 * x * (W1 * x - y)'
   symbackprop check examples/nielsen.toml delta2 "(a2 - y) * sigmoid'(z2)"
   symbackprop check examples/seed.toml W1 -- '-2*x*(y - W1*x)'
+  symbackprop check examples/seed_two_layer.toml 'W2[0,0]' 'a1[0] * 2 * (a2[0] - y[0])'
   symbackprop check examples/seed.toml W1 'x * (W1 * x - y)' --format json
 """
 
@@ -578,7 +579,8 @@ def _parser() -> argparse.ArgumentParser:
         "formula that starts with '-' goes after '--', so that it is not read as an option.",
         _CHECK_EXAMPLES, _check)
     check_parser.add_argument("spec", help="a TOML spec file describing the network")
-    check_parser.add_argument("param", help="the parameter (W1, b2, W^{(1)}) or delta (delta1) the formula is for")
+    check_parser.add_argument("param", help="the parameter (W1, b2, W^{(1)}), delta (delta1) or one entry of "
+                                            "either (W2[0,1], from 0) the formula is for")
     check_parser.add_argument("formula", help="the formula: plain (W2.T @ delta2) or LaTeX (W^{(2)\\top} \\delta^{(2)})")
     _format_option(check_parser, "the verdict, derived expression, hint and counterexample")
 

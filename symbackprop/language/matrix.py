@@ -47,6 +47,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 import sympy
+from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy import (
     Expr,
     MatAdd,
@@ -69,6 +70,7 @@ __all__ = [
     "LAYERED_NAME",
     "LEARNING_RATE_NAMES",
     "MAX_EXPONENT",
+    "MAX_SYMBOLIC_INDEX",
     "MatrixBuilder",
     "Vocabulary",
     "broadcast_shape",
@@ -83,6 +85,9 @@ __all__ = [
 #: spellings of a learning rate in an update rule (``W1 - eta * ...``); ``η`` and ``α`` parse as eta and alpha
 LEARNING_RATE_NAMES = ("R", "eta", "lr", "alpha")
 
+#: an entry along a symbolic size (``a1[i]`` with n_1 units) has an index below this, so that the sizes
+#: a check draws (from this up) hold it
+MAX_SYMBOLIC_INDEX = 8
 #: numbers in a formula stay within float64's range, so evaluating them never overflows
 _LARGEST = sympy.Integer(10) ** 300
 _MAX_DERIVATIVE = 3
@@ -230,7 +235,7 @@ def children(node: ast.Node) -> tuple[ast.Node, ...]:
     """The operands of a formula tree's node, left to right."""
     if isinstance(node, ast.BinOp):
         return node.left, node.right
-    if isinstance(node, (ast.Neg, ast.Transpose)):
+    if isinstance(node, (ast.Neg, ast.Transpose, ast.Entry)):
         return (node.operand,)
     return node.args if isinstance(node, ast.Call) else ()
 
@@ -298,7 +303,33 @@ class MatrixBuilder:
             return value.arg if isinstance(value, Transpose) else Transpose(value)
         if isinstance(node, ast.Call):
             return self._call(node, [self._value(arg) for arg in node.args])
+        if isinstance(node, ast.Entry):
+            return self._entry(node, self._value(node.operand))
         return self._binary(node, self._value(node.left), self._value(node.right))
+
+    def _entry(self, node: ast.Entry, value: Expr) -> Expr:
+        """``M[i, j]``, or ``v[i]`` of a vector: a scalar.  A numeric size bounds its index; a symbolic one
+        is given a value above every index when evaluated (:func:`entry_floor`)."""
+        shape = shape_of(value)
+        if shape is None:
+            raise FormulaError(f"{_show(node.operand)} is a scalar, which has no entries (position {node.pos})")
+        indices = node.indices
+        if len(indices) == 1:
+            if shape[1] == 1:
+                indices = (indices[0], 0)
+            elif shape[0] == 1:
+                indices = (0, indices[0])
+            else:
+                raise FormulaError(f"{_show(node.operand)} is {shape_text(shape)}, not a vector: give a row and a "
+                                   f"column, as in {_show(node.operand)}[{indices[0]}, 0] (position {node.pos})")
+        for index, size, what in zip(indices, shape, ("rows", "columns")):
+            if size.is_Integer and index >= size:
+                raise FormulaError(f"{_show(node.operand)} is {shape_text(shape)}: its {what} are numbered 0 to "
+                                   f"{size - 1}, so {index} is out of range (position {node.pos})")
+            if not size.is_Integer and index >= MAX_SYMBOLIC_INDEX:
+                raise FormulaError(f"{_show(node.operand)} is {shape_text(shape)}: an index along the symbolic "
+                                   f"size {size} is below {MAX_SYMBOLIC_INDEX}, not {index} (position {node.pos})")
+        return MatrixElement(value, *indices)
 
     # --- names and calls ---------------------------------------------------------------
 
