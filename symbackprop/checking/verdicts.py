@@ -16,10 +16,12 @@ and decides in three steps:
    must agree entry by entry to a relative 1e-9 of the largest entry.  The
    first point where they differ is the counterexample.
 
-A wrong formula is then changed in the ways people usually slip — a missing or
-extra transpose, a missing or extra σ' factor, a factor 2 or 1/2, an
-off-by-one layer index, a sign, ``*`` for ``@`` — one change at a time; the
-first change that makes it right is the hint, written in the user's notation.
+A wrong formula is then changed in the ways people usually slip — written for
+the other layout, a missing or extra transpose, a missing or extra σ' factor, a
+factor 2 or 1/2, an off-by-one layer index, a sign, ``*`` for ``@`` — one
+change at a time, then (at most :data:`MAX_PAIRS`) two at a time; the first
+change that makes it right is the hint, written in the user's notation.  A
+formula for one entry (``W2[0, 1]``) that is another entry is told which.
 
 >>> from symbackprop import Dense, Network
 >>> seed = Network(1, [Dense(1, bias=False), Dense(1, bias=False)])
@@ -32,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -64,7 +67,8 @@ from ..calculus.trees import walk
 from ..printing.text import to_text
 from ..calculus.simplify import tidy
 
-__all__ = ["check", "CheckResult", "Counterexample", "RTOL", "ATOL", "TRIALS", "MAX_CANDIDATES", "SYMBOLIC_LIMIT"]
+__all__ = ["check", "CheckResult", "Counterexample", "RTOL", "ATOL", "TRIALS", "MAX_CANDIDATES", "MAX_PAIRS",
+           "SYMBOLIC_LIMIT"]
 
 #: two values agree when they differ by at most RTOL × the largest derived entry + ATOL
 RTOL = 1e-9
@@ -73,6 +77,8 @@ ATOL = 1e-12
 TRIALS = 5
 #: at most this many changed formulas are tried for a hint
 MAX_CANDIDATES = 400
+#: at most this many pairs of changes are tried for a two-slip hint (about 0.2 ms each: well under a second)
+MAX_PAIRS = 2000
 #: formulas whose elementwise algebra may expand to more terms are compared numerically only
 SYMBOLIC_LIMIT = 64
 
@@ -202,8 +208,16 @@ def check(
         hint = None
         if entry is not None and built is not None and shape_of(built) is None:
             hint = _other_entry(built, whole, entry, judge, target.split("[")[0] if learning_rate is None else None)
-        hint = hint or _hint(tree, shape, judge, builder, vocabulary, derivation)
-        advice = hint if hint else f"no single usual slip ({_SLIPS}) explains it"
+        untried = False
+        if hint is None:
+            hint, untried = _hint(tree, shape, judge, builder, vocabulary, derivation)
+        if hint:
+            advice = hint
+        elif untried:
+            advice = (f"no single usual slip ({_SLIPS}) explains it; the formula has too many parts to try "
+                      f"pairs of them (more than {MAX_PAIRS}): check its parts one at a time")
+        else:
+            advice = f"no usual slip ({_SLIPS}), alone or two together, explains it"
         if counterexample is not None and entry is not None:
             counterexample = replace(counterexample, index=entry)
         details = _describe(counterexample, target, entry is not None) if counterexample else []
@@ -456,31 +470,113 @@ class _Change:
     tree: ast.Node
     old: ast.Node | None = None
     new: ast.Node | None = None
+    #: for the whole formula rewritten for the other layout: this network's layout
+    layout: str | None = None
 
     def text(self) -> str:
         fixed = ast.unparse(self.tree)
+        if self.layout is not None:
+            sample = "row" if self.layout == "rows" else "column"
+            other = "column" if self.layout == "rows" else "row"
+            return (f"{self.kind} (a sample per {other}); this network is in the {self.layout} layout (a sample "
+                    f"per {sample}), where it is {fixed}")
         if self.old is None or self.new is None:
             return f"{self.kind}: {fixed} is right"
         return f"{self.kind}: {ast.unparse(self.new)} in place of {ast.unparse(self.old)} makes it right: {fixed}"
 
+    def part(self) -> str:
+        """The slip alone, for a hint that names two: ``a missing transpose (a0.T in place of a0)``."""
+        if self.layout is not None:
+            return f"{self.kind} (this network's is {self.layout})"
+        if self.old is None or self.new is None:
+            return f"{self.kind} (of the whole)" if self.kind in ("a missing transpose", "a sign") else self.kind
+        return f"{self.kind} ({ast.unparse(self.new)} in place of {ast.unparse(self.old)})"
+
 
 def _hint(tree: ast.Node, shape: tuple | None, judge: _Judge, builder: MatrixBuilder, vocabulary: Vocabulary,
-          derivation: Derivation) -> str | None:
-    """The first single change that makes the formula right, as text, or None."""
+          derivation: Derivation) -> tuple[str | None, bool]:
+    """The first single change that makes the formula right, else the first pair of changes, as text (None
+    when none does), and whether pairs were left untried because there are more than :data:`MAX_PAIRS`."""
     tried: set[ast.Node] = {tree}
-    for change in _changes(tree, vocabulary, derivation):
+
+    def right(candidate: ast.Node) -> bool:
+        try:
+            built = _fit(builder.build(candidate), shape)
+        except SymbackpropError:  # a change that does not make sense (a3 in a two-layer network, say)
+            return False
+        return shape_of(built) == shape and judge.agrees(built)
+
+    singles: list[_Change] = []
+    layout = _other_layout(tree, vocabulary, derivation.program.layout)
+    for change in itertools.chain([layout], _changes(tree, vocabulary, derivation)):
         if change.tree in tried:
             continue
         tried.add(change.tree)
         if len(tried) > MAX_CANDIDATES:
-            return None
-        try:
-            built = _fit(builder.build(change.tree), shape)
-        except SymbackpropError:  # a change that does not make sense (a3 in a two-layer network, say)
-            continue
-        if shape_of(built) == shape and judge.agrees(built):
-            return change.text()
-    return None
+            return None, True
+        if right(change.tree):
+            return change.text(), False
+        singles.append(change)
+    # two slips: each single change followed by each change of its result, in the order singles are tried
+    pairs = 0
+    for first in singles:
+        for second in _changes(first.tree, vocabulary, derivation):
+            if second.tree in tried:
+                continue
+            tried.add(second.tree)
+            pairs += 1
+            if pairs > MAX_PAIRS:
+                return None, True
+            if right(second.tree):
+                return f"two slips: {first.part()}, and {second.part()}: {ast.unparse(second.tree)} is right", False
+    return None, False
+
+
+def _other_layout(tree: ast.Node, vocabulary: Vocabulary, layout: str) -> _Change:
+    """The formula as it reads in ``layout`` when it was written for the other one.
+
+    Every matrix of one layout is the transpose of its namesake in the other (X, W, δ, a, z alike), so a
+    formula F for the other layout is F(Qᵀ)ᵀ here.  The transposes are pushed down to the names, where they
+    cancel: products swap their factors, elementwise operations and functions keep their order, ``ones(r, c)``
+    becomes ``ones(c, r)``, ``sum(M, 1)`` becomes ``sum(M, 2)`` and an entry's indices swap.
+    """
+    scalar_names = {*vocabulary.scalars, *vocabulary.learning_rates}
+    scalar: dict[int, bool] = {}
+    out: dict[int, ast.Node] = {}
+    swapped_dimension = {ast.Number("1"): ast.Number("2"), ast.Number("2"): ast.Number("1")}
+    for node in reversed(list(ast.walk(tree))):  # children before their parents, no recursion
+        kids = children(node)
+        new = [out[id(child)] for child in kids]
+        if isinstance(node, ast.Number):
+            scalar[id(node)], result = True, node
+        elif isinstance(node, ast.Name):
+            scalar[id(node)] = canonical_name(node, vocabulary.depth) in scalar_names
+            result = node
+        elif isinstance(node, ast.Entry):
+            scalar[id(node)], result = True, replace(node, operand=new[0], indices=node.indices[::-1])
+        elif isinstance(node, ast.Transpose):
+            scalar[id(node)] = scalar[id(node.operand)]
+            result = new[0].operand if isinstance(new[0], ast.Transpose) else ast.Transpose(new[0])
+        elif isinstance(node, ast.Neg):
+            scalar[id(node)], result = scalar[id(node.operand)], replace(node, operand=new[0])
+        elif isinstance(node, ast.BinOp):
+            both = scalar[id(node.left)] and scalar[id(node.right)]
+            scalar[id(node)] = both
+            if node.op in ("matmul", "juxt") and not scalar[id(node.left)] and not scalar[id(node.right)]:
+                result = replace(node, left=new[1], right=new[0])
+            else:
+                result = replace(node, left=new[0], right=new[1])
+        else:  # a call
+            if node.func == "ones" and len(new) == 2:
+                new = new[::-1]
+            elif node.func in ("sum", "mean", "softmax", "log_softmax") and len(new) == 2:
+                new[1] = swapped_dimension.get(new[1], new[1])
+            scalar[id(node)] = node.func != "ones" and (
+                (node.func in ("sum", "mean", "trace", "tr") and len(new) == 1) or all(scalar[id(c)] for c in kids))
+            result = replace(node, args=tuple(new))
+        out[id(node)] = result
+    theirs = "columns" if layout == "rows" else "rows"
+    return _Change(f"a formula for the {theirs} layout", out[id(tree)], layout=layout)
 
 
 def _with_child(node: ast.Node, index: int, child: ast.Node) -> ast.Node:
@@ -600,7 +696,15 @@ def _changes(tree: ast.Node, vocabulary: Vocabulary, derivation: Derivation) -> 
             if moved is not None:
                 yield fix("an off-by-one layer index", path, node, moved)
 
-    yield _Change("a sign", tree.operand if isinstance(tree, ast.Neg) else ast.Neg(tree))
+    # the sign of the whole: a leading minus dropped (-delta2 @ a1.T, not -(-delta2 @ a1.T)), or one put in front
+    lead: tuple[int, ...] = ()
+    node = tree
+    while isinstance(node, ast.BinOp) and node.op in (*products, "matmul", "div", "hdiv"):
+        lead, node = (*lead, 0), node.left
+    yield fix("a sign", lead, node, node.operand) if isinstance(node, ast.Neg) else _Change("a sign", ast.Neg(tree))
+    for path, node in nodes:
+        if path and isinstance(node, ast.Neg):
+            yield fix("a sign", path, node, node.operand)
     for path, node in nodes:
         if isinstance(node, ast.BinOp) and node.op in ("add", "sub"):
             yield fix("a sign", path, node, replace(node, op="sub" if node.op == "add" else "add"))
