@@ -628,6 +628,27 @@ def _report(error: BaseException, message: str, hint: str | None, as_json: bool,
     print(line, file=sys.stderr)
 
 
+def _formula_inside(error: BaseException) -> tuple[str, list[str], int | None, str | None]:
+    """An error's message without the caret display of a formula error it was raised from (a spec file's
+    custom activation or [model] line that does not parse), that display, the formula's position and its
+    hint.
+
+    Such errors are raised ``from None`` while handling the FormulaSyntaxError, whose ``__context__`` Python
+    keeps; the message holds the formula error's text, carets and all, which one line cannot show.
+    """
+    message = str(error)
+    cause, seen = error.__context__, 0
+    while cause is not None and not isinstance(cause, FormulaSyntaxError) and seen < 10:
+        cause, seen = cause.__context__, seen + 1
+    if not isinstance(cause, FormulaSyntaxError):
+        return message, [], None, None
+    lines, caret = message.split("\n"), cause.caret()
+    for start in range(len(lines) - len(caret) + 1) if caret else ():
+        if lines[start:start + len(caret)] == caret:
+            return "\n".join(lines[:start] + lines[start + len(caret):]), caret, cause.position, cause.hint
+    return message, [], cause.position, cause.hint
+
+
 def _silence_stdout() -> None:
     """Point the process's standard output at the null device, so exiting does not flush into the failure again."""
     if sys.stdout is sys.__stdout__ and sys.stdout is not None:
@@ -660,7 +681,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"       {line}", file=sys.stderr)
         return 2
     except (SymbackpropError, UsageError) as err:
-        _report(err, str(err), err.hint, as_json)
+        message, caret, position, hint = _formula_inside(err)
+        _report(err, message, err.hint or hint, as_json, position)
+        if not as_json:  # a spec's formula (a custom activation, a [model] line) shown as a formula error is
+            for line in caret:
+                print(f"       {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130  # as a shell reports a command stopped by Ctrl-C

@@ -302,6 +302,8 @@ _ONE_CHAR_SYMBOLS = {
     "'": ("'", ""), "ᵀ": ("postT", ""), "⊤": ("top", ""), ",": (",", ""),
     "(": ("(", ""), ")": (")", ""), "[": ("[", ""), "]": ("]", ""), "{": ("{", ""), "}": ("}", ""),
 }  # fmt: skip
+#: a module name just before a '.', as in np.tanh(x) or math.exp(x)
+_MODULE_PREFIX = re.compile(r"(?<![A-Za-z0-9_])(np|numpy|math|torch|jnp|jax|sympy|sp|tf|scipy|F)$")
 _CHARACTER_HINTS = {
     "=": "'=' is not allowed: give only the right-hand side",
     "$": "'$' is only allowed around the whole formula, as $...$ or $$...$$",
@@ -466,6 +468,10 @@ class _Lexer:
 
     def refusal(self, pos: int) -> FormulaSyntaxError:
         char = self.text[pos]
+        module = _MODULE_PREFIX.search(self.text, 0, pos) if char == "." else None
+        if module is not None:  # np.tanh(x): NumPy's spelling of a function the language names directly
+            return FormulaSyntaxError(_CHARACTER_HINTS[char], self.text, pos,
+                                      hint=f"drop '{module.group(1)}.': functions are called by name, as in tanh(x)")
         if char in _CHARACTER_HINTS:
             return self.error(_CHARACTER_HINTS[char], pos)
         if " " < char <= "~":
