@@ -26,7 +26,7 @@ from .derive import derive
 from .errors import FormulaSyntaxError, NotationError, SymbackpropError, did_you_mean
 from .model.network import Network
 from .outputs.files import check_path, write_outputs, write_stdout
-from .spec import load_spec
+from .spec import load_spec, read_spec
 
 __all__ = ["main"]
 
@@ -59,6 +59,7 @@ examples:
   symbackprop derive examples/nielsen.toml --numpy nielsen_step.py
   symbackprop derive examples/nielsen.toml --code torch nielsen_torch.py
   symbackprop derive examples/seed.toml --code octave seed_step.m
+  symbackprop derive examples/seed_two_layer.toml --values
 """
 
 _TRAIN_EXAMPLES = """\
@@ -299,7 +300,17 @@ def _derive(args: argparse.Namespace) -> int:
     for option, path in targets:  # a name that cannot be a file is refused before any work
         if path != "-":
             check_path(path)
-    derivation = derive(load_spec(args.spec))
+    if args.digits is not None and not args.values:
+        raise UsageError("symbackprop derive: --digits sets the digits of --values", "add --values")
+    if args.digits is not None and not 1 <= args.digits <= 17:
+        raise UsageError(f"--digits: expected a whole number from 1 to 17, given {args.digits}", "--digits 5")
+    spec = read_spec(args.spec)
+    derivation = derive(spec.model)
+    values = None
+    if args.values:
+        from .training import derivation_values
+
+        values = derivation_values(spec)
     outputs = _typeset(derivation, args)
     if args.numpy is not None:  # after the typeset ones, as before: the order they reach standard output
         outputs.append((derivation.numpy_source(), args.numpy))
@@ -307,9 +318,21 @@ def _derive(args: argparse.Namespace) -> int:
         outputs.append((derivation.code(code_target), code_path))
     write_outputs(outputs)  # everything rendered, then every file written, or none
     if args.format == "json":
-        _write_json(_derivation_json(derivation))
-    elif not outputs:
+        document = _derivation_json(derivation)
+        if values is not None:
+            at, arrays = values
+            document["values"] = _record(at=at, quantities={name: _numbers(array) for name, array in arrays.items()})
+        _write_json(document)
+        return 0
+    if not outputs:
         write_stdout(derivation.text())
+    if values is not None:
+        at, arrays = values
+        from .training import format_array
+
+        lines = "".join(format_array(name, array, args.digits or 5) for name, array in arrays.items())
+        write_stdout(("\n" if not outputs else "") + f"values at {at}:\n"
+                     + "".join(f"  {line}\n" for line in lines.splitlines()))
     return 0
 
 
@@ -515,6 +538,10 @@ def _parser() -> argparse.ArgumentParser:
     derive_parser.add_argument("--numpy", metavar="FILE",
                                help="write a standalone NumPy module (forward, cost, gradients, step) to FILE "
                                     "('-': stdout)")
+    derive_parser.add_argument("--values", action="store_true",
+                               help="also print every quantity's values (data, parameters, z, a, the cost, deltas, "
+                                    "gradients) at the [train] data and initial values, or at random ones")
+    derive_parser.add_argument("--digits", type=int, metavar="D", help="with --values: significant digits (default 5)")
     derive_parser.add_argument("--code", nargs=2, metavar=("TARGET", "FILE"),
                                help="write the update code for TARGET (numpy, torch, jax or octave) to FILE "
                                     "('-': stdout); the same formulas in each")

@@ -68,7 +68,7 @@ from .outputs.files import check_path, write_outputs
 from .spec import Spec, read_spec
 
 __all__ = ["TrainingSetup", "History", "training_setup", "train", "train_spec", "format_step", "plot_history",
-           "accuracy", "save_params"]
+           "accuracy", "save_params", "derivation_values"]
 
 _DATA_FILES = (".npz", ".npy", ".csv")
 #: the most bytes of data read from one file (a .npz's arrays counted unpacked): 1 GiB
@@ -748,9 +748,55 @@ def _plot_format(path: str | Path) -> str:
 def quantity_values(setup: TrainingSetup, name: str, params: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """The values of a named quantity (``"a1"``, ``"z2"``, ``"delta1"``, ``"W2"``) on the training data,
     at ``params`` (the initial values when not given)."""
-    values = {naming.INPUT: setup.X, naming.TARGET: setup.Y, **(setup.params if params is None else params)}
+    values = _values(setup, setup.params if params is None else params)
     with np.errstate(all="ignore"):
         return np.asarray(setup.derivation.evaluate(name, values), dtype=np.float64)
+
+
+def _values(setup: TrainingSetup, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The data, ``params`` and the fixed parameters' values (b1 = 0.35 of the 2-2-2 example), by name."""
+    values = {naming.INPUT: setup.X, naming.TARGET: setup.Y, **params}
+    derivation = setup.derivation
+    sizes = {str(size): length for name, array in values.items() if name in derivation.symbols
+             for size, length in zip(derivation.symbols[name].shape, np.shape(array)) if not size.is_Integer}
+    for parameter in derivation.program.fixed:
+        shape = tuple(int(size) if size.is_Integer else sizes[str(size)] for size in parameter.shape)
+        values[parameter.name] = parameter.fixed_array(shape)
+    return values
+
+
+def derivation_values(spec: Spec, *, seed: int = 0) -> tuple[str, dict[str, np.ndarray]]:
+    """Every quantity of ``spec``'s derivation evaluated (``symbackprop derive --values``): the inputs, targets
+    and parameters, each forward definition, the cost, each named adjoint (δ, ∂C/∂a) and each gradient
+    (``dC/dW1``), at the ``[train]`` table's data and initial values, or without one at random values drawn
+    from ``seed`` (symbolic sizes 2).  Returns what they were evaluated at, in words, and the values by name.
+    """
+    from .calculus.expressions import Named
+
+    if spec.train is not None:
+        setup = training_setup(spec)
+        derivation, at = setup.derivation, "the [train] data and initial values"
+        values: dict[str, Any] = _values(setup, setup.params)
+    else:
+        from .checking.gradients import random_values
+
+        derivation = derive(program_of(spec.model))
+        program = derivation.program
+        sizes = {symbol.name: 2 for symbol in program.size_symbols}
+        values = random_values(program, sizes=sizes, seed=seed)
+        chosen = f"; sizes {', '.join(f'{k} = {v}' for k, v in sizes.items())}" if sizes else ""
+        at = f"random inputs, targets and parameters (seed {seed}{chosen}; add a [train] table for your own)"
+    program = derivation.program
+    shown: dict[str, np.ndarray] = {}
+    quantities: list[tuple[str, Any]] = [(name, derivation.symbols[name]) for name in derivation.symbols]
+    quantities += [(d.name, d.node) for d in program.forward]
+    adjoints = [node for node in derivation.adjoints.values() if isinstance(node, Named)]
+    quantities += [("C", derivation.cost)] + [(node.name, node) for node in dict.fromkeys(adjoints)]
+    quantities += [(f"dC/d{name}", gradient) for name, gradient in derivation.gradients.items()]
+    with np.errstate(all="ignore"):
+        for name, expr in quantities:
+            shown[name] = np.asarray(derivation.evaluate(expr, values), dtype=np.float64)
+    return at, shown
 
 
 def format_array(name: str, value: np.ndarray, digits: int = 5, where: str = "") -> str:
