@@ -45,6 +45,14 @@ def test_two_slips_are_named_both_and_the_repaired_formula_is_right(derivation, 
     assert check(derivation, param, hint_formula(hint)).ok
 
 
+def test_a_missing_or_extra_average_over_the_batch():
+    net = Network(3, [Dense(2, "tanh"), Dense(1)], cost="mean_squared_error", batch="m")
+    assert check(net, "W2", "2 * (a2 - y) @ a1.T").hint == ("a missing factor 1/m: 2 * (a2 - y) @ a1.T / m is right")
+    assert check(net, "W2", "2 * (a2 - y) @ a1.T / m / m").hint == "an extra factor 1/m: 2 * (a2 - y) @ a1.T / m is right"
+    assert check(Network(3, [Dense(1)], batch="m"), "W1", "2 * (a1 - y) @ a0.T / m").hint.startswith(
+        "an extra factor 1/m")
+
+
 def test_one_slip_is_still_preferred_to_two():
     assert check(COLUMNS, "W1", "delta1 @ a0").hint.startswith("a missing transpose: a0.T in place of a0")
 
@@ -89,8 +97,8 @@ def test_pairs_are_bounded_refused_cleanly_and_fast():
 def test_when_no_pair_explains_it_says_so(monkeypatch):
     monkeypatch.setattr(verdicts, "MAX_PAIRS", 10**6)
     assert check(COLUMNS, "W1", "a0 @ a0.T").message.endswith(
-        "no usual slip (a transpose, a σ' factor, a factor 2 or 1/2, a layer index, a sign, * for @), alone or two "
-        "together, explains it")
+        "no usual slip (a transpose, a σ' factor, a factor 2, 1/2 or 1/m, a layer index, a sign, * for @), alone or "
+        "two together, explains it")
 
 
 def test_the_command_line_names_both_slips(capsys):

@@ -78,11 +78,11 @@ TRIALS = 5
 #: at most this many changed formulas are tried for a hint
 MAX_CANDIDATES = 400
 #: at most this many pairs of changes are tried for a two-slip hint (about 0.2 ms each: well under a second)
-MAX_PAIRS = 2000
+MAX_PAIRS = 1200
 #: formulas whose elementwise algebra may expand to more terms are compared numerically only
 SYMBOLIC_LIMIT = 64
 
-_SLIPS = "a transpose, a σ' factor, a factor 2 or 1/2, a layer index, a sign, * for @"
+_SLIPS = "a transpose, a σ' factor, a factor 2, 1/2 or 1/m, a layer index, a sign, * for @"
 
 
 @dataclass(frozen=True)
@@ -681,6 +681,15 @@ def _changes(tree: ast.Node, vocabulary: Vocabulary, derivation: Derivation) -> 
     for path, node in summands:
         yield fix("a missing factor 2", path, node, ast.BinOp("mul", two, node))
         yield fix("a missing factor 1/2", path, node, ast.BinOp("div", node, two))
+    # an average over the batch forgotten, or one too many, when the batch is a symbol
+    batch = vocabulary.scalars.get("m")
+    if isinstance(batch, sympy.Symbol):
+        size = ast.Name(batch.name)
+        for path, node in nodes:
+            if isinstance(node, ast.BinOp) and node.op == "div" and node.right == size:
+                yield fix(f"an extra factor 1/{batch.name}", path, node, node.left)
+        for path, node in summands:
+            yield fix(f"a missing factor 1/{batch.name}", path, node, ast.BinOp("div", node, size))
 
     names = [(path, node) for path, node in nodes if isinstance(node, ast.Name)]
     for by in (-1, 1):

@@ -61,7 +61,7 @@ from . import syntax as ast
 from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS, Activation
 from ..calculus.expressions import Named, hadamard, hadamard_power
 from ..derive import Derivation
-from ..errors import FormulaError, ShapeError, UnknownNameError
+from ..errors import FormulaError, ShapeError, SymbackpropError, UnknownNameError
 from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, LogSoftmax, Softmax, SumEntries
 from .scalar import MAX_EXPONENT, number
 from ..printing.common import shape_text as matrix_shape_text
@@ -270,19 +270,28 @@ class MatrixBuilder:
         # id → (node, value); the node is kept so its id is never reused.  Identity, not equality:
         # hashing a tree hashes all of it, which made long formulas slow.
         self.memo: dict[int, tuple[ast.Node, Expr]] = {}
+        # id → (node, error) for subtrees that do not make sense: a changed formula that keeps one fails at
+        # once, without building (and wording the error) again
+        self.failed: dict[int, tuple[ast.Node, SymbackpropError]] = {}
 
     def build(self, tree: ast.Node) -> Expr:
         """The SymPy expression ``tree`` stands for; raises on anything outside the language."""
-        memo = self.memo
+        memo, failed = self.memo, self.failed
         pending, stack = [], [tree]
         while stack:  # no recursion, however deep the tree
             node = stack.pop()
+            if id(node) in failed:
+                raise failed[id(node)][1].with_traceback(None)
             if id(node) not in memo:
                 pending.append(node)
                 stack.extend(children(node))
         for node in reversed(pending):  # pre-order reversed: children before their parents
             if id(node) not in memo:
-                memo[id(node)] = (node, self._node(node))
+                try:
+                    memo[id(node)] = (node, self._node(node))
+                except SymbackpropError as err:
+                    failed[id(node)] = (node, err)
+                    raise
         return memo[id(tree)][1]
 
     def _value(self, node: ast.Node) -> Expr:
