@@ -710,7 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SymbackpropError, UsageError) as err:
         message, caret, position, hint = _formula_inside(err)
         _report(err, message, err.hint or hint, as_json, position)
-        if not as_json:  # a spec's formula (a custom activation, a [model] line) shown as a formula error is
+        if not as_json:  # a spec's formula (a custom activation, a [model] line) with a caret, as a typed one
             for line in caret:
                 print(f"       {line}", file=sys.stderr)
         return 2

@@ -294,22 +294,22 @@ def _check_data(data: Mapping[str, np.ndarray], functions: UpdateFunctions, layo
             hint = (f'transpose it, or set layout = "{other}" in [network]' if network else
                     "transpose it: [model].inputs gives its shape")
             raise ShapeError(f"{keys[name]}: {what} {name} {looks} transposed ({shown}): the {layout} layout takes "
-                                f"a sample per {sample}", hint=hint)
+                             f"a sample per {sample}", hint=hint)
         batch = expected[axis]
         if fits(given, (1 - axis,)) and isinstance(batch, int):
             hint = ('set batch = "m" in [network] to train on any number of samples' if network else
-                    f'write the samples\' size as a symbol, such as "m", in [model].inputs')
+                    'write the samples\' size as a symbol, such as "m", in [model].inputs')
             raise ShapeError(f"{keys[name]}: {what} {name} {holds} {given[axis]} samples, but the network's batch "
-                                f"is {batch} ({shown})", hint=hint)
+                             f"is {batch} ({shown})", hint=hint)
         if not fits(given, (1 - axis,)):
             width = expected[1 - axis]
             count = bound.get(width, width)
             named = f"{width} = {count}" if isinstance(width, str) else str(width)
             per = f"{given[1 - axis]} {widths if given[1 - axis] != 1 else widths[:-1]}"
             raise ShapeError(f"{keys[name]}: {what} {name} {has} {per} per sample, but the "
-                                f"network has {named} ({shown}; a sample per {sample})")
+                             f"network has {named} ({shown}; a sample per {sample})")
         raise ShapeError(f"{keys[name]}: {what} {name} {holds} {given[axis]} samples, but X holds "
-                            f"{bound.get(batch, batch)} ({shown}; a sample per {sample})")
+                         f"{bound.get(batch, batch)} ({shown}; a sample per {sample})")
     return bound
 
 

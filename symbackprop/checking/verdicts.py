@@ -77,7 +77,7 @@ ATOL = 1e-12
 TRIALS = 5
 #: at most this many changed formulas are tried for a hint
 MAX_CANDIDATES = 400
-#: at most this many pairs of changes are tried for a two-slip hint (about 0.2 ms each: well under a second)
+#: at most this many pairs of changes are tried for a two-slip hint (about 0.2 ms each: a quarter of a second)
 MAX_PAIRS = 1200
 #: formulas whose elementwise algebra may expand to more terms are compared numerically only
 SYMBOLIC_LIMIT = 64
@@ -292,7 +292,8 @@ def _other_entry(built: Expr, whole: Expr, entry: tuple[int, int], judge: "_Judg
         close = np.abs(matrix - got) <= RTOL * np.max(np.abs(matrix)) + ATOL
         found = {(int(r), int(c)) for r, c in zip(*np.nonzero(close))}
         candidates = found if candidates is None else candidates & found
-    if not candidates or len(candidates) > 1:
+    candidates = (candidates or set()) - {entry}
+    if len(candidates) != 1:
         return None
     (row, col), = candidates
     what = f"{name}[{row}, {col}]" if name else f"entry [{row}, {col}]"
