@@ -107,3 +107,12 @@ def test_the_command_line_names_both_slips(capsys):
     out = capsys.readouterr().out
     assert out.rstrip().endswith("hint: two slips: a missing factor 2, and an off-by-one layer index (a1 in place of a2): "
                                  "2 * (a1 * (a2 - y)) is right")
+
+
+def test_the_command_line_gives_the_rows_form_of_a_columns_formula(capsys):
+    spec = ROOT / "examples" / "softmax_classifier.toml"  # rows layout
+    assert main(["check", str(spec), "W1", "delta1 @ X.T"]) == 1
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("hint: a formula for the columns layout (a sample per column); this network is in "
+                                 "the rows layout (a sample per row), where it is X.T @ delta1")
+    assert main(["check", str(spec), "W1", "X.T @ delta1"]) == 0
