@@ -132,3 +132,12 @@ def test_entry_json_gives_the_entry_as_the_counterexamples_index(capsys):
 def test_a_scalar_custom_activation_refuses_entries():
     with pytest.raises(Exception, match="no entries"):
         Network(1, [Dense(1, "x[0]")])
+
+
+@pytest.mark.parametrize("param, formula", [
+    ("W2[0,1]", "(δ⁽²⁾ a⁽¹⁾ᵀ)[0, 1]"),  # the derived entry as the JSON's text prints it
+    ("W⁽²⁾[0, 1]", "δ⁽²⁾[0] a⁽¹⁾[1]"),
+    ("W^{(2)}[0, 1]", r"\delta^{(2)}[0] a^{(1)}[1]"),
+])
+def test_entries_in_the_printed_and_latex_notations(capsys, param, formula):
+    assert run(capsys, "check", WORKED, param, formula)[0] == 0
