@@ -184,7 +184,8 @@ def _model_json(program) -> dict[str, Any]:
     if isinstance(net, Network):
         return _record(
             inputs=str(net.inputs),
-            widths=[str(layer.units) for layer in net.layers],
+            widths=[str(width) for width in net.sizes[1:]],
+            kinds=[layer.kind for layer in net.layers],
             activations=[activation.name for activation in net.activations],
             biases=[layer.bias for layer in net.layers],
             skip_from=[layer.skip_from for layer in net.layers],
@@ -194,6 +195,7 @@ def _model_json(program) -> dict[str, Any]:
             layout=net.layout,
             batch=str(net.batch),
             weight_decay=str(net.weight_decay),
+            reduction=net.reduction,
         )
     return _record(
         inputs={i.name: [str(d) for d in i.shape] for i in program.inputs},

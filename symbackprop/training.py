@@ -571,13 +571,42 @@ class _Optimizer:
         self.t = 0
         self.m = {name: np.zeros_like(value) for name, value in params.items()}
         self.v = {name: np.zeros_like(value) for name, value in params.items()}
+        program = setup.derivation.program if setup.derivation is not None else None
+        #: dropout masks, drawn afresh for every step from their own seeded generator
+        self.masks = [i for i in program.inputs if i.kind == "mask"] if program is not None else []
+        self.mask_rng = np.random.default_rng([setup.seed, 1])
+        sizes: dict[str, int] = {}
+        if program is not None:
+            for parameter in program.parameters:
+                if parameter.name in params:
+                    for size, given in zip(parameter.shape, np.shape(params[parameter.name])):
+                        if size.is_Symbol:
+                            sizes.setdefault(size.name, int(given))
+        self.sizes = sizes
+
+    def _masks(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """A fresh 0/1 mask per dropout layer for this batch: each entry kept with probability 1 − p."""
+        masks = {}
+        batch = X.shape[-1] if self.setup.axis == 1 and X.ndim == 1 else X.shape[self.setup.axis] \
+            if X.ndim == 2 else X.shape[0]
+        for mask in self.masks:
+            shape = []
+            for axis, size in enumerate(mask.shape):
+                if axis == self.setup.axis:
+                    shape.append(batch)
+                else:
+                    shape.append(int(size) if size.is_Integer else self.sizes[size.name])
+            dtype = next(iter(self.setup.params.values())).dtype
+            masks[mask.name] = (self.mask_rng.random(tuple(shape)) >= mask.rate).astype(dtype)
+        return masks
 
     def __call__(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> None:
         s, f = self.setup, self.setup.functions
+        masks = self._masks(X) if self.masks else {}
         if s.optimizer == "sgd":
-            f.step_inplace(params, X, Y, s.lr)
+            f.step_inplace(params, X, Y, s.lr, **masks)
             return
-        grads = f.gradients(params, X, Y)
+        grads = f.gradients(params, X, Y, **masks)
         self.t += 1
         if s.optimizer == "momentum":
             v = {name: s.momentum * self.v[name] + grads[name] for name in params}

@@ -1,0 +1,319 @@
+"""The layer library: every kind against finite differences, the published backward forms, code, bad input.
+
+The compact forms are implemented here from the papers, independently of the derivation:
+Ioffe & Szegedy (2015, §3) for normalisation (along features for layer norm),
+Dao et al. (2022, Appendix B) for attention.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from symbackprop import Dense, Network, check_gradients, derive
+from symbackprop.checking.gradients import random_values
+from symbackprop.errors import SpecError, SymbackpropError
+from symbackprop.model.layers import Attention, BatchNorm, Dropout, Embedding, LayerNorm
+from symbackprop.printing import to_text
+
+LAYOUTS = ("columns", "rows")
+REDUCTIONS = ("sum", "mean")
+
+
+def _nets(layout: str, reduction: str) -> dict[str, Network]:
+    common = dict(layout=layout, reduction=reduction)
+    return {
+        "layernorm": Network(3, [Dense(4, "tanh"), LayerNorm(), Dense(2)], batch=3, **common),
+        "batchnorm": Network(3, [Dense(4, "tanh"), BatchNorm(), Dense(3, "softmax")], cost="softmax_cross_entropy",
+                             batch=4, **common),
+        "attention": Network(4, [Attention(3, skip_from=0), Dense(2)], batch=5, **common),
+        "causal attention": Network(4, [Attention(2, causal=True), LayerNorm(skip_from=0), Dense(2)], batch=4,
+                                    **common),
+        "embedding": Network(6, [Embedding(6, 3), Dense(2, "sigmoid")], cost="binary_cross_entropy", batch=4,
+                             **common),
+        "dropout": Network(3, [Dense(4, "relu"), Dropout(0.5), Dense(2)], batch=3, **common),
+        "symbolic sizes": Network("n", [LayerNorm(), Attention("d_k"), BatchNorm(), Dense(2)], batch="m", **common),
+    }
+
+
+CASES = [(layout, reduction, kind) for layout in LAYOUTS for reduction in REDUCTIONS for kind in _nets(layout, "sum")]
+
+
+@pytest.mark.parametrize("layout, reduction, kind", CASES, ids=["-".join(c) for c in CASES])
+def test_every_kind_agrees_with_finite_differences_and_its_code(layout, reduction, kind):
+    d = derive(_nets(layout, reduction)[kind])
+    result = check_gradients(d, seed=3)
+    assert result.ok, result
+    values = random_values(d.program, seed=5, sizes={"m": 4, "n": 3, "d_k": 2})
+    f = d.numpy()
+    params = {p.name: values[p.name] for p in d.program.trained}
+    masks = {i.name: values[i.name] for i in d.program.inputs if i.kind == "mask"}
+    code = f.gradients(params, values["X"], values["Y"], **masks)
+    for name, gradient in d.gradients.items():
+        np.testing.assert_allclose(code[name], d.evaluate(gradient, values), rtol=1e-10, atol=1e-12)
+
+
+def test_the_mean_reduction_divides_the_cost_and_every_gradient_by_m():
+    values = None
+    for reduction in REDUCTIONS:
+        d = derive(Network(3, [Dense(4, "tanh"), LayerNorm(), Dense(2)], batch=5, reduction=reduction))
+        values = values or random_values(d.program, seed=2)
+        if reduction == "sum":
+            total, grads = d.evaluate(d.cost, values), {k: d.evaluate(g, values) for k, g in d.gradients.items()}
+        else:
+            assert d.evaluate(d.cost, values) == pytest.approx(total / 5)
+            for k, g in d.gradients.items():
+                np.testing.assert_allclose(d.evaluate(g, values), grads[k] / 5, rtol=1e-12)
+    assert "mean over the samples" in d.text()
+
+
+# --- the published forms, implemented from the papers ---------------------------------------------
+
+
+def _paper_normalization_backward(g_y, x, gamma, eps, axis, samples):
+    """Ioffe & Szegedy: ĝ = γ ⊙ g, ∂x = (1/(Nσ)) (N ĝ − Σĝ − x̂ ⊙ Σ(ĝ ⊙ x̂)) with sums along the normalised
+    axis; ∂γ = Σ g ⊙ x̂ and ∂β = Σ g over the samples."""
+    n = x.shape[axis]
+    mu = x.mean(axis=axis, keepdims=True)
+    sigma = np.sqrt(((x - mu) ** 2).mean(axis=axis, keepdims=True) + eps)
+    xhat = (x - mu) / sigma
+    g_hat = gamma * g_y
+    dx = (n * g_hat - g_hat.sum(axis=axis, keepdims=True)
+          - xhat * (g_hat * xhat).sum(axis=axis, keepdims=True)) / (n * sigma)
+    return dx, (g_y * xhat).sum(axis=samples, keepdims=True), g_y.sum(axis=samples, keepdims=True)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kind", [LayerNorm, BatchNorm])
+def test_normalisation_reaches_ioffe_and_szegedy_compact_form(kind, layout):
+    d = derive(Network(4, [Dense(5, "tanh"), kind(eps=1e-3), Dense(3)], batch=6, layout=layout))
+    values = random_values(d.program, seed=11)
+    x, g_y = d.evaluate("a1", values), d.evaluate(d.adjoints["a2"], values)
+    features = 0 if layout == "columns" else 1
+    axis = features if kind is LayerNorm else 1 - features
+    dx, dgamma, dbeta = _paper_normalization_backward(g_y, x, values["gamma2"], 1e-3, axis, 1 - features)
+    np.testing.assert_allclose(d.evaluate(d.adjoints["a1"], values), dx, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(d.evaluate(d.gradients["gamma2"], values), dgamma, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(d.evaluate(d.gradients["beta2"], values), dbeta, rtol=1e-9, atol=1e-12)
+    step = next(s for s in d.steps if s.quantity == "a1")
+    assert step.rule == "normalisation"
+    text = to_text(step.rhs)
+    assert "x̂⁽²⁾" in text and "σ⁽²⁾" in text and "∂C/∂x̂⁽²⁾" in text  # written in x̂, σ and ĝ, not unrolled
+
+
+def _paper_attention_backward(dO, Q, K, V, tau, causal):
+    """Dao et al. 2022, Appendix B (rows layout): the standard attention backward pass."""
+    S = tau * Q @ K.T
+    if causal:
+        S = np.where(np.triu(np.ones(S.shape, bool), 1), -np.inf, S)
+    P = np.exp(S - S.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    O = P @ V
+    dV = P.T @ dO
+    dP = dO @ V.T
+    dS = P * (dP - (dO * O).sum(axis=1, keepdims=True))
+    return tau * dS @ K, tau * dS.T @ Q, dV
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_reaches_the_standard_backward_pass(layout, causal):
+    d = derive(Network(4, [Dense(4, "tanh"), Attention(3, causal=causal), Dense(2)], batch=5, layout=layout))
+    values = random_values(d.program, seed=7)
+    rows = layout == "rows"
+    get = (lambda name: d.evaluate(name, values)) if rows else (lambda name: d.evaluate(name, values).T)
+    adjoint = {name: d.evaluate(d.adjoints[name], values) for name in ("O2", "Q2", "K2", "V2")}
+    if not rows:
+        adjoint = {k: v.T for k, v in adjoint.items()}
+    dQ, dK, dV = _paper_attention_backward(adjoint["O2"], get("Q2"), get("K2"), get("V2"), 1 / np.sqrt(3), causal)
+    np.testing.assert_allclose(adjoint["Q2"], dQ, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(adjoint["K2"], dK, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(adjoint["V2"], dV, rtol=1e-9, atol=1e-12)
+    steps = {s.quantity: to_text(s.rhs) for s in d.steps}
+    assert steps["S2"] == ("P⁽²⁾ ⊙ (∂C/∂P⁽²⁾ − (O⁽²⁾ ⊙ ∂C/∂O⁽²⁾) 1 1ᵀ)" if rows
+                           else "P⁽²⁾ ⊙ (∂C/∂P⁽²⁾ − 1 1ᵀ (O⁽²⁾ ⊙ ∂C/∂O⁽²⁾))")
+    assert steps["Q2"] == ("τ⁽²⁾ ∂C/∂S⁽²⁾ K⁽²⁾" if rows else "τ⁽²⁾ K⁽²⁾ ∂C/∂S⁽²⁾")
+    assert steps["P2"] == ("∂C/∂O⁽²⁾ V⁽²⁾ᵀ" if rows else "V⁽²⁾ᵀ ∂C/∂O⁽²⁾")
+
+
+def test_embedding_gradient_is_the_scatter_add_of_the_adjoint():
+    for layout in LAYOUTS:
+        d = derive(Network(5, [Embedding(5, 3), Dense(2)], batch=6, layout=layout))
+        values = random_values(d.program, seed=1)
+        columns = layout == "columns"
+        ids = np.argmax(values["X"], axis=0 if columns else 1)
+        G = d.evaluate(d.adjoints["a1"], values)
+        expected = np.zeros(values["E1"].shape)
+        for sample, word in enumerate(ids):  # repeated ids accumulate
+            if columns:
+                expected[:, word] += G[:, sample]
+            else:
+                expected[word] += G[sample]
+        np.testing.assert_allclose(d.evaluate(d.gradients["E1"], values), expected, rtol=1e-12)
+        f = d.numpy()
+        params = {p.name: values[p.name] for p in d.program.trained}
+        np.testing.assert_allclose(f.gradients(params, ids, values["Y"])["E1"], expected, rtol=1e-12)
+        np.testing.assert_allclose(f.forward(params, ids), f.forward(params, values["X"]), rtol=1e-12)
+
+
+def test_dropout_gradient_is_the_mask_times_the_adjoint_over_one_minus_p():
+    d = derive(Network(3, [Dense(4, "tanh"), Dropout(0.25), Dense(2)], batch=5))
+    values = random_values(d.program, seed=4)
+    np.testing.assert_allclose(d.evaluate(d.adjoints["a1"], values),
+                               values["M2"] * d.evaluate(d.adjoints["a2"], values) / 0.75, rtol=1e-12)
+
+
+# --- random stacks -------------------------------------------------------------------------------
+
+
+@st.composite
+def stacks(draw):
+    layout = draw(st.sampled_from(LAYOUTS))
+    width = draw(st.integers(2, 4))
+    batch = draw(st.integers(3, 4))  # two samples normalised together are ±1 whatever they were: no gradient to test
+    layers, widths = [], [width]
+    for l in range(1, draw(st.integers(1, 4)) + 1):
+        kind = draw(st.sampled_from(["dense", "layernorm", "batchnorm", "attention", "dropout"]))
+        same = [k for k, w in enumerate(widths) if w == widths[-1]]
+        skip = draw(st.sampled_from([None, *same]))
+        if kind == "dense":
+            units = draw(st.sampled_from([widths[-1], 2, 3]))
+            skip = skip if units == widths[-1] else None
+            layers.append(Dense(units, draw(st.sampled_from(["tanh", "sigmoid", "identity"])), skip_from=skip))
+            widths.append(units)
+            continue
+        if kind == "layernorm":
+            layers.append(LayerNorm(skip_from=skip))
+        elif kind == "batchnorm":
+            layers.append(BatchNorm(skip_from=skip))
+        elif kind == "attention":
+            layers.append(Attention(draw(st.integers(1, 3)), causal=draw(st.booleans()), skip_from=skip))
+        else:
+            layers.append(Dropout(draw(st.sampled_from([0.0, 0.3]))))
+        widths.append(widths[-1])
+    layers.append(Dense(2))
+    return Network(width, layers, layout=layout, batch=batch, reduction=draw(st.sampled_from(REDUCTIONS)))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stacks(), st.integers(0, 2**16))
+def test_random_stacks_of_every_kind_agree_with_finite_differences(net, seed):
+    d = derive(net)
+    assert check_gradients(d, seed=seed).ok
+    values = random_values(d.program, seed=seed)
+    params = {p.name: values[p.name] for p in d.program.trained}
+    masks = {i.name: values[i.name] for i in d.program.inputs if i.kind == "mask"}
+    code = d.numpy().gradients(params, values["X"], values["Y"], **masks)
+    for name, gradient in d.gradients.items():
+        np.testing.assert_allclose(code[name], d.evaluate(gradient, values), rtol=1e-9, atol=1e-11)
+
+
+# --- code: stable, float32 kept, deterministic ---------------------------------------------------
+
+
+def test_generated_code_is_stable_for_huge_logits_and_keeps_float32():
+    d = derive(Network(4, [Attention(4, causal=True), LayerNorm(), Dense(3, "softmax")],
+                       cost="softmax_cross_entropy", batch=6, layout="rows"))
+    f = d.numpy()
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        params = {k: (v * 300).astype(dtype) for k, v in f.init_params(1).items()}
+        X = rng.normal(size=(6, 4)).astype(dtype) * 100
+        Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 6)]
+        grads = f.gradients(params, X, Y)
+        assert all(g.dtype == dtype and np.all(np.isfinite(g)) for g in grads.values())
+        assert np.isfinite(f.cost(params, X, Y))
+
+
+def test_layer_outputs_are_byte_identical_across_runs():
+    net = _nets("rows", "mean")["causal attention"]
+    first, second = derive(net), derive(_nets("rows", "mean")["causal attention"])
+    assert first.latex() == second.latex() and first.numpy_source() == second.numpy_source()
+    assert first.markdown() == second.markdown()
+
+
+def test_dropout_without_a_mask_is_evaluation_mode():
+    d = derive(Network(3, [Dense(4, "tanh"), Dropout(0.5), Dense(2)], batch=3))
+    f = d.numpy()
+    values = random_values(d.program, seed=0)
+    params = {p.name: values[p.name] for p in d.program.trained}
+    kept = dict(values, M2=np.full((4, 3), 0.5))  # M/(1 − p) = 1 everywhere
+    np.testing.assert_allclose(f.forward(params, values["X"]), d.evaluate("a3", kept), rtol=1e-12)
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Network(3, [Dense(3), Embedding(3, 2)]), "an embedding reads the one-hot input X, so it must be layer 1"),
+    (lambda: Network(4, [Embedding(3, 2)]), "the embedding's vocab is 3 but the network's inputs are 4 wide"),
+    (lambda: Network(3, [BatchNorm(), Dense(2)], batch=1), "batchnorm normalises over the batch, which is 1"),
+    (lambda: Network(1, [LayerNorm(), Dense(2)]), "layernorm normalises over its width, which is 1"),
+    (lambda: Dropout(1.0), "dropout p is the probability of dropping an entry"),
+    (lambda: Dropout(-0.1), "dropout p is the probability of dropping an entry"),
+    (lambda: Attention(0), "attention d_k must be a positive integer or a symbol name, not 0"),
+    (lambda: Attention("2x"), "attention d_k '2x' is not a valid symbol name"),
+    (lambda: LayerNorm(eps=0), "eps must be a small positive number"),
+    (lambda: Network(3, [Embedding(3, 3), Dense(3, skip_from=0)]), "the input is one-hot"),
+    (lambda: Network(3, [Dense(3), LayerNorm(), Dense(3, tied_to=2)]), "layer 2 is a layernorm layer"),
+    (lambda: Network(3, [Dense(2)], reduction="avg"), "unknown reduction 'avg'; known: sum, mean"),
+])
+def test_bad_layers_are_clear_errors(build, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        build()
+
+
+def test_bad_masks_and_ids_in_generated_code_are_clear_errors():
+    d = derive(Network(5, [Embedding(5, 3), Dropout(0.25), Dense(2)], batch=4))
+    f = d.numpy()
+    values = random_values(d.program, seed=0)
+    params = {p.name: values[p.name] for p in d.program.trained}
+    ids = np.array([0, 4, 4, 1])
+    cases = [
+        (dict(X=ids, M2=values["M2"][:, :2]), "M2: expected a dropout mask of shape (3, 4), given shape (3, 2)"),
+        (dict(X=ids, M2=values["M2"] * 2), "M2: a dropout mask holds only 0 (dropped) and 1 (kept)"),
+        (dict(X=ids + 1), "X: word ids must be from 0 to 4 (the vocabulary has 5 words); given ids from 1 to 5"),
+        (dict(X=ids * 0.5), "X: the embedding takes one-hot samples or a 1-d array of integer word ids"),
+        (dict(X=values["X"] * 3), "X: the embedding takes one-hot samples (each column a single 1"),
+    ]
+    for arguments, message in cases:
+        with pytest.raises(SymbackpropError, match=re.escape(message)):
+            f.gradients(params, Y=values["Y"], **arguments)
+
+
+def test_layer_kinds_in_spec_files(tmp_path):
+    spec = tmp_path / "block.toml"
+    spec.write_text('[network]\ninputs = 4\nlayout = "rows"\nbatch = 5\nreduction = "mean"\n'
+                    '[[layers]]\nkind = "layernorm"\n'
+                    '[[layers]]\nkind = "attention"\nd_k = 2\ncausal = true\nskip_from = 0\n'
+                    '[[layers]]\nkind = "dropout"\np = 0.1\n'
+                    '[[layers]]\nunits = 2\n')
+    from symbackprop.spec import load_spec
+
+    net = load_spec(spec)
+    assert [layer.kind for layer in net.layers] == ["layernorm", "attention", "dropout", "dense"]
+    assert check_gradients(derive(net)).ok
+    spec.write_text('[network]\ninputs = 4\n[[layers]]\nkind = "atention"\nd_k = 2\n')
+    run = subprocess.run([sys.executable, "-m", "symbackprop", "derive", str(spec)], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "unknown layer kind 'atention'; known: dense, layernorm, batchnorm, attention, embedding, dropout" \
+        in run.stderr and "did you mean 'attention'?" in run.stderr
+    spec.write_text('[network]\ninputs = 4\n[[layers]]\nkind = "attention"\n')
+    run = subprocess.run([sys.executable, "-m", "symbackprop", "derive", str(spec)], capture_output=True, text=True)
+    assert run.returncode == 2 and "[[layers]] #1 needs the key 'd_k'" in run.stderr
+
+
+@pytest.mark.parametrize("target", ["torch", "jax", "octave"])
+def test_other_targets_refuse_the_new_layers_clearly(target):
+    cases = [(Network(4, [LayerNorm(), Dense(2)]), "has no helper 'deviation'"),
+             (Network(3, [Dense(3), Dropout(0.2), Dense(2)]), "does not take a dropout mask yet (M2)"),
+             (Network(3, [Embedding(3, 2), Dense(2)]), "does not take an embedding's one-hot input")]
+    for net, message in cases:
+        with pytest.raises(SpecError, match=re.escape(message)):
+            derive(net).code(target)
