@@ -69,12 +69,17 @@ def assume_distributions(expr: Expr, Y: MatrixSymbol, columns: bool) -> Expr:
     rows, cols = Y.shape
     replacement = {}
     for node in walk(expr):
-        if isinstance(node, sympy.MatMul) and len(node.args) == 2:
-            first, second = node.args
-            if columns and second == Y and isinstance(first, OneMatrix):
-                replacement[node] = OneMatrix(first.shape[0], cols)
-            elif not columns and first == Y and isinstance(second, OneMatrix):
-                replacement[node] = OneMatrix(rows, second.shape[1])
+        if not isinstance(node, sympy.MatMul):
+            continue
+        matrices = [a for a in node.args if a.is_Matrix]
+        if len(matrices) != 2:
+            continue
+        scale = sympy.Mul(*(a for a in node.args if not a.is_Matrix))  # 1/m with the mean reduction
+        first, second = matrices
+        if columns and second == Y and isinstance(first, OneMatrix):
+            replacement[node] = scale * OneMatrix(first.shape[0], cols)
+        elif not columns and first == Y and isinstance(second, OneMatrix):
+            replacement[node] = scale * OneMatrix(rows, second.shape[1])
     return tidy(substitute(expr, replacement)) if replacement else expr
 
 

@@ -105,6 +105,7 @@ def test_derive_json_holds_the_network_shapes_steps_deltas_and_gradients(capsys)
         "activations": ["relu", "relu", "softmax"], "batch": "m", "biases": [True, True, True],
         "cost": "softmax_cross_entropy", "inputs": "n_0", "layout": "rows", "weight_decay": "0",
         "widths": ["n_1", "n_2", "k"], "skip_from": [None, None, None], "tied_to": [None, None, None], "fixed": [],
+        "kinds": ["dense", "dense", "dense"], "reduction": "sum",
     }
     assert document["shapes"]["W1"] == ["n_0", "n_1"] and document["shapes"]["X"] == ["m", "n_0"]
     assert list(document["shapes"]) == ["X", "Y", "W1", "b1", "W2", "b2", "W3", "b3"]

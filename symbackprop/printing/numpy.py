@@ -314,7 +314,16 @@ class NumPyCodePrinter(NumPyPrinter):
             body = self._operand(inner[0])
         else:
             body = self._print_product_of(inner)
+            if coefficient != 1 and self._larger_than(inner[0], expr):
+                # c A B with A larger than the product (τ dS K): scale the product, not A
+                return f"{self._operand(coefficient)} * ({body})"
         return body if coefficient == 1 else self._scaled(coefficient, body)
+
+    @staticmethod
+    def _larger_than(factor, product) -> bool:
+        """Whether ``factor`` has more entries than ``product``, when both sizes are numbers."""
+        sizes = [sympy.Mul(*factor.shape), sympy.Mul(*product.shape)]
+        return all(n.is_Integer for n in sizes) and sizes[0] > sizes[1]
 
     def _scaled(self, coefficient, body: str) -> str:
         if coefficient == -1:
@@ -324,7 +333,13 @@ class NumPyCodePrinter(NumPyPrinter):
         return f"{self._operand(coefficient)} * {body}"
 
     def _print_HadamardProduct(self, expr) -> str:
-        return " * ".join(self._operand(f) for f in expr.args)
+        """``a * b``; a reciprocal factor divides (``a / sigma``), one operation instead of two."""
+        factors = [f for f in expr.args if not (isinstance(f, HadamardPower) and f.args[1] == -1)]
+        divisors = [f.args[0] for f in expr.args if isinstance(f, HadamardPower) and f.args[1] == -1]
+        if not factors or not divisors:
+            return " * ".join(self._operand(f) for f in expr.args)
+        text = " * ".join(self._operand(f) for f in factors)
+        return text + "".join(f" / {self._operand(d)}" for d in divisors)
 
     def _print_HadamardPower(self, expr) -> str:
         base, exponent = expr.args
