@@ -783,7 +783,8 @@ def quantity_values(setup: TrainingSetup, name: str, params: Mapping[str, np.nda
 
 
 def _values(setup: TrainingSetup, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The data, ``params`` and the fixed parameters' values (b1 = 0.35 of the 2-2-2 example), by name."""
+    """The data, ``params``, the fixed parameters' values (b1 = 0.35 of the 2-2-2 example) and the dropout
+    masks of evaluation mode (1 − p: the layer passes its input on), by name."""
     values = {naming.INPUT: setup.X, naming.TARGET: setup.Y, **params}
     derivation = setup.derivation
     sizes = {str(size): length for name, array in values.items() if name in derivation.symbols
@@ -791,6 +792,9 @@ def _values(setup: TrainingSetup, params: Mapping[str, np.ndarray]) -> dict[str,
     for parameter in derivation.program.fixed:
         shape = tuple(int(size) if size.is_Integer else sizes[str(size)] for size in parameter.shape)
         values[parameter.name] = parameter.fixed_array(shape)
+    for mask in (i for i in derivation.program.inputs if i.kind == "mask"):  # evaluation mode: nothing dropped
+        shape = tuple(int(size) if size.is_Integer else sizes[str(size)] for size in mask.shape)
+        values[mask.name] = np.full(shape, 1 - float(mask.rate))
     return values
 
 

@@ -95,3 +95,16 @@ def test_eval_and_show_give_the_worked_examples_hidden_outputs_with_its_fixed_bi
     assert code == 0 and out == "a1 at the initial values (2×1) =\n  0.593269992\n  0.596884378\n"  # out_h1, out_h2
     code, out, _ = run(capsys, "train", worked, "--steps", "1", "--show", "a1", "--quiet")
     assert code == 0 and out.startswith("a1 at step 0 (2×1) =\n  0.59327\n  0.59688\n")
+
+
+def test_a_dropout_layer_is_evaluated_in_evaluation_mode(tmp_path, capsys):
+    spec = tmp_path / "drop.toml"
+    spec.write_text('[network]\ninputs = 3\nbatch = "m"\n[[layers]]\nunits = 4\nactivation = "tanh"\n'
+                    '[[layers]]\nkind = "dropout"\np = 0.5\n[[layers]]\nunits = 1\n'
+                    '[train]\nx = [[1, 2], [3, 4], [5, 6]]\ny = [[1, 0]]\nlr = 0.1\nsteps = 2\n')
+    parsed = read_spec(spec)
+    setup = training_setup(parsed)
+    np.testing.assert_array_equal(quantity_values(setup, "a2"), quantity_values(setup, "a1"))  # nothing dropped
+    _, values = derivation_values(parsed)
+    np.testing.assert_allclose(values["C"], setup.functions.cost(setup.params, setup.X, setup.Y), rtol=1e-12)
+    assert run(capsys, "train", str(spec), "--show", "a2", "--quiet")[0] == 0
