@@ -317,3 +317,59 @@ def test_other_targets_refuse_the_new_layers_clearly(target):
     for net, message in cases:
         with pytest.raises(SpecError, match=re.escape(message)):
             derive(net).code(target)
+
+
+# --- the same operations in forward passes written as equations ---------------------------------
+
+
+def test_normalize_and_causal_softmax_in_written_forward_passes():
+    from symbackprop.model.equations import Model
+
+    for layout, shape in (("columns", [4, "m"]), ("rows", ["m", 4])):
+        features = 1 if layout == "columns" else 2
+        model = Model(
+            inputs={"X": shape, "Y": shape},
+            parameters={"g": [4, 1] if layout == "columns" else [1, 4], "WQ": [4, 4], "WK": [4, 4]},
+            forward=[f"h = g .* normalize(X, {features})",
+                     "S = (WK @ h).T @ (WQ @ h)" if layout == "columns" else "S = (h @ WQ) @ (h @ WK).T",
+                     f"P = causal_softmax(S, {features})",
+                     "o = h @ P" if layout == "columns" else "o = P @ h",
+                     "C = sum((o - Y)^2)"],
+            layout=layout)
+        d = derive(model)
+        assert check_gradients(d, random_values(d.program, seed=1, sizes={"m": 5})).ok
+        values = random_values(d.program, seed=2, sizes={"m": 5})
+        P = d.evaluate("P", values)
+        later = np.triu(np.ones((5, 5), bool), 1)
+        assert np.all(P[later.T if layout == "columns" else later] == 0)
+        written = derive(Model(inputs={"X": shape, "Y": shape}, parameters={"g": [4, 1] if layout == "columns" else [1, 4]},
+                               forward=[f"mu = mean(X, {features})", f"sigma = sqrt(mean((X - mu)^2, {features}) + 1e-5)",
+                                        "h = g .* ((X - mu) / sigma)", "C = sum((h - Y)^2)"], layout=layout))
+        short = derive(Model(inputs={"X": shape, "Y": shape}, parameters={"g": [4, 1] if layout == "columns" else [1, 4]},
+                             forward=[f"h = g .* normalize(X, {features})", "C = sum((h - Y)^2)"], layout=layout))
+        values = random_values(written.program, seed=3, sizes={"m": 5})
+        np.testing.assert_allclose(written.evaluate(written.gradients["g"], values),
+                                   short.evaluate(short.gradients["g"], values), rtol=1e-10)
+
+
+@pytest.mark.parametrize("formula, message", [
+    ("normalize(X)", "normalize takes a dimension: 1 (each column) or 2 (each row)"),
+    ("normalize(sum(X, 1), 1)", "normalises a single entry"),
+    ("causal_softmax(X, 1)", "causal_softmax takes a square matrix of token-to-token scores"),
+])
+def test_bad_uses_of_the_new_functions_are_clear_errors(formula, message):
+    from symbackprop.model.equations import Model
+
+    with pytest.raises(SymbackpropError, match=re.escape(message)):
+        Model(inputs={"X": [4, 3], "Y": [4, 3]}, parameters={"W": [4, 4]},
+              forward=[f"h = W @ {formula}" if "sum" not in formula else f"h = W @ X + {formula}",
+                       "C = sum((h - Y)^2)"])
+
+
+def test_a_batch_of_one_is_refused_by_batch_normalised_code():
+    d = derive(Network(3, [BatchNorm(), Dense(2)], batch="m"))
+    f = d.numpy()
+    params = f.init_params(0)
+    assert f.gradients(params, np.ones((3, 2)), np.ones((2, 2)))["W2"].shape == (2, 3)
+    with pytest.raises(SymbackpropError, match=re.escape("a normalisation over m = 1 entries makes every x̂ 0")):
+        f.gradients(params, np.ones((3, 1)), np.ones((2, 1)))

@@ -62,7 +62,8 @@ from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS, Activation
 from ..calculus.expressions import Named, hadamard, hadamard_power
 from ..derive import Derivation
 from ..errors import FormulaError, ShapeError, SymbackpropError, UnknownNameError
-from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, LogSoftmax, Softmax, SumEntries
+from ..calculus.expressions import (SCALAR_VARIABLE, Broadcast, Deviation, Elementwise, LogSoftmax, Normalize, Softmax,
+                                    SumEntries)
 from .scalar import MAX_EXPONENT, number
 from ..printing.common import shape_text as matrix_shape_text
 
@@ -227,7 +228,8 @@ class Vocabulary:
     def known_functions(self) -> list[str]:
         """Every function a formula may call, for error messages."""
         activations = sorted(self.functions, key=str.lower)
-        return [*activations, "sqrt", "exp", "log", "ln", "log_softmax", "sum", "mean", "trace", "tr", "ones",
+        return [*activations, "sqrt", "exp", "log", "ln", "log_softmax", "causal_softmax", "normalize", "sum", "mean",
+                "trace", "tr", "ones",
                 "and derivatives such as sigmoid'(z1) or dsigmoid(z1)"]
 
 
@@ -359,7 +361,7 @@ class MatrixBuilder:
         func = node.func
         builtin = {
             "sum": self._sum, "mean": self._mean, "trace": self._trace, "tr": self._trace, "ones": self._ones,
-            "log_softmax": self._log_softmax,
+            "log_softmax": self._log_softmax, "normalize": self._normalize, "causal_softmax": self._causal_softmax,
         }.get(func)  # fmt: skip
         if builtin is not None:
             if node.derivative:
@@ -466,6 +468,30 @@ class MatrixBuilder:
 
     def _log_softmax(self, node: ast.Call, args: list[Expr]) -> Expr:
         return self._per_sample(node, args, LogSoftmax)
+
+    def _causal_softmax(self, node: ast.Call, args: list[Expr]) -> Expr:
+        """``causal_softmax(S, k)``: softmax of the square scores S with each token's later tokens masked."""
+        softmax = self._per_sample(node, args, Softmax)
+        if softmax.arg.shape[0] != softmax.arg.shape[1]:
+            raise ShapeError(f"causal_softmax takes a square matrix of token-to-token scores, and "
+                             f"{_show(node.args[0])} is {shape_text(softmax.arg.shape)}")
+        return Softmax(softmax.arg, softmax.axis, causal=True)
+
+    def _normalize(self, node: ast.Call, args: list[Expr]) -> Expr:
+        """``normalize(M, 1)``: each column of M standardised, (x − μ) ⊘ √(σ² + ε) with the biased variance
+        and ε = 1e-5 (layer normalisation in the columns layout); ``normalize(M, 2)``: each row."""
+        dimension = self._dimension(node, args)
+        value = self._matrix_argument(node, args)
+        if dimension == 0:
+            raise FormulaError(f"normalize takes a dimension: 1 (each column) or 2 (each row) "
+                               f"(position {node.pos})")
+        axis = dimension - 1
+        count = value.shape[axis]
+        if count == 1:
+            raise ShapeError(f"normalize(..., {dimension}) of {_show(node.args[0])} normalises a single entry "
+                             f"({shape_text(value.shape)}): every result would be 0")
+        mean = _times(1 / count, *_factors(_sum_along(value, dimension)))
+        return Normalize(value, mean, Deviation(value, mean, axis), axis)
 
     def _trace(self, node: ast.Call, args: list[Expr]) -> Expr:
         if len(args) != 1:

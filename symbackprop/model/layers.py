@@ -25,7 +25,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import sympy
-from sympy import MatrixSymbol, OneMatrix
+from sympy import MatAdd, MatrixSymbol, OneMatrix
 
 from .. import naming
 from ..calculus.expressions import Broadcast, Constant, Deviation, Named, Normalize, Softmax, hadamard
@@ -144,7 +144,8 @@ class _Normalization:
         xhat = b.define(naming.layered("xhat", layer), Normalize(below, mean, deviation, axis), "intermediate",
                         layer, named=True)
         gamma, beta = b.parameter(naming.layered("gamma", layer)), b.parameter(naming.layered("beta", layer))
-        return hadamard(b.spread(gamma, xhat.shape), xhat) + b.spread(beta, xhat.shape)
+        # γ ⊙ x̂ + β, in the order the papers write it (SymPy would sort β first)
+        return MatAdd(hadamard(b.spread(gamma, xhat.shape), xhat), b.spread(beta, xhat.shape), evaluate=False)
 
     def label(self) -> str:
         return self.kind

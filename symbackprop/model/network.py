@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import sympy
-from sympy import MatrixSymbol
+from sympy import MatAdd, MatrixSymbol
 
 from .. import naming
 from ..calculus.expressions import Broadcast, Named, SumEntries, hadamard_power, new_scope
@@ -414,7 +414,11 @@ def _build_program(net: Network) -> "Program":
         else:
             out = layer.append(b, l, below)
         if layer.skip_from is not None:
-            out = out + outputs[layer.skip_from]
+            if isinstance(layer, Dense):
+                out = out + outputs[layer.skip_from]
+            else:  # the layer's own terms first, as written (γ ⊙ x̂ + β + a⁽ᵏ⁾)
+                out = MatAdd(*(out.args if isinstance(out, MatAdd) else (out,)), outputs[layer.skip_from],
+                             evaluate=False)
         outputs.append(b.define(naming.activation(l), out, "output" if l == net.depth else "activation", l))
     definitions = b.definitions
     output = outputs[-1]

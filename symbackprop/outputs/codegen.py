@@ -36,6 +36,8 @@ from sympy import HadamardProduct, MatAdd, MatrixExpr, Piecewise
 
 from .. import naming
 from ..calculus import runtime
+from ..calculus.expressions import Normalize
+from ..calculus.trees import walk
 from ..derive import Derivation
 from ..errors import ShapeError, SpecError
 from ..errors import TrainingError as ArgumentError
@@ -330,6 +332,10 @@ class _Generator:
         self.printer = self.printer_class({"outputs": self.plan.outputs, "one_hot": one_hot})
         #: dropout masks and other data inputs, given as keyword arguments
         self.data_inputs = [i for i in self.p.inputs if i.role == "data"]
+        #: the symbolic counts of entries normalised together (a batch), checked to be at least 2
+        self.normalised_counts = list(dict.fromkeys(
+            node.count for d in self.p.definitions for node in walk(d.expr)
+            if isinstance(node, Normalize) and node.count.is_Symbol))
         self.params = self.plan.params
         self.scalars: dict[str, sympy.Symbol] = {}  # every scalar symbol printed: sizes, lr, weight decay
         self.sizes = self._size_sources()
@@ -429,13 +435,18 @@ class _Generator:
         if "lr" in arguments:
             lines.append("lr = _learning_rate(lr)")
         lines += [f"{h} = _scalar({h!r}, {h})" for h in hyper]
-        options = (", in_place=True" if in_place else "") + (f", one_hot={self.one_hot}" if self.one_hot is not None
+        options = (", True" if in_place else "") + (f", one_hot={self.one_hot}" if self.one_hot is not None
                                                              else "")
         lines.append(f"{unpack} = _check_arguments(params, X, {'Y' if has_y else 'None'}, SHAPES, DATA_SHAPES"
                      f"{options})")
         if has_y and self.d.assumptions and self.checks_distributions:  # δ = a − y needs distributions
             lines.append(f"_distributions(Y, {0 if self.p.layout == 'columns' else 1})")
         lines += [f"{size} = {source}" for size, source in self.sizes.items() if size in everything]
+        for count in self.normalised_counts:
+            if str(count) in self.sizes and any(r == str(count) for r in everything):
+                lines += [f"if {count} < 2:",
+                          f"    raise ShapeError(f\"a normalisation over {count} = {{{count}}} entries makes every x̂ 0; "
+                          f"give at least 2 (a batch of 1 cannot be batch-normalised)\")"]
         for mask in masks:
             shape = "(" + ", ".join(self.printer.doprint(d) for d in mask.shape) + ",)"
             lines.append(f"{mask.name} = _mask({mask.name!r}, {mask.name}, {shape}, {self.params[0]}.dtype, "

@@ -51,7 +51,7 @@ import jinja2
 from sympy import Basic, Integer, MatrixSymbol, Piecewise, Symbol, diff
 
 from .. import naming
-from ..calculus.expressions import SCALAR_VARIABLE, Adjoint, Elementwise, Named, Softmax
+from ..calculus.expressions import SCALAR_VARIABLE, Adjoint, Constant, Deviation, Elementwise, Named, Softmax
 from ..calculus.trees import expand_names, transform, walk
 from ..errors import NotationError, OutputError
 from ..model.activations import ACTIVATIONS, Activation
@@ -944,7 +944,11 @@ class _Context:
             lengths = []
             if self.batch != 1 and any(q.name.startswith("b") for q in self.program.parameters):
                 lengths.append(f"of length ${self.printer.doprint(self.batch)}$ (the number of samples) beside a bias")
-            if r"\mathbf{1}\,\mathbf{1}^\top" in text:
+            if r"\mathbf{1}\,\mathbf{1}^\top" in text and any(d.role == "statistic" or isinstance(d.expr, Softmax)
+                                                               and d.role == "intermediate" for d in self.program.forward):
+                lengths.append(r"$\mathbf{1}\,\mathbf{1}^\top$ sums along the axis it multiplies and spreads the sums "
+                               r"back")
+            elif r"\mathbf{1}\,\mathbf{1}^\top" in text:
                 lengths.append(r"of the output layer's width in $\mathbf{1}\,\mathbf{1}^\top$")
             said.append(r"$\mathbf{1}$ is a column of ones" + (": " + " and ".join(lengths) if lengths else ""))
         for activation in dict.fromkeys(self.program.activations):
@@ -952,6 +956,7 @@ class _Context:
             if isinstance(definition, Piecewise) and f"{activation.latex}'" in text:
                 at_zero = diff(definition, SCALAR_VARIABLE).subs(SCALAR_VARIABLE, 0)
                 said.append(f"${activation.latex}'(0)$ is taken as ${self.printer.doprint(at_zero)}$")
+        said += self._layer_symbols(text)
         if self.general_form:
             # the general form writes a renamed per-layer quantity (or the input, a^{(0)}) by its kind, except
             # in the output layer's own equations; the targets and the cost keep their symbols everywhere
@@ -971,6 +976,35 @@ class _Context:
         if not said:
             return ""
         return "Here " + "; ".join(said) + "."
+
+    def _layer_symbols(self, text: str) -> list[str]:
+        """τ, ε and the causal softmax of the layer library, as the printed parts use them."""
+        constants: dict[str, Constant] = {}
+        epsilons: list = []
+        causal = False
+        for definition in self.program.definitions:
+            for node in walk(definition.expr):
+                if isinstance(node, Constant):
+                    constants.setdefault(node.name, node)
+                elif isinstance(node, Deviation) and node.epsilon not in epsilons:
+                    epsilons.append(node.epsilon)
+                elif isinstance(node, Softmax) and node.causal:
+                    causal = True
+        said = []
+        for name, constant in constants.items():
+            symbol = self.printer.name(name)
+            if symbol in text:
+                value = self.printer.doprint(constant.value)
+                said.append(f"${symbol} = 1/\\sqrt{{d_k}} = {value}$ scales the attention scores"
+                            if naming.split_layer_name(name)[0] == "tau" else f"${symbol} = {value}$")
+        if r"\epsilon" in text and epsilons:
+            values = ", ".join(f"$10^{{-{len(str(e.q)) - 1}}}$" if e.p == 1 and str(e.q).strip("0") == "1"
+                               else f"${self.printer.doprint(e)}$" for e in epsilons)
+            said.append(rf"$\epsilon$ is the normalisation's small constant ({values})")
+        if r"\mathrm{causal}" in text and causal:
+            said.append(r"$\operatorname{softmax}_{\mathrm{causal}}$ gives a later token's score the weight 0 "
+                        r"(a token attends to itself and the tokens before it)")
+        return said
 
     def all(self) -> dict[str, Any]:
         context = self._all()

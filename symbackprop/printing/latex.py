@@ -356,7 +356,10 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     def _print_Transpose(self, expr) -> str:
         if isinstance(expr.arg, Inverse):
             return self._print_Inverse(Inverse(Transpose(expr.arg.arg)))
-        return superscript(self.parenthesize(expr.arg, POSTFIX), r"\top")
+        printed = self.parenthesize(expr.arg, POSTFIX)
+        if _tall(printed) and not printed.startswith(("(", r"\biggl(", r"\left(")):
+            printed = self._bracket(printed)  # (∂C/∂S)ᵀ, not a fraction with a superscript on its bar
+        return superscript(printed, r"\top")
 
     def _print_Inverse(self, expr) -> str:
         if isinstance(expr.arg, Transpose):  # X^{-\top}, as the Cookbook writes it
