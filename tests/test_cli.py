@@ -328,7 +328,9 @@ def test_an_error_message_with_a_line_break_is_still_shown_on_one_line(capsys, m
         raise SpecError("first part\nsecond part", hint="a fix")
 
     monkeypatch.setattr("symbackprop.cli.load_spec", broken)
+    monkeypatch.setattr("symbackprop.cli.read_spec", broken)
     assert run(capsys, "derive", SEED) == (2, "", "error: first part second part (hint: a fix)\n")
+    assert run(capsys, "check", SEED, "W1", "x") == (2, "", "error: first part second part (hint: a fix)\n")
 
 
 # --- exit codes and output failures -----------------------------------------------------------------
