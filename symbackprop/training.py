@@ -241,6 +241,24 @@ def _matrix(array: np.ndarray, shape: tuple, where: str) -> np.ndarray:
     return array
 
 
+def _one_hot(ids: np.ndarray, program, where: str) -> np.ndarray:
+    """An embedding's word ids as one-hot samples (columns, or rows in the rows layout)."""
+    columns = program.layout == "columns"
+    vocab = program.input("input").shape[0 if columns else 1]
+    if not vocab.is_Integer:
+        raise TrainingError(f"{where}: word ids need the vocabulary size as a number, not {vocab}; "
+                            f"or give one-hot samples")
+    vocab = int(vocab)
+    if not (np.issubdtype(ids.dtype, np.integer) or (np.issubdtype(ids.dtype, np.floating)
+                                                      and np.all(ids == np.round(ids)))):
+        raise TrainingError(f"{where}: an embedding's inputs are word ids (whole numbers) or one-hot samples")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        raise TrainingError(f"{where}: word ids must be from 0 to {vocab - 1} (the vocabulary has {vocab} words); "
+                            f"given ids from {ids.min():g} to {ids.max():g}")
+    one_hot = np.eye(vocab)[ids.astype(np.int64)]
+    return one_hot.T if columns else one_hot
+
+
 def _data_matrix(array: np.ndarray, functions: UpdateFunctions, name: str, layout: str, where: str) -> np.ndarray:
     """X or Y as a matrix: a number is 1×1; a 1-d list is one value per sample when a sample has one
     value (one input, or one output), else one sample of several."""
@@ -344,6 +362,8 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
         value = table[key]
         array = _as_array(_read_file(value, key, spec.folder, f"{where}.{key}") if isinstance(value, str) else value,
                           f"{where}.{key}")
+        if name == naming.INPUT and program.input("input").kind == "one_hot" and array.ndim == 1:
+            array = _one_hot(array, program, f"{where}.{key}")
         data[name] = _data_matrix(array, functions, name, program.layout, f"{where}.{key}")
     network = isinstance(spec.model, Network)
     bound = _check_data(data, functions, program.layout, {naming.INPUT: f"{where}.x", naming.TARGET: f"{where}.y"},

@@ -393,3 +393,20 @@ def test_training_draws_a_seeded_dropout_mask_every_step(tmp_path):
     assert first.costs == again.costs  # the masks come from the seeded generator
     assert first.costs != other.costs and first.costs != none.costs  # they change with the seed, and do something
     assert first.costs[-1] < first.costs[0] / 2
+
+
+def test_training_takes_word_ids_for_an_embedding(tmp_path):
+    from symbackprop.training import train_spec
+
+    path = tmp_path / "words.toml"
+    table = ('[network]\ninputs = 5\nbatch = 6\nlayout = "rows"\ncost = "softmax_cross_entropy"\n'
+             '[[layers]]\nkind = "embedding"\nvocab = 5\ndim = 3\n[[layers]]\nunits = 2\nactivation = "softmax"\n'
+             '[train]\nx = {x}\ny = [[1, 0], [0, 1], [1, 0], [0, 1], [1, 0], [0, 1]]\nlr = 0.5\nsteps = 40\n')
+    path.write_text(table.replace("{x}", "[0, 1, 2, 3, 4, 1]"))
+    by_ids = train_spec(path)
+    path.write_text(table.replace("{x}", str(np.eye(5, dtype=int)[[0, 1, 2, 3, 4, 1]].tolist())))
+    assert train_spec(path).costs == by_ids.costs
+    assert by_ids.costs[-1] < by_ids.costs[0] / 2
+    path.write_text(table.replace("{x}", "[0, 1, 2, 3, 5, 1]"))
+    run = subprocess.run([sys.executable, "-m", "symbackprop", "train", str(path)], capture_output=True, text=True)
+    assert run.returncode == 2 and "[train].x: word ids must be from 0 to 4 (the vocabulary has 5 words)" in run.stderr
