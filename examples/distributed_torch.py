@@ -37,6 +37,7 @@ import argparse
 import datetime
 import importlib.util
 import multiprocessing
+import os
 import socket
 import sys
 import tempfile
@@ -65,6 +66,11 @@ def load_module(path: Path):
     return module
 
 
+def loopback() -> str | None:
+    """The name of this machine's loopback interface (lo, lo0), if it has one."""
+    return next((name for _, name in socket.if_nameindex() if name.startswith("lo")), None)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,6 +79,9 @@ def free_port() -> int:
 
 def worker(rank: int, world: int, port: int, module_path: str, widths: dict, args) -> None:
     """One process: torch is imported here, in the processes that train, not in the one that derives."""
+    interface = loopback()
+    if interface:  # gloo talks over the loopback interface only: nothing leaves the machine
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", interface)
     import torch
     import torch.distributed as dist
 
