@@ -20,8 +20,9 @@ device makes the same update and the parameters stay replicated.  Nothing in
 the generated code changes.  Under ``jit`` the targets are traced, so the check
 that each target row is a distribution runs once here, unjitted, on the data.
 
-It prints the cost every ten steps and, with ``--out``, writes the final
-parameters to a .npz file.
+It prints the cost every ten steps and, with ``--out``, writes the parameters
+it started from (``start_W1``, …) and those it ended with (``W1``, …) to a .npz
+file.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--devices", type=int, default=2)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--out", help="write the final parameters to this .npz file")
+    parser.add_argument("--out", help="write the first and the final parameters to this .npz file")
     args = parser.parse_args(argv)
     X, Y = data(args.dtype)
     if args.devices < 1 or len(X) % args.devices or args.steps < 0:
@@ -60,9 +61,10 @@ def main(argv=None) -> int:
     rows, replicated = NamedSharding(mesh, P("batch", None)), NamedSharding(mesh, P())
 
     f = derivation().compiled("jax")
-    f.cost(f.init_params(SEED, args.dtype, **sizes()), X, Y)  # unjitted, once: the targets are checked
+    start = f.init_params(SEED, args.dtype, **sizes())
+    f.cost(start, X, Y)  # unjitted, once: the targets are checked
     X, Y = jax.device_put(X, rows), jax.device_put(Y, rows)
-    params = jax.device_put(f.init_params(SEED, args.dtype, **sizes()), replicated)
+    params = jax.device_put(start, replicated)
     # compiled once, for these shapes, dtypes and placements; the text is what XLA made of it for the mesh
     step = jax.jit(f.step, out_shardings=replicated).lower(params, X, Y, LR).compile()
     cost = jax.jit(f.cost)
@@ -76,7 +78,8 @@ def main(argv=None) -> int:
         if k < args.steps:
             params = step(params, X, Y, LR)
     if args.out:
-        np.savez(args.out, **{name: np.asarray(value) for name, value in params.items()})
+        np.savez(args.out, **{f"start_{name}": np.asarray(value) for name, value in start.items()},
+                 **{name: np.asarray(value) for name, value in params.items()})
     return 0
 
 
