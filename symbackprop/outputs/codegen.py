@@ -320,6 +320,8 @@ class _Generator:
     printer_class: type = NumPyCodePrinter
     #: each function's arguments before the keyword-only scalars
     arguments: Mapping[str, str] = _DATA_ARGUMENTS
+    #: what ``_mask`` is given to make a mask like the parameters (``{}`` is the first parameter)
+    mask_like = "{}.dtype"
 
     def __init__(self, derivation: Derivation) -> None:
         self.d = derivation
@@ -449,8 +451,8 @@ class _Generator:
                           f"give at least 2 (a batch of 1 cannot be batch-normalised)\")"]
         for mask in masks:
             shape = "(" + ", ".join(self.printer.doprint(d) for d in mask.shape) + ",)"
-            lines.append(f"{mask.name} = _mask({mask.name!r}, {mask.name}, {shape}, {self.params[0]}.dtype, "
-                         f"{mask.rate!r})")
+            lines.append(f"{mask.name} = _mask({mask.name!r}, {mask.name}, {shape}, "
+                         f"{self.mask_like.format(self.params[0])}, {mask.rate!r})")
         for statement in body:
             lines += statement.code.splitlines()
         return Function(name, signature, doc, tuple(lines))

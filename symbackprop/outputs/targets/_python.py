@@ -44,6 +44,16 @@ class TargetPrinter(NumPyCodePrinter):
         self.unsupported[fqn] = None
         return fqn
 
+    def _print_Constant(self, expr) -> str:
+        """τ = 1/√d_k as a Python number (``torch.sqrt(2)`` would need a tensor), or as Python arithmetic on
+        a size, which the code reads as an ``int``: ``d_k ** -0.5``."""
+        value = expr.value
+        if value.is_number:
+            return repr(float(value))
+        if isinstance(value, sympy.Pow) and value.exp.is_Rational and value.base.is_Symbol:
+            return f"{self._print(value.base)} ** {float(value.exp)!r}"
+        return self._print(value)
+
     def refuse(self, what: str) -> str:
         self.unsupported[what] = None
         return what
@@ -126,11 +136,20 @@ class TensorGenerator(_Generator):
                              "C and the dict of its gradients, from one forward and one backward pass.",
                              [_Statement(None, "\n".join(lines), (*names, *symbols, *reads))])
 
-    def hyper(self) -> list[str]:
-        """The scalar settings (weight decay) that cost and gradients take as keywords."""
+    def keywords(self) -> list[str]:
+        """The keyword arguments of cost and gradients: scalar settings (weight decay), then dropout
+        masks (``M2=None``)."""
         function = self.cost_and_gradients()
         signature = function.signature
         return [h.strip() for h in signature.split("*,", 1)[1].split(",")] if "*," in signature else []
+
+    def hyper(self) -> list[str]:
+        """The scalar settings (weight decay) that cost and gradients take as keywords."""
+        return [k for k in self.keywords() if "=" not in k]
+
+    def masks(self) -> list[str]:
+        """The dropout masks that cost and gradients take as keywords (None: evaluation mode)."""
+        return [k.split("=")[0] for k in self.keywords() if "=" in k]
 
     def init_params(self, signature: str) -> Function:
         sizes = sorted({d for p in self.p.trained for d in _shape_constant(p.shape) if isinstance(d, str)})
@@ -163,6 +182,9 @@ class TensorProgram(Program):
     """What a tensor module's template needs: the NumPy module's pieces, and the hyper-parameter names."""
 
     hyper: tuple[str, ...] = ()
+    masks: tuple[str, ...] = ()
+    #: whether X is an embedding's one-hot input, which may be given as integer ids
+    ids: bool = False
 
 
 def tensor_program(derivation: Derivation, generator: TensorGenerator, api: list[Function], support: list[str],
@@ -194,6 +216,8 @@ def tensor_program(derivation: Derivation, generator: TensorGenerator, api: list
         layout_note="samples are columns: X is features × samples" if columns
         else "samples are rows: X is samples × features",
         hyper=tuple(g.hyper()),
+        masks=tuple(g.masks()),
+        ids=g.one_hot is not None,
     )
 
 
@@ -206,6 +230,6 @@ def render(template: str, p: TensorProgram, exports) -> str:
     return env.get_template(template).render(
         summary=p.summary, version=__version__, params=p.params, layout_note=p.layout_note,
         derivation=p.derivation, functions=p.functions, exports=exports, shapes=p.shapes, fixed=p.fixed,
-        data_shapes=p.data_shapes, fan_in=p.fan_in, helpers=p.helpers, hyper=p.hyper,
+        data_shapes=p.data_shapes, fan_in=p.fan_in, helpers=p.helpers, hyper=p.hyper, masks=p.masks, ids=p.ids,
     )
 

@@ -13,7 +13,10 @@ module beside the engine's own few definitions (in :mod:`.torch` and
 * ``_data(name, value, like)`` — X or Y as an array of ``like``'s dtype (and device);
 * ``_traced(value)`` — whether ``value`` is traced (under ``jax.jit``), so that no
   number can be read from it;
-* ``_item(value)`` — a one-entry array as its Python number, anything else as it is.
+* ``_item(value)`` — a one-entry array as its Python number, anything else as it is;
+* ``_ids(value, like)`` — an embedding's X as a 1-d integer array of word ids (on ``like``'s
+  device), None when it is not 1-d (then it is one-hot samples), or an ``ArgumentError`` for
+  a 1-d array of anything but integers.
 
 They raise the module's ``ShapeError`` and ``ArgumentError`` (the library's
 when run in-process).
@@ -26,12 +29,15 @@ import inspect
 __all__ = ["sources"]
 
 
-def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
+def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False, one_hot=None):
     """The parameters in the order of ``shapes``, then X (and Y) converted to the parameters' dtype (and device).
 
     Checks the parameter names, that each is a floating array of the engine and that
     all share one dtype (and device), then every shape (a size given as a name is
     bound by the first array that has it).  Shapes are static: this runs under jit too.
+    With ``one_hot`` (the axis of X that holds the words), X is one-hot samples or a
+    1-d array of integer word ids, which stay integers; their values are checked
+    unless traced (under jit the caller checks them).
     """
     if not isinstance(params, dict):
         raise ArgumentError(f"params must be a dict of {_ARRAY}s keyed {', '.join(shapes)}, "
@@ -49,17 +55,19 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
             raise ArgumentError(f"{name}: {_kind(array)} differs from {first}'s {_kind(like)}; "
                                 f"give every parameter the same {_KIND}")
     data = {"X": X} if Y is None else {"X": X, "Y": Y}
+    ids = None if one_hot is None else _ids(X, like)
     for name, value in data.items():
-        data[name] = _data(name, value, like)
+        data[name] = ids if name == "X" and ids is not None else _data(name, value, like)
     sizes, bound_by = {}, {}
-    checked = [("X", data["X"], data_shapes["X"]), *zip(shapes, arrays, shapes.values())]
+    x_shape = data_shapes["X"] if ids is None else (data_shapes["X"][1 - one_hot],)  # ids: one per sample
+    checked = [("X", data["X"], x_shape), *zip(shapes, arrays, shapes.values())]
     if Y is not None:
         checked.append(("Y", data["Y"], data_shapes["Y"]))
     for name, array, expected in checked:
         given = tuple(array.shape)
-        if len(given) != 2:
-            raise ShapeError(f"{name}: expected a 2-d {_ARRAY} of shape ({', '.join(map(str, expected))}), "
-                             f"given shape {given}")
+        if len(given) != len(expected):
+            raise ShapeError(f"{name}: expected a {len(expected)}-d {_ARRAY} of shape "
+                             f"({', '.join(map(str, expected))}), given shape {given}")
         if 0 in given:
             raise ShapeError(f"{name}: an empty {_ARRAY} (shape {given}); give at least one sample and one "
                              f"value per row")
@@ -71,7 +79,37 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
                 raise ShapeError(f"{name}: expected shape ({shown}){source}, given {given}")
             if isinstance(size, str):
                 bound_by.setdefault(size, name)
+    if one_hot is not None and not _traced(data["X"]):
+        _words(data["X"], ids is not None, one_hot, sizes.get(data_shapes["X"][one_hot], data_shapes["X"][one_hot]))
     return (*arrays, *data.values())
+
+
+def _words(X, ids, axis, vocab):
+    """An embedding's X checked: ids from 0 to vocab − 1, or one-hot samples along ``axis``."""
+    if ids:
+        low, high = int(X.min()), int(X.max())
+        if low < 0 or high >= vocab:
+            raise ArgumentError(f"X: word ids must be from 0 to {vocab - 1} (the vocabulary has {vocab} words); "
+                                f"given ids from {low} to {high}")
+    elif not (bool(((X == 0) | (X == 1)).all()) and bool((X.sum(axis) == 1).all())):
+        sample = "column" if axis == 0 else "row"
+        raise ArgumentError(f"X: the embedding takes one-hot samples (each {sample} a single 1, zeros "
+                            f"elsewhere) or a 1-d {_ARRAY} of integer word ids")
+
+
+def _mask(name, mask, shape, like, rate):
+    """A dropout mask of 0s and 1s as an array of ``like``'s dtype (and device); None is evaluation mode:
+    the number 1 − p, so that the layer's M ⊙ x / (1 − p) passes x through.  Traced (under jit), its
+    entries are the caller's to check; its shape is checked always."""
+    if mask is None:
+        return 1 - rate
+    array = _data(name, mask, like)
+    if tuple(array.shape) != tuple(shape):
+        raise ShapeError(f"{name}: expected a dropout mask of shape {tuple(shape)}, given shape "
+                         f"{tuple(array.shape)}")
+    if not _traced(array) and not bool(((array == 0) | (array == 1)).all()):
+        raise ArgumentError(f"{name}: a dropout mask holds only 0 (dropped) and 1 (kept)")
+    return array
 
 
 def _number(name, value, what):
@@ -161,7 +199,7 @@ def _seed(seed, bits):
     return seed
 
 
-_SHARED = (_check_arguments, _number, _learning_rate, _scalar, _distributions, _concrete_shapes, _seed)
+_SHARED = (_check_arguments, _words, _mask, _number, _learning_rate, _scalar, _distributions, _concrete_shapes, _seed)
 
 
 def sources() -> list[str]:

@@ -80,6 +80,35 @@ HELPERS = {
     "sqrt_grad": "def sqrt_grad(x):\n    return 0.5 / jnp.sqrt(x)\n",
     "exp": "def exp(x):\n    return jnp.exp(x)\n",
     "exp_grad": "def exp_grad(x):\n    return jnp.exp(x)\n",
+    "causal_softmax": """
+def causal_softmax(x, axis):
+    # a token attends to itself and the tokens before it: the others' logits are -inf, so their
+    # weights are exactly 0; the diagonal is never masked, so every maximum is finite
+    later = jnp.triu(jnp.ones(x.shape, dtype=bool), 1)
+    return jax.nn.softmax(jnp.where(later.T if axis == 0 else later, -jnp.inf, x), axis=axis)
+""",
+    "deviation": """
+def deviation(x, mu, axis, eps):
+    # the biased deviation sqrt(mean((x - mu)^2) + eps), in x's dtype
+    d = x - mu
+    return jnp.sqrt(jnp.mean(d * d, axis=axis, keepdims=True) + eps)
+""",
+    "embed": """
+def embed(E, X, axis):
+    # a one-hot X multiplies; integer ids gather the columns (axis 1: the rows) of E instead
+    if X.ndim == 1:
+        return jnp.take(E, X, axis=1 - axis)
+    return E @ X if axis == 0 else X @ E
+""",
+    "embed_grad": """
+def embed_grad(G, X, axis, vocab):
+    # dC/dE = G X^T (axis 1: X^T G); for integer ids a scatter-add, repeated ids accumulating
+    if X.ndim == 1:
+        if axis == 0:
+            return jnp.zeros((G.shape[0], vocab), dtype=G.dtype).at[:, X].add(G)
+        return jnp.zeros((vocab, G.shape[1]), dtype=G.dtype).at[X].add(G)
+    return G @ X.T if axis == 0 else X.T @ G
+""",
 }
 
 # what JAX's arrays are, for the argument checks all tensor modules share (_support.py)
@@ -121,6 +150,21 @@ def _item(value):
     return value.item() if isinstance(value, jax.Array) and value.size == 1 else value
 ''',
     '''
+def _ids(value, like):
+    """An embedding's word ids: a 1-d integer array (None: X is not 1-d).  Under jit the ids are traced:
+    their range is the caller's to check (out of range, jnp.take clamps them and the scatter drops them)."""
+    try:
+        ids = jnp.asarray(value)
+    except (TypeError, ValueError):
+        return None  # _data says what is wrong with it
+    if ids.ndim != 1:
+        return None
+    if not jnp.issubdtype(ids.dtype, jnp.integer):
+        raise ArgumentError(f"X: the embedding takes one-hot samples or a 1-d array of integer word ids, "
+                            f"given a 1-d array of {ids.dtype}")
+    return ids
+''',
+    '''
 def _random_parameters(shapes, fan_in, seed, dtype, sizes):
     """Weights drawn from N(0, 1/fan-in), biases zero, for the given sizes."""
     concrete = _concrete_shapes(shapes, sizes)
@@ -145,6 +189,7 @@ def _random_parameters(shapes, fan_in, seed, dtype, sizes):
 class JaxGenerator(TensorGenerator):
     printer_class = JaxCodePrinter
     helper_table = HELPERS
+    mask_like = "{}"
 
     def fixed_value(self, name: str, shape: str) -> str:
         return f"jnp.broadcast_to(jnp.asarray(FIXED[{name!r}], dtype=X.dtype), {shape})"

@@ -88,6 +88,34 @@ HELPERS = {
     "sqrt_grad": "def sqrt_grad(x):\n    return 0.5 / torch.sqrt(x)\n",
     "exp": "def exp(x):\n    return torch.exp(x)\n",
     "exp_grad": "def exp_grad(x):\n    return torch.exp(x)\n",
+    "causal_softmax": """
+def causal_softmax(x, axis):
+    # a token attends to itself and the tokens before it: the others' logits are -inf, so their
+    # weights are exactly 0; the diagonal is never masked, so every maximum is finite
+    later = torch.ones(x.shape, dtype=torch.bool, device=x.device).triu(1)
+    return torch.softmax(x.masked_fill(later.T if axis == 0 else later, float("-inf")), dim=axis)
+""",
+    "deviation": """
+def deviation(x, mu, axis, eps):
+    # the biased deviation sqrt(mean((x - mu)^2) + eps), in x's dtype
+    d = x - mu
+    return torch.sqrt(torch.mean(d * d, dim=axis, keepdim=True) + eps)
+""",
+    "embed": """
+def embed(E, X, axis):
+    # a one-hot X multiplies; integer ids gather the columns (axis 1: the rows) of E instead
+    if X.dim() == 1:
+        return E.index_select(1 - axis, X)
+    return E @ X if axis == 0 else X @ E
+""",
+    "embed_grad": """
+def embed_grad(G, X, axis, vocab):
+    # dC/dE = G X^T (axis 1: X^T G); for integer ids a scatter-add, repeated ids accumulating
+    if X.dim() == 1:
+        shape = (G.shape[0], vocab) if axis == 0 else (vocab, G.shape[1])
+        return torch.zeros(shape, dtype=G.dtype, device=G.device).index_add_(1 - axis, X, G)
+    return G @ X.T if axis == 0 else X.T @ G
+""",
 }
 
 # what PyTorch's arrays are, for the argument checks all tensor modules share (_support.py)
@@ -127,6 +155,20 @@ def _item(value):
     return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
 ''',
     '''
+def _ids(value, like):
+    """An embedding's word ids: a 1-d integer tensor on ``like``'s device (None: X is not 1-d)."""
+    try:
+        ids = torch.as_tensor(value, device=like.device)
+    except (TypeError, ValueError, RuntimeError):
+        return None  # _data says what is wrong with it
+    if ids.dim() != 1:
+        return None
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise ArgumentError(f"X: the embedding takes one-hot samples or a 1-d tensor of integer word ids, "
+                            f"given a 1-d tensor of {ids.dtype}")
+    return ids.long()
+''',
+    '''
 def _random_parameters(shapes, fan_in, seed, dtype, sizes, device):
     """Weights drawn from N(0, 1/fan-in), biases zero, for the given sizes (drawn on the CPU, then moved)."""
     concrete = _concrete_shapes(shapes, sizes)
@@ -149,6 +191,7 @@ def _random_parameters(shapes, fan_in, seed, dtype, sizes, device):
 class TorchGenerator(TensorGenerator):
     printer_class = TorchCodePrinter
     helper_table = HELPERS
+    mask_like = "{}"
 
     def fixed_value(self, name: str, shape: str) -> str:
         return f"torch.as_tensor(FIXED[{name!r}], dtype=X.dtype, device=X.device).broadcast_to({shape})"
