@@ -129,8 +129,26 @@ class OctaveCodePrinter(TargetPrinter):
         return f"mpower({self.full(base)}, {self._print(exponent)})"
 
     def _print_Softmax(self, expr) -> str:
-        self.helpers["softmax"] = None
-        return f"softmax({self._print(expr.arg)}, {expr.axis + 1})"
+        name = "causal_softmax" if expr.causal else "softmax"
+        self.helpers[name] = None
+        return f"{name}({self._print(expr.arg)}, {expr.axis + 1})"
+
+    def _print_Normalize(self, expr) -> str:
+        centred = f"{self._operand(expr.arg, self.full(expr.arg))} - {self._operand(expr.mean)}"
+        return f"({centred}) ./ {self._operand(expr.deviation)}"
+
+    def _print_Deviation(self, expr) -> str:
+        self.helpers["deviation"] = None
+        return (f"deviation({self.full(expr.arg)}, {self._print(expr.mean)}, {expr.axis + 1}, "
+                f"{float(expr.epsilon)!r})")
+
+    def _print_Constant(self, expr) -> str:
+        value = expr.value
+        return repr(float(value)) if value.is_number else self._print(value)
+
+    def _embed(self, helper: str, rest, X, axis: int, vocab=None) -> str:
+        """``embed(E, X, dim)``: ``dim`` is Octave's (1: X's columns are the samples, 2: its rows)."""
+        return super()._embed(helper, rest, X, axis + 1, vocab)
 
     def _print_LogSoftmax(self, expr) -> str:
         self.helpers["log_softmax"] = None
@@ -167,6 +185,58 @@ HELPERS = {
     "log_grad": "function y = log_grad(x)\n  y = 1 ./ x;\nend\n",
     "sqrt_grad": "function y = sqrt_grad(x)\n  y = 0.5 ./ sqrt(x);\nend\n",
     "exp_grad": "function y = exp_grad(x)\n  y = exp(x);\nend\n",
+    "causal_softmax": """
+function y = causal_softmax(x, dim)
+  % a token attends to itself and the tokens before it: the others' logits are -Inf, so their
+  % weights are exactly 0; the diagonal is never masked, so every maximum is finite
+  later = triu(true(size(x)), 1);
+  if dim == 1
+    later = later';
+  end
+  x(later) = -Inf;
+  e = exp(x - max(x, [], dim));
+  y = e ./ sum(e, dim);
+end
+""",
+    "deviation": """
+function y = deviation(x, mu, dim, epsilon)
+  % the biased deviation sqrt(mean((x - mu).^2) + epsilon)
+  d = x - mu;
+  y = sqrt(mean(d .* d, dim) + epsilon);
+end
+""",
+    "embed": """
+function y = embed(E, X, dim)
+  % one-hot samples multiply; word ids (1 to the vocabulary, one per sample) index E's columns (dim 2: rows)
+  if dim == 1
+    if size(X, 1) == size(E, 2)
+      y = E * X;
+    else
+      y = E(:, X);
+    end
+  elseif size(X, 2) == size(E, 1)
+    y = X * E;
+  else
+    y = E(X, :);
+  end
+end
+""",
+    "embed_grad": """
+function y = embed_grad(G, X, dim, vocab)
+  % dC/dE = G X' (dim 2: X' G); for word ids a sparse one-hot product, repeated ids accumulating
+  if size(X, dim) == vocab
+    if dim == 1
+      y = G * X';
+    else
+      y = X' * G;
+    end
+  elseif dim == 1
+    y = full(G * sparse(X(:), (1:numel(X))', 1, vocab, numel(X))');
+  else
+    y = full(sparse(X(:), (1:numel(X))', 1, vocab, numel(X)) * G);
+  end
+end
+""",
 }
 
 SUPPORT = '''
@@ -189,6 +259,45 @@ function sbp_check_shape(name, A, rows, cols)
   end
 end
 
+function M = sbp_mask(name, M, rows, cols, rate)
+  % a dropout mask of 0s and 1s; [] (or left out) is evaluation mode: the number 1 - p, so that
+  % the layer's M .* x ./ (1 - p) passes x through
+  if isempty(M)
+    M = 1 - rate;
+    return;
+  end
+  if ~(isnumeric(M) || islogical(M)) || ndims(M) ~= 2 || size(M, 1) ~= rows || size(M, 2) ~= cols
+    error("symbackprop:shape", "%s: expected a dropout mask of shape (%d, %d), given (%s)", name, rows, ...
+          cols, strjoin(arrayfun(@num2str, size(M), "UniformOutput", false), ", "));
+  end
+  if any(M(:) ~= 0 & M(:) ~= 1)
+    error("symbackprop:arguments", "%s: a dropout mask holds only 0 (dropped) and 1 (kept)", name);
+  end
+  M = double(M);
+end
+
+function sbp_check_words(name, X, vocab, samples, dim)
+  % an embedding's input: one-hot samples along dim (1: columns, 2: rows), or word ids from 1 to
+  % vocab, one per sample (a 1 × samples row for dim 1, a samples × 1 column for dim 2)
+  if ~isnumeric(X) || ndims(X) ~= 2 || size(X, 3 - dim) ~= samples || ...
+     (size(X, dim) ~= vocab && size(X, dim) ~= 1)
+    shape = {sprintf("(%d, %d)", vocab, samples), sprintf("(%d, %d)", samples, vocab)};
+    ids = {sprintf("(1, %d)", samples), sprintf("(%d, 1)", samples)};
+    error("symbackprop:shape", "%s: expected one-hot samples of shape %s or word ids of shape %s, given (%s)", ...
+          name, shape{dim}, ids{dim}, strjoin(arrayfun(@num2str, size(X), "UniformOutput", false), ", "));
+  end
+  if size(X, dim) == vocab
+    if any(X(:) ~= 0 & X(:) ~= 1) || any(sum(X, dim) ~= 1)
+      sample = {"column", "row"};
+      error("symbackprop:arguments", ["%s: the embedding takes one-hot samples (each %s a single 1, zeros " ...
+            "elsewhere) or word ids from 1 to %d"], name, sample{dim}, vocab);
+    end
+  elseif any(X(:) ~= round(X(:))) || any(X(:) < 1) || any(X(:) > vocab)
+    error("symbackprop:arguments", ["%s: word ids must be whole numbers from 1 to %d (the vocabulary has %d " ...
+          "words; Octave counts from 1); given ids from %g to %g"], name, vocab, vocab, min(X(:)), max(X(:)));
+  end
+end
+
 function lr = sbp_learning_rate(lr)
   if ~(isnumeric(lr) && isscalar(lr) && isreal(lr) && lr > 0 && isfinite(lr))
     error("symbackprop:arguments", "lr: the learning rate must be a positive finite number");
@@ -199,7 +308,7 @@ end
 
 #: names the Octave script defines or calls, beside its helpers and quantities
 _RESERVED = {"forward", "cost", "gradients", "step", "params", "X", "Y", "lr", "G", "C", "sbp_parameter",
-             "sbp_check_shape", "sbp_learning_rate", "sbp_fields", "size", "sum", "zeros", "ones", "max", "min",
+             "sbp_check_shape", "sbp_learning_rate", "sbp_fields", "sbp_mask", "sbp_check_words", "nargin", "size", "sum", "zeros", "ones", "max", "min",
              "bsxfun", "eye", "builtin", "error", "struct", "isfield", "end", "function", "if", "for", "while",
              *_NAMES.values()}
 
@@ -227,12 +336,13 @@ class OctaveGenerator(_Generator):
         return _Statement(target, f"{target} = {code};", names + symbols)
 
     def _octave_sizes(self) -> list[tuple[str, str, int]]:
-        """Each symbolic size → (array, axis) it is read from: X first, then the parameters, then Y."""
+        """Each symbolic size → (array, axis) it is read from: X first, then the parameters, then Y.
+        Word ids have no vocabulary axis: an embedding's vocabulary is read from E."""
         sources: dict[str, tuple[str, int]] = {}
         arrays = [naming.INPUT, *self.params, naming.TARGET]
         for name in arrays:
             for axis, size in enumerate(self.d.symbols[name].shape):
-                if size.is_Symbol:
+                if size.is_Symbol and not (name == naming.INPUT and axis == self.one_hot):
                     sources.setdefault(self.printer.doprint(size), (name, axis))
         return sources
 
@@ -240,10 +350,18 @@ class OctaveGenerator(_Generator):
                  data: tuple[str, ...]) -> list[str]:
         reads = [r for s in result for r in s.reads]
         body = self.needed(reads) + result
-        hyper = [r for r in dict.fromkeys(r for s in body for r in s.reads)
+        everything = [r for s in body for r in s.reads]
+        hyper = [r for r in dict.fromkeys(everything)
                  if r in self.scalars and r not in self._octave_sizes() and r != "lr"]
-        signature = arguments + "".join(f", {h}" for h in hyper)
+        masks = [i for i in self.data_inputs if i.name in everything]
+        signature = arguments + "".join(f", {h}" for h in hyper) + "".join(f", {m.name}" for m in masks)
         lines = [f"function {outputs} = {name}({signature})", f"  % {doc}"]
+        if masks:
+            lines.append(f"  % {', '.join(m.name for m in masks)}: the dropout mask{'s' if len(masks) > 1 else ''} "
+                         f"(0s and 1s); left out or [], evaluation mode")
+        count = len(signature.split(","))
+        for index, mask in enumerate(masks):
+            lines.append(f"  if nargin < {count - len(masks) + index + 1}, {mask.name} = []; end")
         if "lr" in arguments:
             lines.append("  lr = sbp_learning_rate(lr);")
         sources = self._octave_sizes()
@@ -253,10 +371,25 @@ class OctaveGenerator(_Generator):
                     read = f"size({array}, {axis + 1})" if array in data else f"size(params.{array}, {axis + 1})"
                     lines.append(f"  {size} = {read};")
             rows, cols = (self.printer.doprint(d) for d in self.d.symbols[array].shape)
+            if array == naming.INPUT and self.one_hot is not None:
+                continue  # checked once E has given the vocabulary
             if array in data:
                 lines.append(f'  sbp_check_shape("{array}", {array}, {rows}, {cols});')
             else:
                 lines.append(f'  {array} = sbp_parameter(params, "{array}", {rows}, {cols});')
+            if self.one_hot is not None and array == self.params[-1]:
+                shape = [self.printer.doprint(d) for d in self.d.symbols[naming.INPUT].shape]
+                lines.append(f'  sbp_check_words("X", X, {shape[self.one_hot]}, {shape[1 - self.one_hot]}, '
+                             f'{self.one_hot + 1});')
+        for size in self.normalised_counts:
+            if str(size) in sources and str(size) in everything:
+                lines += [f"  if {size} < 2",
+                          f'    error("symbackprop:shape", "a normalisation over {size} = %d entries makes every '
+                          f'x̂ 0; give at least 2 (a batch of 1 cannot be batch-normalised)", {size});',
+                          "  end"]
+        for mask in masks:
+            rows, cols = (self.printer.doprint(d) for d in mask.shape)
+            lines.append(f'  {mask.name} = sbp_mask("{mask.name}", {mask.name}, {rows}, {cols}, {mask.rate!r});')
         for statement in body:
             lines += ["  " + line for line in statement.code.splitlines()]
         lines.append("end")
