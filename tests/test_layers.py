@@ -311,16 +311,6 @@ def test_layer_kinds_in_spec_files(tmp_path):
     assert run.returncode == 2 and "[[layers]] #1 needs the key 'd_k'" in run.stderr
 
 
-@pytest.mark.parametrize("target", ["torch", "jax", "octave"])
-def test_other_targets_refuse_the_new_layers_clearly(target):
-    cases = [(Network(4, [LayerNorm(), Dense(2)]), "has no helper 'deviation'"),
-             (Network(3, [Dense(3), Dropout(0.2), Dense(2)]), "does not take a dropout mask yet (M2)"),
-             (Network(3, [Embedding(3, 2), Dense(2)]), "does not take an embedding's one-hot input")]
-    for net, message in cases:
-        with pytest.raises(SpecError, match=re.escape(message)):
-            derive(net).code(target)
-
-
 # --- the same operations in forward passes written as equations ---------------------------------
 
 

@@ -29,7 +29,6 @@ from test_targets import engine
 
 SIZES = {"m": 4, "n": 3, "d_k": 2}
 CLOSE = dict(rtol=1e-10, atol=1e-12)
-IDS = ["-".join(case) for case in CASES]
 #: an embedding with a dropout mask and a causal attention block: ids and masks together
 MIXED = {layout: Network(5, [Embedding(5, 4), Dropout(0.25), Attention(2, causal=True, skip_from=2), Dense(2)],
                          batch="m", layout=layout, reduction="mean") for layout in ("columns", "rows")}
@@ -94,11 +93,13 @@ def test_jax_gradients_equal_jax_grad_the_custom_vjp_and_the_numpy_module(layout
         for given in ([masks, {}] if masks else [{}]):
             expected = n.gradients(params, X, values["Y"], **given)
             derived = g.gradients(arrays, X, values["Y"], **given)
-            auto = jax.grad(g.cost)(arrays, X, values["Y"], **given)
+            auto = jax.jit(jax.grad(g.cost))(arrays, X, values["Y"], **given)  # one compile, not one per operation
             custom = jax.grad(g.cost_vjp)(arrays, X, values["Y"], *given.values())
             for name in expected:
                 for got in (derived, auto, custom):
                     np.testing.assert_allclose(got[name], expected[name], **CLOSE, err_msg=name)
+    if kind not in ("mixed", "symbolic sizes"):  # these two hold every helper; compiling each case is slow
+        return
     X, given = inputs(d, values)[-1], masks
     jitted = jax.jit(g.step)(arrays, X, values["Y"], 0.05, **given)
     for name, new in n.step(params, X, values["Y"], 0.05, **given).items():
@@ -192,8 +193,7 @@ def test_bad_masks_and_ids_are_clear_errors_in_octave(octave, tmp_path):
         assert message in done.stderr, (message, done.stderr)
 
 
-def test_every_target_writes_the_new_layers_deterministically():
-    for kind in ("mixed",):
-        for layout in ("columns", "rows"):
-            for target in ("torch", "jax", "octave"):
-                assert derive(MIXED[layout]).code(target) == derive(MIXED[layout]).code(target)
+@pytest.mark.parametrize("target", ["torch", "jax", "octave"])
+def test_every_target_writes_the_new_layers_byte_identically(target):
+    for net in MIXED.values():
+        assert derive(net).code(target) == derive(net).code(target)

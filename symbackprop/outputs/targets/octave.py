@@ -5,7 +5,9 @@
 ``gradients(params, X, Y)`` (a struct like ``params``) and
 ``step(params, X, Y, lr)`` (the updated struct); ``params`` is a struct with
 one field per parameter.  A weight-decay symbol is an extra argument after
-``Y`` (and after ``lr`` for ``step``).  A bias vector is added by implicit
+``Y`` (and after ``lr`` for ``step``), and a dropout mask an optional argument
+after those (left out or ``[]``: evaluation mode).  An embedding's ``X`` is
+one-hot samples or word ids counting from 1.  A bias vector is added by implicit
 expansion.  Each function checks the fields and the shapes and raises an error
 naming the parameter.
 
