@@ -21,22 +21,25 @@ import pytest
 from symbackprop import Dense, Network, derive
 from symbackprop.checking.gradients import random_values
 from symbackprop.errors import SymbackpropError
-from symbackprop.model.layers import Attention, Dropout, Embedding
+from symbackprop.model.layers import Attention, BatchNorm, Dropout, Embedding, LayerNorm
 from symbackprop.outputs import targets
 from test_layers import CASES, _nets
 from test_octave import literal, octave, run  # noqa: F401 - octave is a fixture
 from test_targets import engine
 
-SIZES = {"m": 4, "n": 3, "d_k": 2}
+SIZES = {"m": 4, "n": 3, "d_k": 2, "v": 5}
 CLOSE = dict(rtol=1e-10, atol=1e-12)
 #: an embedding with a dropout mask and a causal attention block: ids and masks together
 MIXED = {layout: Network(5, [Embedding(5, 4), Dropout(0.25), Attention(2, causal=True, skip_from=2), Dense(2)],
                          batch="m", layout=layout, reduction="mean") for layout in ("columns", "rows")}
+#: a vocabulary given as a name: code reads it from E, since word ids have no vocabulary axis
+VOCAB = {layout: Network("v", [Embedding("v", 3), Dense(2)], batch="m", layout=layout) for layout in ("columns", "rows")}
 
 
 def case(layout, reduction, kind):
     """The derivation, its NumPy functions, the parameters, the data and the masks (float64 NumPy arrays)."""
-    net = MIXED[layout] if kind == "mixed" else _nets(layout, reduction)[kind]
+    net = MIXED[layout] if kind == "mixed" else VOCAB[layout] if kind == "symbolic vocab" else \
+        _nets(layout, reduction)[kind]
     d = derive(net)
     values = random_values(d.program, seed=5, sizes=SIZES)
     params = {p.name: np.asarray(values[p.name]) for p in d.program.trained}
@@ -52,7 +55,8 @@ def inputs(d, values):
     return [X, np.argmax(X, axis=0 if d.program.layout == "columns" else 1)]
 
 
-ALL = [*CASES, ("columns", "mean", "mixed"), ("rows", "mean", "mixed")]
+ALL = [*CASES, ("columns", "mean", "mixed"), ("rows", "mean", "mixed"), ("columns", "sum", "symbolic vocab"),
+       ("rows", "sum", "symbolic vocab")]
 ALL_IDS = ["-".join(c) for c in ALL]
 
 
@@ -137,6 +141,29 @@ def test_octave_gradients_equal_the_numpy_module_for_every_kind(octave, tmp_path
     assert lines == []
 
 
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_normalisation_and_causal_attention_keep_float32_and_stay_finite_for_huge_logits(target):
+    module = engine(target)
+    d = derive(Network(4, [LayerNorm(), Attention(2, causal=True), BatchNorm(), Dense(2)], batch=5, layout="rows"))
+    values = random_values(d.program, seed=0)
+    params = {p.name: np.asarray(values[p.name], dtype=np.float32) for p in d.program.trained}
+    params["WQ2"] *= 1e3  # logits of about 1e6
+    X, Y = np.asarray(values["X"], np.float32) * 1e3, np.asarray(values["Y"], np.float32)
+    f = targets.compile(d, target)
+    if target == "torch":
+        tensors = {k: module.tensor(v, requires_grad=True) for k, v in params.items()}
+        derived = f.gradients(tensors, module.tensor(X), module.tensor(Y))
+        auto = dict(zip(params, module.autograd.grad(f.cost(tensors, module.tensor(X), module.tensor(Y)),
+                                                     list(tensors.values()))))
+        derived = {k: v.detach().numpy() for k, v in derived.items()}
+        auto = {k: v.numpy() for k, v in auto.items()}
+    else:
+        derived, auto = f.gradients(params, X, Y), module.grad(f.cost)(params, X, Y)
+    for name in params:
+        for got in (derived, auto):
+            assert str(got[name].dtype) == "float32" and np.all(np.isfinite(got[name])), name
+
+
 # --- bad masks and ids ----------------------------------------------------------------------------
 
 BAD = Network(5, [Embedding(5, 3), Dropout(0.25), Dense(2)], batch=4)
@@ -186,6 +213,13 @@ def test_bad_masks_and_ids_are_clear_errors_in_octave(octave, tmp_path):
         (f"3 * {literal(values['X'])}, Y", "X: the embedding takes one-hot samples (each column a single 1"),
         (f"{literal(ids.T)}, Y", "X: expected one-hot samples of shape (5, 4) or word ids of shape (1, 4), given (4, 1)"),
     ]
+    batch_norm = derive(Network(3, [BatchNorm(), Dense(2)], batch="m"))
+    (tmp_path / "bn.m").write_text(batch_norm.code("octave"), encoding="utf-8")
+    done = subprocess.run(["octave-cli", "--no-gui", "--quiet", "--norc", "--eval",
+                           'source("bn.m"); cost(struct("gamma1", ones(3, 1), "beta1", zeros(3, 1), "W2", ones(2, 3), '
+                           '"b2", zeros(2, 1)), ones(3, 1), ones(2, 1))'], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert "a normalisation over m = 1 entries makes every x̂ 0" in done.stderr, done.stderr
     for arguments, message in cases:
         done = subprocess.run(["octave-cli", "--no-gui", "--quiet", "--norc", "--eval",
                                f'source("net.m"); {params} Y = {literal(values["Y"])}; gradients(params, {arguments})'],
