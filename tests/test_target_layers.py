@@ -158,7 +158,7 @@ def test_normalisation_and_causal_attention_keep_float32_and_stay_finite_for_hug
         derived = {k: v.detach().numpy() for k, v in derived.items()}
         auto = {k: v.numpy() for k, v in auto.items()}
     else:
-        derived, auto = f.gradients(params, X, Y), module.grad(f.cost)(params, X, Y)
+        derived, auto = f.gradients(params, X, Y), module.jit(module.grad(f.cost))(params, X, Y)
     for name in params:
         for got in (derived, auto):
             assert str(got[name].dtype) == "float32" and np.all(np.isfinite(got[name])), name
