@@ -410,3 +410,26 @@ def test_training_takes_word_ids_for_an_embedding(tmp_path):
     path.write_text(table.replace("{x}", "[0, 1, 2, 3, 5, 1]"))
     run = subprocess.run([sys.executable, "-m", "symbackprop", "train", str(path)], capture_output=True, text=True)
     assert run.returncode == 2 and "[train].x: word ids must be from 0 to 4 (the vocabulary has 5 words)" in run.stderr
+
+
+def test_another_given_matrix_of_a_written_model_is_a_required_keyword(tmp_path):
+    from symbackprop.model.equations import Model
+
+    model = Model(inputs={"X": [3, "m"], "Y": [3, "m"], "M": [3, "m"]}, parameters={"W": [3, 3]},
+                  forward=["h = M .* (W @ X)", "C = sum((h - Y)^2)"])
+    d = derive(model)
+    f = d.numpy()
+    values = random_values(d.program, seed=0, sizes={"m": 2})
+    grads = f.gradients({"W": values["W"]}, values["X"], values["Y"], M=values["M"])
+    np.testing.assert_allclose(grads["W"], d.evaluate(d.gradients["W"], values), rtol=1e-12)
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'M'"):
+        f.gradients({"W": values["W"]}, values["X"], values["Y"])
+    with pytest.raises(SymbackpropError, match=re.escape("M: expected shape (3, 2), given shape (2, 2)")):
+        f.gradients({"W": values["W"]}, values["X"], values["Y"], M=np.ones((2, 2)))
+    spec = tmp_path / "m.toml"
+    spec.write_text('[model]\ninputs = { X = [3, "m"], Y = [3, "m"], M = [3, "m"] }\nparameters = { W = [3, 3] }\n'
+                    'forward = ["h = M .* (W @ X)", "C = sum((h - Y)^2)"]\n'
+                    '[train]\nx = [[1, 2], [3, 4], [5, 6]]\ny = [[1, 2], [3, 4], [5, 6]]\nlr = 0.1\nsteps = 2\n')
+    run = subprocess.run([sys.executable, "-m", "symbackprop", "train", str(spec)], capture_output=True, text=True)
+    assert run.returncode == 2 and "the model reads the input M besides X and Y, which training does not give" \
+        in run.stderr
