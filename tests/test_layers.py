@@ -433,3 +433,27 @@ def test_another_given_matrix_of_a_written_model_is_a_required_keyword(tmp_path)
     run = subprocess.run([sys.executable, "-m", "symbackprop", "train", str(spec)], capture_output=True, text=True)
     assert run.returncode == 2 and "the model reads the input M besides X and Y, which training does not give" \
         in run.stderr
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_step_and_step_inplace_of_every_kind_are_gradient_descent(layout):
+    nets = _nets(layout, "mean")
+    for kind, net in nets.items():
+        d = derive(net)
+        f = d.numpy()
+        values = random_values(d.program, seed=9, sizes={"m": 4, "n": 3, "d_k": 2})
+        params = {p.name: values[p.name] for p in d.program.trained}
+        masks = {i.name: values[i.name] for i in d.program.inputs if i.kind == "mask"}
+        X = values["X"]
+        if d.program.input("input").kind == "one_hot":
+            X = np.argmax(X, axis=0 if layout == "columns" else 1)  # ids: gather and scatter-add
+        grads = f.gradients(params, X, values["Y"], **masks)
+        expected = {k: params[k] - 0.1 * grads[k] for k in params}
+        stepped = f.step(params, X, values["Y"], 0.1, **masks)
+        warm = {k: v.copy() for k, v in params.items()}
+        f.step_inplace(warm, X, values["Y"], 0.1, **masks)  # the next call reuses the workspace
+        in_place = {k: v.copy() for k, v in params.items()}
+        f.step_inplace(in_place, X, values["Y"], 0.1, **masks)
+        for k in params:
+            np.testing.assert_allclose(stepped[k], expected[k], rtol=1e-12, atol=1e-14, err_msg=f"{kind} {k}")
+            np.testing.assert_allclose(in_place[k], expected[k], rtol=1e-12, atol=1e-14, err_msg=f"{kind} {k}")
