@@ -457,3 +457,31 @@ def test_step_and_step_inplace_of_every_kind_are_gradient_descent(layout):
         for k in params:
             np.testing.assert_allclose(stepped[k], expected[k], rtol=1e-12, atol=1e-14, err_msg=f"{kind} {k}")
             np.testing.assert_allclose(in_place[k], expected[k], rtol=1e-12, atol=1e-14, err_msg=f"{kind} {k}")
+
+
+def test_the_latex_says_what_the_layer_symbols_are(pdflatex, tmp_path):
+    documents = {
+        "block": derive(load_spec_example("transformer_block")).latex(standalone=True),
+        "words": derive(Network(5, [Embedding(5, 3), Dropout(0.25), LayerNorm(), Dense(2)], batch="m")).latex(
+            standalone=True),
+    }
+    block, words = documents["block"], documents["words"]
+    assert r"$\tau^{(2)} = 1/\sqrt{d_k} = \frac{1}{2}$ scales the attention scores" in block
+    assert r"$\epsilon$ is the normalisation's small constant ($10^{-5}$)" in block
+    assert r"$\operatorname{softmax}_{\mathrm{causal}}$ gives a later token's score the weight 0" in block
+    assert r"$M^{(2)}$ is a dropout mask of 0s and 1s, each entry kept with probability $1 - 0.25$" in words
+    assert r"a product with $a^{(0)\top}$ adds each sample's adjoint into the embedding of its word" in words
+    for name, source in documents.items():
+        (tmp_path / f"{name}.tex").write_text(source, encoding="utf-8")
+        run = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        log = (tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        assert run.returncode == 0 and "Overfull \\hbox" not in log, name
+
+
+def load_spec_example(name: str):
+    from pathlib import Path
+
+    from symbackprop import load_spec
+
+    return load_spec(Path(__file__).resolve().parent.parent / "examples" / f"{name}.toml")
