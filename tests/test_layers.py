@@ -485,3 +485,24 @@ def load_spec_example(name: str):
     from symbackprop import load_spec
 
     return load_spec(Path(__file__).resolve().parent.parent / "examples" / f"{name}.toml")
+
+
+@pytest.mark.parametrize("formula, hint", [
+    ("((m * grad_xhat2 - sum(grad_xhat2, 2)) ./ (m * sigma2)) .* dtanh(z1)",
+     "the term −((∂C/∂x̂⁽²⁾ ⊙ x̂⁽²⁾) 1 1ᵀ) ⊙ x̂⁽²⁾ of ∂C/∂a⁽¹⁾ is missing"),
+    ("((m * grad_xhat2 - xhat2 .* sum(grad_xhat2 .* xhat2, 2)) ./ (m * sigma2)) .* dtanh(z1)",
+     "the term −∂C/∂x̂⁽²⁾ 1 1ᵀ of ∂C/∂a⁽¹⁾ is missing"),
+])
+def test_a_normalisation_backward_without_one_of_its_terms_is_named(formula, hint):
+    from symbackprop import check
+
+    result = check(load_spec_example("batchnorm_mlp"), "delta1", formula)
+    assert not result.ok and result.hint == hint
+
+
+def test_a_skip_connection_left_out_of_an_adjoint_is_named():
+    from symbackprop import check
+
+    net = Network(3, [Dense(3, "tanh"), Dense(3, "tanh", skip_from=1), Dense(2)], batch=2)
+    result = check(net, "delta1", "(W2.T @ delta2) .* dtanh(z1)")
+    assert not result.ok and result.hint == "the term ∂C/∂a⁽²⁾ of the derived formula is missing"
