@@ -356,6 +356,11 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
             raise TrainingError(f"{where} needs the key {key!r} (numbers, nested lists or a .npz/.npy/.csv file)")
     derivation = derive(program)
     functions = derivation.numpy()
+    others = [i.name for i in program.inputs if i.role == "data" and i.kind != "mask"]
+    if others:
+        raise TrainingError(f"{where}: the model reads the input{'s' if len(others) > 1 else ''} "
+                            f"{', '.join(others)} besides X and Y, which training does not give; make "
+                            f"{'them parameters' if len(others) > 1 else 'it a parameter'} (fixed, if not trained)")
 
     data = {}
     for key, name in (("x", naming.INPUT), ("y", naming.TARGET)):

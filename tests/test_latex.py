@@ -612,6 +612,10 @@ GOLDEN_CASES = {
                                                                   numbered=True),
     "paper3-renamed-numbered.tex": lambda: derive(paper3()).latex(symbols={"a3": r"\hat{Y}", "X": "X", "Y": "Y"},
                                                                   numbered=True, line_width=21),
+    # the layer library: a pre-norm transformer block (rows) and batch normalisation (columns)
+    "transformer-block.tex": lambda: derive(load_spec(ROOT / "examples" / "transformer_block.toml")).latex(),
+    "transformer-block.md": lambda: derive(load_spec(ROOT / "examples" / "transformer_block.toml")).markdown(),
+    "batchnorm-mlp.tex": lambda: derive(load_spec(ROOT / "examples" / "batchnorm_mlp.toml")).latex(),
 }
 
 
@@ -740,6 +744,10 @@ MEASURED = {
     "paper3-nabla-two-columns": (2, lambda: derive(paper3()).latex(line_width=21, gradient="nabla")),
     "paper3-sized-ones": (2, lambda: derive(paper3()).latex(line_width=21, sized_ones=True, bold=True)),
     "paper3-compact": (2, lambda: derive(paper3()).latex(line_width=21, parts=["backward"], layer_by_layer=False)),
+    "transformer-one-column": (1, GOLDEN_CASES["transformer-block.tex"]),
+    "transformer-two-columns": (2, lambda: derive(load_spec(ROOT / "examples" / "transformer_block.toml"))
+                                .latex(line_width=21)),
+    "batchnorm-two-columns": (2, lambda: derive(load_spec(ROOT / "examples" / "batchnorm_mlp.toml")).latex(line_width=21)),
 }
 
 

@@ -400,3 +400,99 @@ def test_training_takes_word_ids_for_an_embedding(tmp_path):
     path.write_text(table.replace("{x}", "[0, 1, 2, 3, 5, 1]"))
     run = subprocess.run([sys.executable, "-m", "symbackprop", "train", str(path)], capture_output=True, text=True)
     assert run.returncode == 2 and "[train].x: word ids must be from 0 to 4 (the vocabulary has 5 words)" in run.stderr
+
+
+def test_another_given_matrix_of_a_written_model_is_a_required_keyword(tmp_path):
+    from symbackprop.model.equations import Model
+
+    model = Model(inputs={"X": [3, "m"], "Y": [3, "m"], "M": [3, "m"]}, parameters={"W": [3, 3]},
+                  forward=["h = M .* (W @ X)", "C = sum((h - Y)^2)"])
+    d = derive(model)
+    f = d.numpy()
+    values = random_values(d.program, seed=0, sizes={"m": 2})
+    grads = f.gradients({"W": values["W"]}, values["X"], values["Y"], M=values["M"])
+    np.testing.assert_allclose(grads["W"], d.evaluate(d.gradients["W"], values), rtol=1e-12)
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'M'"):
+        f.gradients({"W": values["W"]}, values["X"], values["Y"])
+    with pytest.raises(SymbackpropError, match=re.escape("M: expected shape (3, 2), given shape (2, 2)")):
+        f.gradients({"W": values["W"]}, values["X"], values["Y"], M=np.ones((2, 2)))
+    spec = tmp_path / "m.toml"
+    spec.write_text('[model]\ninputs = { X = [3, "m"], Y = [3, "m"], M = [3, "m"] }\nparameters = { W = [3, 3] }\n'
+                    'forward = ["h = M .* (W @ X)", "C = sum((h - Y)^2)"]\n'
+                    '[train]\nx = [[1, 2], [3, 4], [5, 6]]\ny = [[1, 2], [3, 4], [5, 6]]\nlr = 0.1\nsteps = 2\n')
+    run = subprocess.run([sys.executable, "-m", "symbackprop", "train", str(spec)], capture_output=True, text=True)
+    assert run.returncode == 2 and "the model reads the input M besides X and Y, which training does not give" \
+        in run.stderr
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_step_and_step_inplace_of_every_kind_are_gradient_descent(layout):
+    nets = _nets(layout, "mean")
+    for kind, net in nets.items():
+        d = derive(net)
+        f = d.numpy()
+        values = random_values(d.program, seed=9, sizes={"m": 4, "n": 3, "d_k": 2})
+        params = {p.name: values[p.name] for p in d.program.trained}
+        masks = {i.name: values[i.name] for i in d.program.inputs if i.kind == "mask"}
+        X = values["X"]
+        if d.program.input("input").kind == "one_hot":
+            X = np.argmax(X, axis=0 if layout == "columns" else 1)  # ids: gather and scatter-add
+        grads = f.gradients(params, X, values["Y"], **masks)
+        expected = {k: params[k] - 0.1 * grads[k] for k in params}
+        stepped = f.step(params, X, values["Y"], 0.1, **masks)
+        warm = {k: v.copy() for k, v in params.items()}
+        f.step_inplace(warm, X, values["Y"], 0.1, **masks)  # the next call reuses the workspace
+        in_place = {k: v.copy() for k, v in params.items()}
+        f.step_inplace(in_place, X, values["Y"], 0.1, **masks)
+        for k in params:
+            np.testing.assert_allclose(stepped[k], expected[k], rtol=1e-12, atol=1e-14, err_msg=f"{kind} {k}")
+            np.testing.assert_allclose(in_place[k], expected[k], rtol=1e-12, atol=1e-14, err_msg=f"{kind} {k}")
+
+
+def test_the_latex_says_what_the_layer_symbols_are(pdflatex, tmp_path):
+    documents = {
+        "block": derive(load_spec_example("transformer_block")).latex(standalone=True),
+        "words": derive(Network(5, [Embedding(5, 3), Dropout(0.25), LayerNorm(), Dense(2)], batch="m")).latex(
+            standalone=True),
+    }
+    block, words = documents["block"], documents["words"]
+    assert r"$\tau^{(2)} = 1/\sqrt{d_k} = \frac{1}{2}$ scales the attention scores" in block
+    assert r"$\epsilon$ is the normalisation's small constant ($10^{-5}$)" in block
+    assert r"$\operatorname{softmax}_{\mathrm{causal}}$ gives a later token's score the weight 0" in block
+    assert r"$M^{(2)}$ is a dropout mask of 0s and 1s, each entry kept with probability $1 - 0.25$" in words
+    assert r"a product with $a^{(0)\top}$ adds each sample's adjoint into the embedding of its word" in words
+    for name, source in documents.items():
+        (tmp_path / f"{name}.tex").write_text(source, encoding="utf-8")
+        run = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        log = (tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        assert run.returncode == 0 and "Overfull \\hbox" not in log, name
+
+
+def load_spec_example(name: str):
+    from pathlib import Path
+
+    from symbackprop import load_spec
+
+    return load_spec(Path(__file__).resolve().parent.parent / "examples" / f"{name}.toml")
+
+
+@pytest.mark.parametrize("formula, hint", [
+    ("((m * grad_xhat2 - sum(grad_xhat2, 2)) ./ (m * sigma2)) .* dtanh(z1)",
+     "the term −((∂C/∂x̂⁽²⁾ ⊙ x̂⁽²⁾) 1 1ᵀ) ⊙ x̂⁽²⁾ of ∂C/∂a⁽¹⁾ is missing"),
+    ("((m * grad_xhat2 - xhat2 .* sum(grad_xhat2 .* xhat2, 2)) ./ (m * sigma2)) .* dtanh(z1)",
+     "the term −∂C/∂x̂⁽²⁾ 1 1ᵀ of ∂C/∂a⁽¹⁾ is missing"),
+])
+def test_a_normalisation_backward_without_one_of_its_terms_is_named(formula, hint):
+    from symbackprop import check
+
+    result = check(load_spec_example("batchnorm_mlp"), "delta1", formula)
+    assert not result.ok and result.hint == hint
+
+
+def test_a_skip_connection_left_out_of_an_adjoint_is_named():
+    from symbackprop import check
+
+    net = Network(3, [Dense(3, "tanh"), Dense(3, "tanh", skip_from=1), Dense(2)], batch=2)
+    result = check(net, "delta1", "(W2.T @ delta2) .* dtanh(z1)")
+    assert not result.ok and result.hint == "the term ∂C/∂a⁽²⁾ of the derived formula is missing"

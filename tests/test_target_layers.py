@@ -231,3 +231,37 @@ def test_bad_masks_and_ids_are_clear_errors_in_octave(octave, tmp_path):
 def test_every_target_writes_the_new_layers_byte_identically(target):
     for net in MIXED.values():
         assert derive(net).code(target) == derive(net).code(target)
+
+
+def _given_model():
+    from symbackprop.model.equations import Model
+
+    model = Model(inputs={"X": [3, "m"], "Y": [3, "m"], "M": [3, "m"]}, parameters={"W": [3, 3]},
+                  forward=["h = M .* (W @ X)", "C = sum((h - Y)^2)"])
+    d = derive(model)
+    values = random_values(d.program, seed=0, sizes={"m": 2})
+    return d, values, d.numpy().gradients({"W": values["W"]}, values["X"], values["Y"], M=values["M"])["W"]
+
+
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_another_given_matrix_of_a_written_model_is_a_required_keyword_in_torch_and_jax(target):
+    module = engine(target)
+    d, values, expected = _given_model()
+    f = targets.compile(d, target)
+    array = module.tensor if target == "torch" else module.numpy.asarray
+    params = {"W": array(values["W"])}
+    data = [array(values[name]) for name in ("X", "Y")]
+    np.testing.assert_allclose(np.asarray(f.gradients(params, *data, M=array(values["M"]))["W"]), expected, **CLOSE)
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'M'"):
+        f.gradients(params, *data)
+    with pytest.raises(SymbackpropError, match=re.escape("M: expected shape (3, 2), given shape (2, 2)")):
+        f.gradients(params, *data, M=array(np.ones((2, 2))))
+
+
+def test_another_given_matrix_of_a_written_model_is_a_required_argument_in_octave(octave, tmp_path):
+    d, values, expected = _given_model()
+    (tmp_path / "net.m").write_text(d.code("octave"), encoding="utf-8")
+    out = run(octave, tmp_path, f'source("net.m"); G = gradients(struct("W", {literal(values["W"])}), '
+                                f'{literal(values["X"])}, {literal(values["Y"])}, {literal(values["M"])}); '
+                                f'printf("%.17g ", G.W);\n')
+    np.testing.assert_allclose(np.array(out.split(), dtype=float), expected.ravel(order="F"), **CLOSE)

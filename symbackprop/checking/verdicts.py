@@ -211,6 +211,8 @@ def check(
         untried = False
         if hint is None:
             hint, untried = _hint(tree, shape, judge, builder, vocabulary, derivation)
+        if not hint and built is not None and shape_of(built) == shape:
+            hint = _missing_term(built, derived, derivation, judge)
         if hint:
             advice = hint
         elif untried:
@@ -403,6 +405,7 @@ class _Judge:
             evaluator = Evaluator(values)
             expected = np.atleast_2d(np.asarray(evaluator(derived), dtype=np.float64))  # one entry is 1×1
             self.points.append((sizes, values, evaluator, expected))
+        self.derived = derived
 
     def describe(self) -> str:
         sizes = f" with sizes from {self.least} to {self.least + 3}" if self.symbolic else ""
@@ -429,6 +432,53 @@ class _Judge:
 
     def agrees(self, formula: Expr) -> bool:
         return self.counterexample(formula) is None
+
+    def agrees_without(self, formula: Expr, total: Expr, term: Expr) -> bool:
+        """Whether ``formula`` equals the derived expression with ``term`` of the sum ``total`` left out."""
+        for sizes, values, _, expected in self.points:
+            evaluator = Evaluator(values)
+            with np.errstate(all="ignore"):
+                evaluator.bind(self.derived)
+                evaluator.memo[total] = evaluator(total) - evaluator(term)
+                changed = np.atleast_2d(np.asarray(evaluator(self.derived), dtype=np.float64))
+                got = np.asarray(Evaluator(values)(formula), dtype=np.float64).reshape(changed.shape)
+            if np.allclose(changed, expected, rtol=RTOL, atol=ATOL):
+                return False  # the term is zero here: leaving it out changes nothing
+            if not np.all(np.abs(got - changed) <= RTOL * np.max(np.abs(changed)) + ATOL):
+                return False
+        return True
+
+
+#: at most this many terms of sums are tried as the one a formula left out
+MAX_TERMS = 40
+
+
+def _missing_term(built: Expr, derived: Expr, derivation: Derivation, judge: "_Judge") -> str | None:
+    """"the term t of ∂C/∂x is missing" when the formula equals the derived one with one term of one of
+    its sums left out (the normalisation's x̂ ⊙ Σ(ĝ ⊙ x̂), a skip connection's ∂C/∂a⁽ᵏ⁾): the sums of
+    the derived expression and of the named adjoints it reads, each term in turn valued as zero."""
+    adjoints = {node for node in derivation.adjoints.values() if isinstance(node, Named)}
+    sums: list[tuple[Expr, str]] = []  # a sum, and what it is a part of
+    seen: set = set()
+    stack: list[tuple[Expr, str]] = [(derived, "the derived formula")]  # then each named adjoint it reads
+    while stack and len(sums) < MAX_TERMS:
+        root, owner = stack.pop()
+        for node in walk(root):
+            if isinstance(node, Named) and node in adjoints and node not in seen:
+                seen.add(node)
+                stack.append((node.definition, to_text(node)))
+            elif isinstance(node, sympy.MatAdd) and node not in seen:
+                seen.add(node)
+                sums.append((node, owner))
+    tried = 0
+    for total, owner in sums:
+        for term in total.args:
+            tried += 1
+            if tried > MAX_TERMS:
+                return None
+            if judge.agrees_without(built, total, term):
+                return f"the term {to_text(term)} of {owner} is missing"
+    return None
 
 
 def _number(value: float) -> str:

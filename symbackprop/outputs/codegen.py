@@ -158,6 +158,19 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False, one_hot=
     return (*arrays, *data.values())
 
 
+def _data(name, value, shape, dtype):
+    """Another given matrix of the model (beside X and Y), as an array of ``shape`` in the parameters' dtype."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name}: expected an array of numbers, given {type(value).__name__}") from None
+    if array.dtype.kind not in "biuf":
+        raise ArgumentError(f"{name}: expected numbers, given an array of {array.dtype}")
+    if array.shape != shape:
+        raise ShapeError(f"{name}: expected shape {shape}, given shape {array.shape}")
+    return array.astype(dtype, copy=False)
+
+
 def _mask(name, mask, shape, dtype, rate):
     """A dropout mask of 0s and 1s in the parameters' dtype; None is evaluation mode: the scalar 1 − p,
     so that the layer's M ⊙ x / (1 − p) passes x through."""
@@ -258,7 +271,7 @@ def _distributions(Y, axis):
                             f"(entries ≥ 0 summing to 1); {sample} {worst} sums to {float(sums.flat[worst]):.6g}")
 
 
-_SUPPORT = (_check_arguments, _mask, _learning_rate, _scalar, _distributions, _workspace, _random_parameters)
+_SUPPORT = (_check_arguments, _data, _mask, _learning_rate, _scalar, _distributions, _workspace, _random_parameters)
 
 # --- the program -----------------------------------------------------------------------
 
@@ -320,8 +333,6 @@ class _Generator:
     printer_class: type = NumPyCodePrinter
     #: each function's arguments before the keyword-only scalars
     arguments: Mapping[str, str] = _DATA_ARGUMENTS
-    #: what ``_mask`` is given to make a mask like the parameters (``{}`` is the first parameter)
-    mask_like = "{}.dtype"
 
     def __init__(self, derivation: Derivation) -> None:
         self.d = derivation
@@ -429,7 +440,9 @@ class _Generator:
         for mask in masks:
             everything += [str(d) for d in mask.shape if d.is_Symbol]
         arguments = self.arguments[name]
-        keywords = [*hyper, *(f"{m.name}=None" for m in masks)]
+        # a dropout mask may be left out (evaluation mode); another given matrix may not
+        keywords = [*hyper, *(m.name for m in masks if m.kind != "mask"), *(f"{m.name}=None" for m in masks
+                                                                            if m.kind == "mask")]
         signature = arguments + (", *, " + ", ".join(keywords) if keywords else "")
         has_y = "Y" in arguments
         unpack = ", ".join([*self.params, naming.INPUT, *([naming.TARGET] if has_y else [])])
@@ -451,11 +464,18 @@ class _Generator:
                           f"give at least 2 (a batch of 1 cannot be batch-normalised)\")"]
         for mask in masks:
             shape = "(" + ", ".join(self.printer.doprint(d) for d in mask.shape) + ",)"
-            lines.append(f"{mask.name} = _mask({mask.name!r}, {mask.name}, {shape}, "
-                         f"{self.mask_like.format(self.params[0])}, {mask.rate!r})")
+            lines.append(self.given(mask, shape))
         for statement in body:
             lines += statement.code.splitlines()
         return Function(name, signature, doc, tuple(lines))
+
+    def given(self, item, shape: str) -> str:
+        """The line that checks a data input given as a keyword: a dropout mask (None: evaluation mode), or
+        another given matrix of a written model."""
+        like = self.params[0]
+        if item.kind == "mask":
+            return f"{item.name} = _mask({item.name!r}, {item.name}, {shape}, {like}.dtype, {item.rate!r})"
+        return f"{item.name} = _data({item.name!r}, {item.name}, {shape}, {like}.dtype)"
 
     def _returning(self, entries: dict[str, str], reads: list[str]) -> _Statement:
         lines = ["return {", *(f'    "{name}": {code},' for name, code in entries.items()), "}"]

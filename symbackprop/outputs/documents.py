@@ -56,7 +56,7 @@ from ..calculus.trees import expand_names, transform, walk
 from ..errors import NotationError, OutputError
 from ..model.activations import ACTIVATIONS, Activation
 from ..printing.common import shape_text
-from ..printing.latex import KINDS, OUTPUT_LABEL, LatexPrinter
+from ..printing.latex import KINDS, OUTPUT_LABEL, LatexPrinter, superscript
 from ..calculus.simplify import tidy
 from .templating import environment, render, user_environment
 
@@ -1001,6 +1001,14 @@ class _Context:
             values = ", ".join(f"$10^{{-{len(str(e.q)) - 1}}}$" if e.p == 1 and str(e.q).strip("0") == "1"
                                else f"${self.printer.doprint(e)}$" for e in epsilons)
             said.append(rf"$\epsilon$ is the normalisation's small constant ({values})")
+        for item in self.program.inputs:
+            symbol = self.printer.name(item.name)
+            if item.kind == "mask" and symbol in text:
+                said.append(f"${symbol}$ is a dropout mask of 0s and 1s, each entry kept with probability "
+                            f"$1 - {item.rate:g}$")
+            elif item.kind == "one_hot" and symbol in text:
+                said.append(f"${symbol}$ holds one-hot samples, so a product with ${superscript(symbol, chr(92) + 'top')}$ adds each "
+                            f"sample's adjoint into the embedding of its word (a scatter-add)")
         if r"\mathrm{causal}" in text and causal:
             said.append(r"$\operatorname{softmax}_{\mathrm{causal}}$ gives a later token's score the weight 0 "
                         r"(a token attends to itself and the tokens before it)")

@@ -95,6 +95,13 @@ class TensorGenerator(_Generator):
     def fixed_value(self, name: str, shape: str) -> str:
         raise NotImplementedError
 
+    def given(self, item, shape: str) -> str:
+        """A dropout mask or another given matrix, made like the first parameter (its dtype and device)."""
+        like = self.params[0]
+        if item.kind == "mask":
+            return f"{item.name} = _mask({item.name!r}, {item.name}, {shape}, {like}, {item.rate!r})"
+        return f"{item.name} = _given({item.name!r}, {item.name}, {shape}, {like})"
+
     def checked(self, code: str) -> str:
         if self.printer.unsupported:
             what = ", ".join(self.printer.unsupported)
@@ -144,7 +151,8 @@ class TensorGenerator(_Generator):
         return [h.strip() for h in signature.split("*,", 1)[1].split(",")] if "*," in signature else []
 
     def hyper(self) -> list[str]:
-        """The scalar settings (weight decay) that cost and gradients take as keywords."""
+        """The scalar settings (weight decay) and other given matrices of a written model that cost and
+        gradients take as required keywords."""
         return [k for k in self.keywords() if "=" not in k]
 
     def masks(self) -> list[str]:

@@ -97,6 +97,14 @@ def _words(X, ids, axis, vocab):
                             f"elsewhere) or a 1-d {_ARRAY} of integer word ids")
 
 
+def _given(name, value, shape, like):
+    """Another given matrix of a written model (beside X and Y), as an array of ``like``'s dtype (and device)."""
+    array = _data(name, value, like)
+    if tuple(array.shape) != tuple(shape):
+        raise ShapeError(f"{name}: expected shape {tuple(shape)}, given shape {tuple(array.shape)}")
+    return array
+
+
 def _mask(name, mask, shape, like, rate):
     """A dropout mask of 0s and 1s as an array of ``like``'s dtype (and device); None is evaluation mode:
     the number 1 − p, so that the layer's M ⊙ x / (1 − p) passes x through.  Traced (under jit), its
@@ -199,7 +207,7 @@ def _seed(seed, bits):
     return seed
 
 
-_SHARED = (_check_arguments, _words, _mask, _number, _learning_rate, _scalar, _distributions, _concrete_shapes, _seed)
+_SHARED = (_check_arguments, _words, _given, _mask, _number, _learning_rate, _scalar, _distributions, _concrete_shapes, _seed)
 
 
 def sources() -> list[str]:

@@ -189,7 +189,6 @@ def _random_parameters(shapes, fan_in, seed, dtype, sizes):
 class JaxGenerator(TensorGenerator):
     printer_class = JaxCodePrinter
     helper_table = HELPERS
-    mask_like = "{}"
 
     def fixed_value(self, name: str, shape: str) -> str:
         return f"jnp.broadcast_to(jnp.asarray(FIXED[{name!r}], dtype=X.dtype), {shape})"

@@ -355,8 +355,11 @@ class OctaveGenerator(_Generator):
         everything = [r for s in body for r in s.reads]
         hyper = [r for r in dict.fromkeys(everything)
                  if r in self.scalars and r not in self._octave_sizes() and r != "lr"]
-        masks = [i for i in self.data_inputs if i.name in everything]
-        signature = arguments + "".join(f", {h}" for h in hyper) + "".join(f", {m.name}" for m in masks)
+        # another given matrix of a written model is a required argument; a dropout mask may be left out
+        given = [i for i in self.data_inputs if i.name in everything and i.kind != "mask"]
+        masks = [i for i in self.data_inputs if i.name in everything and i.kind == "mask"]
+        signature = arguments + "".join(f", {h}" for h in hyper) + "".join(f", {g.name}" for g in given) \
+            + "".join(f", {m.name}" for m in masks)
         lines = [f"function {outputs} = {name}({signature})", f"  % {doc}"]
         if masks:
             lines.append(f"  % {', '.join(m.name for m in masks)}: the dropout mask{'s' if len(masks) > 1 else ''} "
@@ -389,6 +392,9 @@ class OctaveGenerator(_Generator):
                           f'    error("symbackprop:shape", "a normalisation over {size} = %d entries makes every '
                           f'x̂ 0; give at least 2 (a batch of 1 cannot be batch-normalised)", {size});',
                           "  end"]
+        for item in given:
+            rows, cols = (self.printer.doprint(d) for d in item.shape)
+            lines.append(f'  sbp_check_shape("{item.name}", {item.name}, {rows}, {cols});')
         for mask in masks:
             rows, cols = (self.printer.doprint(d) for d in mask.shape)
             lines.append(f'  {mask.name} = sbp_mask("{mask.name}", {mask.name}, {rows}, {cols}, {mask.rate!r});')

@@ -191,7 +191,6 @@ def _random_parameters(shapes, fan_in, seed, dtype, sizes, device):
 class TorchGenerator(TensorGenerator):
     printer_class = TorchCodePrinter
     helper_table = HELPERS
-    mask_like = "{}"
 
     def fixed_value(self, name: str, shape: str) -> str:
         return f"torch.as_tensor(FIXED[{name!r}], dtype=X.dtype, device=X.device).broadcast_to({shape})"
