@@ -298,9 +298,19 @@ def compare(baseline: Callable[[], object], contenders: dict[str, Callable[[], o
             ratios[name].append(t / base)
     results = {}
     for n in names:
-        q = statistics.quantiles(ratios[n], n=4) if rounds >= 4 else [min(ratios[n]), 0, max(ratios[n])]
-        results[n] = (statistics.median(times[n]), statistics.median(ratios[n]), (q[0], q[2]))
-    return statistics.median(base_times), results
+        results[n] = (statistics.median(times[n]), statistics.median(ratios[n]), spread(ratios[n]))
+    # step_inplace against each other contender, round by round
+    versus = {n: (statistics.median(r := [a / b for a, b in zip(times["step_inplace"], times[n])]), spread(r))
+              for n in names if n != "step_inplace" and "step_inplace" in times}
+    return statistics.median(base_times), results, versus
+
+
+def spread(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles (the middle half of the rounds)."""
+    if len(values) < 4:
+        return min(values), max(values)
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
 
 
 def classifier_flops(batch: int) -> float:
@@ -342,11 +352,13 @@ def retained(arrays) -> int:
     return total
 
 
-def report(title: str, base: float, results, flops: float, peak: float) -> None:
+def report(title: str, base: float, results, versus, flops: float, peak: float) -> None:
     print(f"\n{title}: GEMM {peak:.1f} GFLOP/s; hand-written step {base * 1e3:.3f} ms ({flops / base / 1e9:.1f} GFLOP/s)")
     for name, (t, ratio, (low, high)) in results.items():
         print(f"  {name:<15} {t * 1e3:9.3f} ms   {ratio:5.2f}× hand ({low:.2f}–{high:.2f})   "
               f"{flops / t / 1e9:6.1f} GFLOP/s ({flops / t / 1e9 / peak:4.0%} of GEMM)")
+    print("  step_inplace ÷ " + "; ".join(f"{name} {ratio:.2f} ({low:.2f}–{high:.2f})"
+                                          for name, (ratio, (low, high)) in versus.items()))
 
 
 def data(f, batch, dtype, rows, outputs):
@@ -370,11 +382,11 @@ def classifier(dtype, batch: int, rounds: int) -> None:
         **torch_contenders(params, X, Y, lr),
         **jax_contender(params, X, Y, lr),
     }
-    base, results = compare(lambda: hand_step(params, X, Y, lr), contenders, rounds)
-    report(f"{np.dtype(dtype).name}, batch {batch}", base, results, classifier_flops(batch),
+    base, results, versus = compare(lambda: hand_step(params, X, Y, lr), contenders, rounds)
+    report(f"{np.dtype(dtype).name}, batch {batch}", base, results, versus, classifier_flops(batch),
            gemm_throughput(dtype, WIDTHS[1], WIDTHS[0], batch))
     workspace = retained(a for w in f.namespace["_WORKSPACES"].values() for a in w)
-    work = retained(hand_fused_step.__defaults__[0].values())
+    work = retained(v for (shape, kind), v in hand_fused_step.__defaults__[0].items() if kind == np.dtype(dtype))
     rows = [("hand", peak_memory(lambda: hand_step(params, X, Y, lr)), 0),
             ("hand fused", peak_memory(lambda: hand_fused_step(fused, X, Y, lr)), work),
             ("step", peak_memory(lambda: f.step(params, X, Y, lr)), 0),
@@ -397,9 +409,9 @@ def deep(rounds: int, dtype=np.float64) -> None:
         **torch_contenders(params, X, Y, lr, deep=True),
         **jax_contender(params, X, Y, lr, deep=True),
     }
-    base, results = compare(lambda: deep_hand_step(params, X, Y, lr), contenders, rounds)
+    base, results, versus = compare(lambda: deep_hand_step(params, X, Y, lr), contenders, rounds)
     flops = 2.0 * DEEP_BATCH * DEEP_WIDTH * DEEP_WIDTH * (3 * DEEP - 1)
-    report(f"{DEEP} tanh layers of {DEEP_WIDTH}, {np.dtype(dtype).name}, batch {DEEP_BATCH}", base, results, flops,
+    report(f"{DEEP} tanh layers of {DEEP_WIDTH}, {np.dtype(dtype).name}, batch {DEEP_BATCH}", base, results, versus, flops,
            gemm_throughput(dtype, DEEP_WIDTH, DEEP_WIDTH, DEEP_BATCH))
 
 

@@ -3,7 +3,7 @@
 The generated ``step_inplace`` keeps every ``z``, ``a`` and ``δ`` in a buffer
 of its workspace; these helpers fill such a buffer.  ``out`` may be ``x``
 itself (a = σ(z) written over z); ``t`` is a scratch array shaped like ``x``,
-``mask`` a boolean one, ``r`` a row or column for a softmax's reductions.  They
+``r`` a row or column for a softmax's reductions.  They
 are as stable as the :mod:`.runtime` forms (no exponent is positive) and keep
 the input's dtype; ``tests/test_activations.py`` holds each to its runtime twin.
 """
@@ -11,15 +11,14 @@ the input's dtype; ``tests/test_activations.py`` holds each to its runtime twin.
 import numpy as np
 
 
-def sigmoid_into(x, out, t, mask):
-    # one exponential: σ(−|x|) = e/(1 + e) with e = exp(−|x|), and σ(|x|) = 1 − σ(−|x|) where x ≥ 0
-    np.greater_equal(x, 0, out=mask)
-    np.abs(x, out=out)
-    np.negative(out, out=out)
+def sigmoid_into(x, out):
+    # 1/(1 + e^{−x}) with −x held below the exponent where e^{−x} would overflow: σ(x) there is
+    # below 1e−300 (1e−37 in float32) either way, and no warning is raised
+    np.negative(x, out=out)
+    np.minimum(out, 87.0 if out.dtype == np.float32 else 708.0, out=out)
     np.exp(out, out=out)
-    np.add(out, 1, out=t)
-    np.divide(out, t, out=out)
-    np.subtract(1, out, out=out, where=mask)
+    np.add(out, 1, out=out)
+    np.reciprocal(out, out=out)
 
 
 def sigmoid_grad_into(x, out, t):

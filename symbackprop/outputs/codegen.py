@@ -200,10 +200,9 @@ def _commit(params, new):
 
 def _distributions_into(Y, axis, sums):
     """``_distributions`` with the sums in a buffer of the workspace: nothing allocated when the targets are fine."""
+    tolerance = 1e-4 if Y.dtype == np.float32 else 1e-9
     np.sum(Y, axis=axis, keepdims=True, out=sums)
-    np.subtract(sums, 1, out=sums)
-    np.abs(sums, out=sums)
-    if not (Y.min() >= 0 and sums.max() <= (1e-4 if Y.dtype == np.float32 else 1e-9)):
+    if not (Y.min() >= 0 and sums.min() >= 1 - tolerance and sums.max() <= 1 + tolerance):
         _distributions(Y, axis)
 
 

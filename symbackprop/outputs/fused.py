@@ -45,9 +45,9 @@ from ..printing.numpy import is_negative_term, registered_activation, scaled
 
 __all__ = ["InPlaceStep", "WORKSPACE_NAMES"]
 
-#: (runtime name, derivative order) → the in-place helper and the scratch it takes ("t": floats, "mask": booleans)
+#: (runtime name, derivative order) → the in-place helper and the scratch it takes ("t": an array like its input)
 HELPERS = {
-    ("sigmoid", 0): ("sigmoid_into", ("t", "mask")),
+    ("sigmoid", 0): ("sigmoid_into", ()),
     ("sigmoid", 1): ("sigmoid_grad_into", ("t",)),
     ("tanh", 1): ("tanh_grad_into", ()),
     ("relu", 0): ("relu_into", ()),
@@ -55,7 +55,7 @@ HELPERS = {
     ("leaky_relu", 0): ("leaky_relu_into", ("t",)),
     ("leaky_relu", 1): ("leaky_relu_grad_into", ()),
     ("softplus", 0): ("softplus_into", ("t",)),
-    ("softplus", 1): ("sigmoid_into", ("t", "mask")),
+    ("softplus", 1): ("sigmoid_into", ()),
 }
 #: runtime functions that are NumPy ufuncs of the same name at order 0
 UFUNCS = {"tanh", *MATH_FUNCTIONS}
@@ -268,11 +268,14 @@ class InPlaceStep:
         if kind in ("add", "mul"):
             products = []
             if kind == "add":
+                # a bias spread over the batch: copied into out, the product added by GEMM, since a
+                # broadcasting ufunc allocates an iteration buffer; with nothing to spread, matmul and add
+                narrow = any(not self.printer.is_full(term) for term in node.args)
                 items = []
                 for term in node.args:
                     negative = bool(is_negative_term(term))
                     item = scaled(-1, term) if negative and term.is_Matrix else -term if negative else term
-                    product = self._product(item)
+                    product = self._product(item) if narrow else None
                     if product is not None:  # accumulated into out by GEMM (β = 1): no broadcast pass
                         products.append((negative, product))
                     else:
@@ -325,8 +328,7 @@ class InPlaceStep:
         """out ← out + α A B by GEMM on out's memory (out is a C-ordered buffer, so outᵀ is Fortran-ordered)."""
         (a, a_t), (b, b_t) = (self._simple(f) for f in factors)
         self._entry("blas", "gemm", (), "_gemm")
-        self.lines.append(f"_gemm({self._print(alpha)}, {b}.T, {a}.T, 1.0, {out}.T, trans_a={int(b_t)}, "
-                          f"trans_b={int(a_t)}, overwrite_c=1)")
+        self.lines.append(f"_gemm({self._print(alpha)}, {b}.T, {a}.T, 1.0, {out}.T, {int(b_t)}, {int(a_t)}, 1)")
 
     def _scale(self, out: str, coefficient) -> None:
         if coefficient == 1:
@@ -362,9 +364,14 @@ class InPlaceStep:
             _, values, coefficient = plan
             combine = "np.add" if kind == "add" else "np.multiply"
             if values[0][2]:  # the first operand is already in out
-                if values[0][1]:
-                    self.lines.append(f"np.negative({out}, out={out})")
                 rest = values[1:]
+                if values[0][1]:  # − out: 1 − a² as one subtraction when a positive leaf follows
+                    positive = next((v for v in rest if not v[1] and not v[2]), None) if kind == "add" else None
+                    if positive is not None:
+                        self.lines.append(f"np.subtract({positive[0]}, {out}, out={out})")
+                        rest = [v for v in rest if v is not positive]
+                    else:
+                        self.lines.append(f"np.negative({out}, out={out})")
             elif len(values) == 1:
                 self.lines.append(f"np.copyto({out}, {values[0][0]})")
                 rest = []
@@ -512,11 +519,9 @@ class InPlaceStep:
             if len(factors) == 2 and not any(ones):
                 (a, a_t), (b, b_t) = simple
                 if factors[0].shape[1] == 1:  # one sample: a rank-1 update
-                    calls.append(("ger", f"_ger({alpha}, {b}.reshape(-1), {a}.reshape(-1), a={name}.T, "
-                                         f"overwrite_a=1)"))
+                    calls.append(("ger", f"_ger({alpha}, {b}.reshape(-1), {a}.reshape(-1), 1, 1, {name}.T, 0, 0, 1)"))
                 else:  # Wᵀ ← β Wᵀ + α Bᵀ Aᵀ: W is C-ordered, so Wᵀ is the Fortran-ordered matrix BLAS writes
-                    calls.append(("gemm", f"_gemm({alpha}, {b}.T, {a}.T, BETA, {name}.T, trans_a={int(b_t)}, "
-                                          f"trans_b={int(a_t)}, overwrite_c=1)"))
+                    calls.append(("gemm", f"_gemm({alpha}, {b}.T, {a}.T, BETA, {name}.T, {int(b_t)}, {int(a_t)}, 1)"))
             elif len(factors) == 2 and sum(ones) == 1:
                 (m, m_t), = simple
                 size = factors[0].shape[0] if ones[0] else factors[1].shape[1]
@@ -526,10 +531,11 @@ class InPlaceStep:
                     return None
                 vector = self._entry("ones", f"_ones_{self._shape((count,))[0]}", self._shape((count,)))
                 trans = int(m_t) if ones[0] else int(not m_t)
-                calls.append(("gemv", f"_gemv({alpha}, {m}.T, {vector}, BETA, {name}.reshape(-1), trans={trans}, "
-                                      f"overwrite_y=1)"))
+                calls.append(("gemv", f"_gemv({alpha}, {m}.T, {vector}, BETA, {name}.reshape(-1), 0, 1, 0, 1, "
+                                      f"{trans}, 1)"))
             elif len(factors) == 1 and (not simple[0][1] or 1 in factors[0].shape):
-                calls.append(("axpy", f"_axpy({simple[0][0]}.reshape(-1), {name}.reshape(-1), a={alpha})"))
+                length = self._print(sympy.Mul(*factors[0].shape))
+                calls.append(("axpy", f"_axpy({simple[0][0]}.reshape(-1), {name}.reshape(-1), {length}, {alpha})"))
             else:
                 return None
         if not calls:
