@@ -1,6 +1,6 @@
 """Executable update functions: NumPy code generated from a derivation.
 
-:func:`module_source` writes a standalone Python module that imports only
+:func:`module_source` writes a standalone Python module that needs only
 NumPy and defines ``PARAMS``, ``SHAPES``, ``forward``, ``cost``, ``gradients``,
 ``step``, ``step_inplace`` and ``init_params``; :func:`compile_numpy` runs the
 same source in-process and returns its functions as an :class:`UpdateFunctions`.
@@ -11,6 +11,8 @@ own expressions; the Jinja2 template ``numpy_module.py.j2`` only lays the
 printed lines out.  The code computes each ``z``, ``a`` and ``δ`` once per
 call, broadcasts biases, and uses the stable helpers of
 :mod:`symbackprop.calculus.runtime` (copied into the module, only those it calls).
+``step_inplace`` is the same plan lowered into a workspace and BLAS-fused
+updates by :mod:`.fused`.
 
 >>> from symbackprop import Dense, Network, derive
 >>> import numpy as np

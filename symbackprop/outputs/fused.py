@@ -27,8 +27,9 @@ SciPy) go through the plain ``step``, copied into the caller's arrays.
 
 Every parameter is written only after every check has passed and every
 ``z``, ``a`` and ``δ`` is computed: a step that fails (a bad shape, a target
-that is not a distribution, an overflow under ``np.errstate(over="raise")``
-while computing δ) leaves the caller's arrays as they were.
+that is not a distribution, an overflow NumPy reports under
+``np.errstate(over="raise")``) leaves the caller's arrays as they were.  BLAS
+calls report no overflow: there it writes ``inf``, as PyTorch's ``addmm_`` does.
 """
 
 from __future__ import annotations
