@@ -58,7 +58,7 @@ def test_in_place_helpers_equal_their_runtime_twins_stably_and_allocate_nothing(
     z = np.concatenate([[-1e3, -50.0, -40.0, 0.0, 40.0, 50.0, 1e3], np.linspace(-6, 6, 4000)]).astype(dtype)
     z = z.reshape(-1, 1)
     out = z.copy() if over_input else np.empty_like(z)
-    extra = [np.empty_like(z) if kind == "t" else np.empty(z.shape, bool) for kind in scratch]
+    extra = [np.empty_like(z) for _ in scratch]
     function = getattr(inplace, helper)
     with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
         warnings.simplefilter("error")

@@ -185,8 +185,7 @@ def _new_workspace(params, X, Y, key):
             workspace.append(np.broadcast_to(np.asarray(FIXED[slot], dtype=dtype), concrete))
         else:
             if slot not in slots:
-                slots[slot] = np.ones(concrete, dtype) if kind == "ones" else np.empty(
-                    concrete, bool if kind == "mask" else dtype)
+                slots[slot] = np.ones(concrete, dtype) if kind == "ones" else np.empty(concrete, dtype)
             workspace.append(slots[slot])
     if len(_WORKSPACES) >= 8:  # a few batch sizes at most; forget the oldest
         del _WORKSPACES[next(iter(_WORKSPACES))]

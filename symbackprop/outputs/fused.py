@@ -61,8 +61,8 @@ HELPERS = {
 #: runtime functions that are NumPy ufuncs of the same name at order 0
 UFUNCS = {"tanh", *MATH_FUNCTIONS}
 
-#: names the in-place step defines besides the quantities (``_t1``, ``_m1``, ``_new_W1``, … start with these)
-WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_m", "_ones_", "_new_", "_WORKSPACES",
+#: names the in-place step defines besides the quantities (``_t1``, ``_ones_m``, ``_new_W1``, … start with these)
+WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_ones_", "_new_", "_WORKSPACES",
                    "_WORKSPACE", "_SIZES", "_blas", "_new_workspace", "_commit", "_distributions_into", "w", "key")
 
 _LR = sympy.Symbol("lr", positive=True)
@@ -93,11 +93,10 @@ class InPlaceStep:
         self.entries: list[str] = []  # the variable each entry binds, in the same order
         self.helpers: dict[str, None] = {}
         self.reads: dict[str, None] = {}  # every name and scalar symbol the code reads
-        self.pool: dict[tuple, list[str]] = {}  # (kind, shape) → scratch buffers
+        self.pool: dict[tuple, list[str]] = {}  # shape → scratch buffers
         self.busy: set[str] = set()
         self.array_symbols: set[str] = set()  # stored outputs a, read through a scalar symbol in σ' = a(1 − a)
         self.alias: dict[str, frozenset[str]] = {}  # quantity → the arrays it is a view of
-        self.slot_of: dict[str, str] = {}  # quantity → its buffer
         self.lines: list[str] = []
 
     # --- the workspace -------------------------------------------------------------------
@@ -115,17 +114,17 @@ class InPlaceStep:
                 self.reads[self.printer.doprint(d)] = None
         return tuple(int(d) if d.is_Integer else self.printer.doprint(d) for d in shape)
 
-    def _scratch(self, kind: str, shape) -> str:
+    def _scratch(self, shape) -> str:
         """A scratch buffer of ``shape`` no node being lowered holds (released when its statement ends)."""
-        key = (kind, self._shape(shape))
+        key = self._shape(shape)
         buffers = self.pool.setdefault(key, [])
         for name in buffers:
             if name not in self.busy:
                 break
         else:
-            name = f"_{'m' if kind == 'mask' else 't'}{sum(map(len, self.pool.values())) + 1}"
+            name = f"_t{sum(map(len, self.pool.values())) + 1}"
             buffers.append(name)
-            self._entry(kind, name, key[1])
+            self._entry("float", name, key)
         self.busy.add(name)
         return name
 
@@ -245,7 +244,7 @@ class InPlaceStep:
         if leaf is not None:
             return leaf, False
         own = node.shape if getattr(node, "is_Matrix", False) else shape
-        target = out if into_out else self._scratch("t", own)
+        target = out if into_out else self._scratch(own)
         computed.append((node, target, None, own))
         return target, True
 
@@ -262,7 +261,7 @@ class InPlaceStep:
             narrow = None
             if not self.printer.is_full(node):  # 1 1ᵀ M: the sums are spread over the rows by broadcasting
                 rows, cols = node.shape
-                narrow = self._scratch("t", (sympy.Integer(1), cols) if axis == "0" else (rows, sympy.Integer(1))
+                narrow = self._scratch((sympy.Integer(1), cols) if axis == "0" else (rows, sympy.Integer(1))
                                        if axis == "1" else (sympy.Integer(1), sympy.Integer(1)))
             value = self._value(inner, out, shape, computed, False, True)[0]
             return computed, ("sum", value, axis, coefficient, narrow)
@@ -306,12 +305,12 @@ class InPlaceStep:
             value = self._value(data[1], out, shape, computed, True)[0]
             if kind == "softmax":
                 rows, cols = node.shape
-                reduction = self._scratch("t", (sympy.Integer(1), cols) if node.axis == 0 else (rows, sympy.Integer(1)))
+                reduction = self._scratch((sympy.Integer(1), cols) if node.axis == 0 else (rows, sympy.Integer(1)))
                 return computed, ("call", f"softmax_into({value}, {out}, {reduction}, {node.axis})", "softmax_into")
             if kind == "ufunc":
                 return computed, ("call", f"np.{data[2]}({value}, out={out})", None)
             helper, scratch = data[2], data[3]
-            extra = "".join(f", {self._scratch(s, shape)}" for s in scratch)
+            extra = "".join(f", {self._scratch(shape)}" for _ in scratch)
             return computed, ("call", f"{helper}({value}, {out}{extra})", helper)
         raise AssertionError(kind)
 
@@ -481,7 +480,6 @@ class InPlaceStep:
                 self.alias[q.target] = frozenset(self._resolved(self.printer.names))
                 continue
             slot, first = self._buffer(q.target, q.expr, index, last_use)
-            self.slot_of[q.target] = slot
             self._entry("float", slot, self.slots[slot][0], q.target)
             self.lower(q.expr, q.target, first)
         self.busy.clear()
