@@ -273,7 +273,7 @@ def timed(function: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def settled(function: Callable[[], object], calls: int, pause: float = 0.05) -> float:
+def settled(function: Callable[[], object], calls: int, pause: float = 0.1) -> float:
     """``timed`` after a pause: BLAS and OpenMP worker threads of the block before stop spinning first
     (measured here: PyTorch's step ran 2× slower right after a NumPy block without it)."""
     time.sleep(pause)

@@ -258,12 +258,22 @@ def test_one_sample_writes_outer_products_as_broadcasts_and_rank_one_updates():
     assert "'W1': delta1 * X.T" in ast.unparse(_function(source, "gradients"))
     step = ast.unparse(_function(source, "step_inplace"))
     # W1 ← W1 − lr δ1 Xᵀ as one GER on W1's memory, b1 ← b1 − lr δ1 as one AXPY
-    assert "_ger(-lr, X.reshape(-1), delta1.reshape(-1), 1, 1, W1.T, 0, 0, 1)" in step
+    assert "_ger(-lr, X.reshape(-1), delta1.reshape(-1), 1, 1, W1.T, 1, 1, 1)" in step
     assert "_axpy(delta1.reshape(-1), b1.reshape(-1), 5, -lr)" in step
     lines = step.splitlines()
     last_delta = max(i for i, line in enumerate(lines) if "out=delta" in line)
     first_update = min(i for i, line in enumerate(lines) if "_ger(" in line or "_axpy(" in line)
     assert last_delta < first_update  # parameters change only once every δ is computed
+
+
+def test_a_buffer_whose_last_reader_has_run_is_taken_over():
+    source = derive(classifier()).numpy_source()
+    # a = σ(z) is written over z, and δ³ = a³ − Y over a³ (neither is read again); a¹, a² and every δ
+    # are read by the updates at the end, so they keep buffers of their own
+    for line in ("('float', 'z1', (5, 'm')),  # a1", "('float', 'z3', (3, 'm')),  # a3",
+                 "('float', 'z3', (3, 'm')),  # delta3", "('float', 'delta2', (4, 'm')),  # delta2"):
+        assert line in source
+    assert "sigmoid_into(z1, a1)" in ast.unparse(_function(source, "step_inplace"))
 
 
 def test_batches_update_weights_by_gemm_and_biases_by_gemv_in_both_layouts():

@@ -254,8 +254,12 @@ class InPlaceStep:
         if kind == "matmul":
             _, coefficient, (a, b) = data
             operator = "np.multiply" if self.printer.product_operator(a) == "*" else "np.matmul"
-            values = [self._value(f, out, shape, computed, False, True)[0] for f in (a, b)]
-            return computed, ("matmul", operator, values, coefficient)
+            values, operands = [], []
+            for factor in (a, b):
+                value, was_computed = self._value(factor, out, shape, computed, False, True)
+                values.append(value)
+                operands.append((value, False) if was_computed else self._simple(factor))
+            return computed, ("matmul", operator, values, coefficient, operands, node.shape)
         if kind == "sum":
             _, coefficient, inner, axis = data
             narrow = None
@@ -283,7 +287,8 @@ class InPlaceStep:
                 coefficient = sympy.Integer(1)
                 if not items:
                     negative, (c, a, b, operator) = products.pop(0)
-                    head = ("matmul", operator, [a, b], -c if negative else c)
+                    head = ("matmul", operator, [a, b], -c if negative else c,
+                            [self._simple(f) for f in operator[1]], node.shape)
                     return computed, ("products", head, None, products)
             else:
                 coefficient, items = data[1], [(factor, False) for factor in data[2]]
@@ -330,6 +335,25 @@ class InPlaceStep:
         self._entry("blas", "gemm", (), "_gemm")
         self.lines.append(f"_gemm({self._print(alpha)}, {b}.T, {a}.T, 1.0, {out}.T, {int(b_t)}, {int(a_t)}, 1)")
 
+    def _product_into(self, out: str, coefficient, operands, shape, beta: str) -> None:
+        """out ← c A B through SciPy's BLAS, as every other product of the step: NumPy's matmul would wake
+        NumPy's own OpenBLAS threads, and two thread pools taking turns on two cores run many times slower.
+        A result of one column (or row) is a GEMV, which BLAS runs as fast as NumPy's matmul (a GEMM with
+        one column ran 3–15× slower here)."""
+        (a, a_t), (b, b_t) = operands
+        alpha = self._print(coefficient)
+        if shape[1] == 1:  # out = A b: y ← α op(Aᵀ…) x with A's C-ordered base transposed
+            self._entry("blas", "gemv", (), "_gemv")
+            self.lines.append(f"_gemv({alpha}, {a}.T, {b}.reshape(-1), {beta}, {out}.reshape(-1), 0, 1, 0, 1, "
+                              f"{int(not a_t)}, 1)")
+        elif shape[0] == 1:  # out = a B: outᵀ = Bᵀ aᵀ
+            self._entry("blas", "gemv", (), "_gemv")
+            self.lines.append(f"_gemv({alpha}, {b}.T, {a}.reshape(-1), {beta}, {out}.reshape(-1), 0, 1, 0, 1, "
+                              f"{int(b_t)}, 1)")
+        else:
+            self._entry("blas", "gemm", (), "_gemm")
+            self.lines.append(f"_gemm({alpha}, {b}.T, {a}.T, {beta}, {out}.T, {int(b_t)}, {int(a_t)}, 1)")
+
     def _scale(self, out: str, coefficient) -> None:
         if coefficient == 1:
             return
@@ -341,9 +365,12 @@ class InPlaceStep:
     def _emit(self, plan, out: str) -> None:
         kind = plan[0]
         if kind == "matmul":
-            _, operator, (a, b), coefficient = plan
-            self.lines.append(f"{operator}({a}, {b}, out={out})")
-            self._scale(out, coefficient)
+            _, operator, (a, b), coefficient, operands, shape = plan
+            if operator == "np.matmul" and None not in operands:
+                self._product_into(out, coefficient, operands, shape, "0.0")
+            else:
+                self.lines.append(f"{operator}({a}, {b}, out={out})")
+                self._scale(out, coefficient)
         elif kind == "sum":
             _, value, axis, coefficient, narrow = plan
             self.lines.append(f"np.sum({value}, axis={axis}, keepdims=True, out={narrow or out})")
@@ -353,9 +380,8 @@ class InPlaceStep:
         elif kind == "products":
             _, head, rest, products = plan
             if head is not None:
-                _, (operator, factors), (a, b), coefficient = head
-                self.lines.append(f"{operator}({a}, {b}, out={out})")
-                self._scale(out, coefficient)
+                _, (operator, factors), (a, b), coefficient, operands, shape = head
+                self._emit(("matmul", operator, (a, b), coefficient, operands, shape), out)
             else:
                 self._emit(rest, out)
             for negative, (coefficient, _, _, (_, factors)) in products:
@@ -518,7 +544,8 @@ class InPlaceStep:
             if len(factors) == 2 and not any(ones):
                 (a, a_t), (b, b_t) = simple
                 if factors[0].shape[1] == 1:  # one sample: a rank-1 update
-                    calls.append(("ger", f"_ger({alpha}, {b}.reshape(-1), {a}.reshape(-1), 1, 1, {name}.T, 0, 0, 1)"))
+                    # overwrite_x = overwrite_y = 1: GER never writes them, and SciPy copies them otherwise
+                    calls.append(("ger", f"_ger({alpha}, {b}.reshape(-1), {a}.reshape(-1), 1, 1, {name}.T, 1, 1, 1)"))
                 else:  # Wᵀ ← β Wᵀ + α Bᵀ Aᵀ: W is C-ordered, so Wᵀ is the Fortran-ordered matrix BLAS writes
                     calls.append(("gemm", f"_gemm({alpha}, {b}.T, {a}.T, BETA, {name}.T, {int(b_t)}, {int(a_t)}, 1)"))
             elif len(factors) == 2 and sum(ones) == 1:
