@@ -34,6 +34,7 @@ calls report no overflow: there it writes ``inf``, as PyTorch's ``addmm_`` does.
 
 from __future__ import annotations
 
+import heapq
 import inspect
 
 import sympy
@@ -91,6 +92,8 @@ class InPlaceStep:
         self.printer = generator.printer
         self.spec: list[tuple[str, str, tuple]] = []  # workspace entries: (kind, slot, shape)
         self.entries: list[str] = []  # the variable each entry binds, in the same order
+        self.bound: set[str] = set()
+        self.dimensions: dict = {}  # a symbolic size → its printed name
         self.helpers: dict[str, None] = {}
         self.reads: dict[str, None] = {}  # every name and scalar symbol the code reads
         self.pool: dict[tuple, list[str]] = {}  # shape → scratch buffers
@@ -103,16 +106,23 @@ class InPlaceStep:
 
     def _entry(self, kind: str, slot: str, shape: tuple, name: str | None = None) -> str:
         name = name or slot
-        if name not in self.entries:
+        if name not in self.bound:
+            self.bound.add(name)
             self.spec.append((kind, slot, shape))
             self.entries.append(name)
         return name
 
     def _shape(self, shape) -> tuple:
+        out = []
         for d in shape:
-            if not d.is_Integer:
-                self.reads[self.printer.doprint(d)] = None
-        return tuple(int(d) if d.is_Integer else self.printer.doprint(d) for d in shape)
+            if d.is_Integer:
+                out.append(int(d))
+            else:
+                if d not in self.dimensions:
+                    self.dimensions[d] = self.printer.doprint(d)
+                self.reads[self.dimensions[d]] = None
+                out.append(self.dimensions[d])
+        return tuple(out)
 
     def _scratch(self, shape) -> str:
         """A scratch buffer of ``shape`` no node being lowered holds (released when its statement ends)."""
@@ -144,6 +154,10 @@ class InPlaceStep:
         self.reads.update(dict.fromkeys(printer.symbols))
         self.g.scalars.update(printer.symbols)
         return text
+
+    def _is_leaf(self, node) -> bool:
+        """Whether :meth:`_leaf` gives ``node`` an operand, without printing it."""
+        return not self._is_array(node) or isinstance(node, _LEAVES) or self._kind(node)[0] == "opaque"
 
     def _leaf(self, node, full: bool = False) -> str | None:
         """The operand that stands for ``node`` without computing it, or None when it must be computed."""
@@ -293,7 +307,7 @@ class InPlaceStep:
             else:
                 coefficient, items = data[1], [(factor, False) for factor in data[2]]
             # computed operands first (the first of them into out), then leaves; ``first`` leads the leaves
-            items.sort(key=lambda item: (self._leaf(item[0]) is not None,
+            items.sort(key=lambda item: (self._is_leaf(item[0]),
                                          not (first is not None and not item[1] and
                                               isinstance(item[0], (Named, MatrixSymbol)) and item[0].name == first)))
             values = []
@@ -461,24 +475,37 @@ class InPlaceStep:
         return None
 
     def _buffer(self, name: str, expr, index: int, last_use: dict[str, int]) -> tuple[str, str | None]:
-        """The buffer for quantity ``name`` at statement ``index``: a dead one of its shape, or a new one."""
+        """The buffer for quantity ``name`` at statement ``index``: a dead one of its shape, or a new one.
+
+        Each buffer remembers when its last reader runs and which quantity that reader reads (None when
+        several end there); the buffers of a shape wait in a heap by that time, so a deep network's
+        thousands of live buffers are not walked for every quantity.
+        """
         shape = self._shape(expr.shape)
         operand = self._in_place_operand(expr)
-        for slot, (slot_shape, owners) in self.slots.items():
-            if slot_shape != shape:
-                continue
-            ends = max(last_use.get(owner, -1) for owner in owners)
-            if ends < index or (ends == index and operand in owners and
-                                all(last_use.get(o, -1) < index for o in owners if o != operand)):
-                owners.add(name)
-                return slot, operand if ends == index else None
-        self.slots[name] = (shape, {name})
-        return name, None
+        ends_here = last_use.get(name, -1)
+        heap = self.free.setdefault(shape, [])
+        slot, in_place = None, None
+        if operand is not None and self.slots.get(self.slot_of.get(operand)) == (index, operand):
+            slot, in_place = self.slot_of[operand], operand  # written over the operand it reads last
+        else:
+            while heap and self.slots[heap[0][1]][0] != heap[0][0]:
+                heapq.heappop(heap)  # a stale entry: that buffer was taken since
+            if heap and heap[0][0] < index:
+                slot = heapq.heappop(heap)[1]
+        if slot is None:
+            slot = name
+        self.slots[slot] = (ends_here, name)
+        self.slot_of[name] = slot
+        heapq.heappush(heap, (ends_here, slot))
+        return slot, in_place
 
     def build(self):
         """Lower the plan: the body lines of the fast path, after the workspace is unpacked."""
         g = self.g
-        self.slots: dict[str, tuple[tuple, set[str]]] = {}
+        self.slots: dict[str, tuple[int, str]] = {}  # buffer → (when its last reader runs, the quantity in it)
+        self.slot_of: dict[str, str] = {}  # quantity → its buffer
+        self.free: dict[tuple, list] = {}  # shape → heap of (when its last reader runs, buffer)
         update_reads = []
         for gradient in g.d.gradients.values():
             update_reads += [*g.print(gradient)[1]]
@@ -506,7 +533,7 @@ class InPlaceStep:
                 self.alias[q.target] = frozenset(self._resolved(self.printer.names))
                 continue
             slot, first = self._buffer(q.target, q.expr, index, last_use)
-            self._entry("float", slot, self.slots[slot][0], q.target)
+            self._entry("float", slot, self._shape(q.expr.shape), q.target)
             self.lower(q.expr, q.target, first)
         self.busy.clear()
         self._updates()
