@@ -14,7 +14,8 @@ of 1, 64 and 1024.  In the same run it times, interleaved round by round:
 Each round times every contender for ``--calls`` calls back to back, in a
 rotating order; a contender's time is the median over rounds of its per-call
 time, and a ratio is the median over rounds of (generated / autodiff) in that
-round, so drift of a shared machine cancels.  A missing framework is skipped.
+round, so drift of a shared machine cancels; each is printed with the quartiles
+of its rounds, as its spread.  A missing framework is skipped.
 
     python benchmarks/bench_targets.py [--rounds N] [--calls K] [--batches 1 64 1024] [--threads T]
 """
@@ -96,6 +97,12 @@ def jax_contenders(d, batch):
     return {"jax step": generated, "jax jit(grad)": autodiff}, f"jax {jax.__version__}"
 
 
+def quartiles(values):
+    """The lower quartile, the median and the upper quartile of the rounds: the spread beside the median."""
+    low, middle, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, middle, high
+
+
 PAIRS = [("torch step", "torch autograd"), ("jax step", "jax jit(grad)")]
 
 
@@ -133,11 +140,12 @@ def main() -> None:
                 times[name].append(per_call(contenders[name], calls))
         print(f"batch {batch} ({'; '.join(versions)}; {args.rounds} rounds of {calls} calls)")
         for name in names:
-            print(f"  {name:16s} {statistics.median(times[name]) * 1e6:10.1f} µs")
+            low, middle, high = quartiles(times[name])
+            print(f"  {name:16s} {middle * 1e6:10.1f} µs  (quartiles {low * 1e6:.1f}–{high * 1e6:.1f})")
         for mine, theirs in PAIRS:
             if mine in times:
-                ratio = statistics.median(a / b for a, b in zip(times[mine], times[theirs]))
-                print(f"  {mine} / {theirs}: {ratio:.2f}")
+                low, ratio, high = quartiles([a / b for a, b in zip(times[mine], times[theirs])])
+                print(f"  {mine} / {theirs}: {ratio:.2f}  (quartiles {low:.2f}–{high:.2f})")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from .errors import (
 from .calculus.numeric import evaluate
 from .checking.gradients import check_gradients, random_values
 from .model.equations import Model
+from .model.layers import Attention, BatchNorm, Dropout, Embedding, LayerNorm
 from .model.network import Dense, Network
 from .model.program import Definition, Program
 from .spec import load_spec
@@ -45,13 +46,18 @@ __all__ = [
     "ACTIVATIONS",
     "COSTS",
     "Activation",
+    "Attention",
+    "BatchNorm",
     "CheckResult",
     "Cost",
     "Definition",
     "Dense",
     "Derivation",
+    "Dropout",
+    "Embedding",
     "FormulaError",
     "FormulaSyntaxError",
+    "LayerNorm",
     "MissingRuleError",
     "Model",
     "Network",

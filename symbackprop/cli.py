@@ -26,7 +26,7 @@ from .derive import derive
 from .errors import FormulaSyntaxError, NotationError, SymbackpropError, did_you_mean
 from .model.network import Network
 from .outputs.files import check_path, write_outputs, write_stdout
-from .spec import load_spec
+from .spec import load_spec, read_spec
 
 __all__ = ["main"]
 
@@ -59,6 +59,7 @@ examples:
   symbackprop derive examples/nielsen.toml --numpy nielsen_step.py
   symbackprop derive examples/nielsen.toml --code torch nielsen_torch.py
   symbackprop derive examples/seed.toml --code octave seed_step.m
+  symbackprop derive examples/seed_two_layer.toml --values
 """
 
 _TRAIN_EXAMPLES = """\
@@ -84,6 +85,7 @@ examples:
   symbackprop check examples/seed.toml W1 'W1 - R * 2 * x * (W1 * x - y)'
   symbackprop check examples/nielsen.toml delta2 "(a2 - y) * sigmoid'(z2)"
   symbackprop check examples/seed.toml W1 -- '-2*x*(y - W1*x)'
+  symbackprop check examples/seed_two_layer.toml 'W2[0,0]' 'a1[0] * 2 * (a2[0] - y[0])'
   symbackprop check examples/seed.toml W1 'x * (W1 * x - y)' --format json
 """
 
@@ -182,7 +184,8 @@ def _model_json(program) -> dict[str, Any]:
     if isinstance(net, Network):
         return _record(
             inputs=str(net.inputs),
-            widths=[str(layer.units) for layer in net.layers],
+            widths=[str(width) for width in net.sizes[1:]],
+            kinds=[layer.kind for layer in net.layers],
             activations=[activation.name for activation in net.activations],
             biases=[layer.bias for layer in net.layers],
             skip_from=[layer.skip_from for layer in net.layers],
@@ -192,6 +195,7 @@ def _model_json(program) -> dict[str, Any]:
             layout=net.layout,
             batch=str(net.batch),
             weight_decay=str(net.weight_decay),
+            reduction=net.reduction,
         )
     return _record(
         inputs={i.name: [str(d) for d in i.shape] for i in program.inputs},
@@ -298,7 +302,17 @@ def _derive(args: argparse.Namespace) -> int:
     for option, path in targets:  # a name that cannot be a file is refused before any work
         if path != "-":
             check_path(path)
-    derivation = derive(load_spec(args.spec))
+    if args.digits is not None and not args.values:
+        raise UsageError("symbackprop derive: --digits sets the digits of --values", "add --values")
+    if args.digits is not None and not 1 <= args.digits <= 17:
+        raise UsageError(f"--digits: expected a whole number from 1 to 17, given {args.digits}", "--digits 5")
+    spec = read_spec(args.spec)
+    derivation = derive(spec.model)
+    values = None
+    if args.values:
+        from .training import derivation_values
+
+        values = derivation_values(spec)
     outputs = _typeset(derivation, args)
     if args.numpy is not None:  # after the typeset ones, as before: the order they reach standard output
         outputs.append((derivation.numpy_source(), args.numpy))
@@ -306,9 +320,21 @@ def _derive(args: argparse.Namespace) -> int:
         outputs.append((derivation.code(code_target), code_path))
     write_outputs(outputs)  # everything rendered, then every file written, or none
     if args.format == "json":
-        _write_json(_derivation_json(derivation))
-    elif not outputs:
+        document = _derivation_json(derivation)
+        if values is not None:
+            at, arrays = values
+            document["values"] = _record(at=at, quantities={name: _numbers(array) for name, array in arrays.items()})
+        _write_json(document)
+        return 0
+    if not outputs:
         write_stdout(derivation.text())
+    if values is not None:
+        at, arrays = values
+        from .training import format_array
+
+        lines = "".join(format_array(name, array, args.digits or 5) for name, array in arrays.items())
+        write_stdout(("\n" if not outputs else "") + f"values at {at}:\n"
+                     + "".join(f"  {line}\n" for line in lines.splitlines()))
     return 0
 
 
@@ -514,6 +540,10 @@ def _parser() -> argparse.ArgumentParser:
     derive_parser.add_argument("--numpy", metavar="FILE",
                                help="write a standalone NumPy module (forward, cost, gradients, step) to FILE "
                                     "('-': stdout)")
+    derive_parser.add_argument("--values", action="store_true",
+                               help="also print every quantity's values (data, parameters, z, a, the cost, deltas, "
+                                    "gradients) at the [train] data and initial values, or at random ones")
+    derive_parser.add_argument("--digits", type=int, metavar="D", help="with --values: significant digits (default 5)")
     derive_parser.add_argument("--code", nargs=2, metavar=("TARGET", "FILE"),
                                help="write the update code for TARGET (numpy, torch, jax or octave) to FILE "
                                     "('-': stdout); the same formulas in each")
@@ -578,7 +608,8 @@ def _parser() -> argparse.ArgumentParser:
         "formula that starts with '-' goes after '--', so that it is not read as an option.",
         _CHECK_EXAMPLES, _check)
     check_parser.add_argument("spec", help="a TOML spec file describing the network")
-    check_parser.add_argument("param", help="the parameter (W1, b2, W^{(1)}) or delta (delta1) the formula is for")
+    check_parser.add_argument("param", help="the parameter (W1, b2, W^{(1)}), delta (delta1) or one entry of "
+                                            "either (W2[0,1], from 0) the formula is for")
     check_parser.add_argument("formula", help="the formula: plain (W2.T @ delta2) or LaTeX (W^{(2)\\top} \\delta^{(2)})")
     _format_option(check_parser, "the verdict, derived expression, hint and counterexample")
 
@@ -626,6 +657,27 @@ def _report(error: BaseException, message: str, hint: str | None, as_json: bool,
     print(line, file=sys.stderr)
 
 
+def _formula_inside(error: BaseException) -> tuple[str, list[str], int | None, str | None]:
+    """An error's message without the caret display of a formula error it was raised from (a spec file's
+    custom activation or [model] line that does not parse), that display, the formula's position and its
+    hint.
+
+    Such errors are raised ``from None`` while handling the FormulaSyntaxError, whose ``__context__`` Python
+    keeps; the message holds the formula error's text, carets and all, which one line cannot show.
+    """
+    message = str(error)
+    cause, seen = error.__context__, 0
+    while cause is not None and not isinstance(cause, FormulaSyntaxError) and seen < 10:
+        cause, seen = cause.__context__, seen + 1
+    if not isinstance(cause, FormulaSyntaxError):
+        return message, [], None, None
+    lines, caret = message.split("\n"), cause.caret()
+    for start in range(len(lines) - len(caret) + 1) if caret else ():
+        if lines[start:start + len(caret)] == caret:
+            return "\n".join(lines[:start] + lines[start + len(caret):]), caret, cause.position, cause.hint
+    return message, [], cause.position, cause.hint
+
+
 def _silence_stdout() -> None:
     """Point the process's standard output at the null device, so exiting does not flush into the failure again."""
     if sys.stdout is sys.__stdout__ and sys.stdout is not None:
@@ -658,7 +710,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"       {line}", file=sys.stderr)
         return 2
     except (SymbackpropError, UsageError) as err:
-        _report(err, str(err), err.hint, as_json)
+        message, caret, position, hint = _formula_inside(err)
+        _report(err, message, err.hint or hint, as_json, position)
+        if not as_json:  # a spec's formula (a custom activation, a [model] line) with a caret, as a typed one
+            for line in caret:
+                print(f"       {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130  # as a shell reports a command stopped by Ctrl-C

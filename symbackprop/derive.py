@@ -270,7 +270,12 @@ class _Sweep:
             elif d.name in self.adjoint:
                 seed = Adjoint(d.node)
             else:
-                continue  # nothing below the cost reads it
+                # nothing below the cost reads it (or only as a statistic its reader's rule accounts
+                # for): it sends nothing back, but what it reads may be complete now
+                for x in self.reads[d.name]:
+                    if self.first_reader[x] == self.index[d.name]:
+                        self._complete(x)
+                continue
             targets = {x: self.definitions[x].node if x in self.definitions else self.trained[x].symbol
                        for x in self.reads[d.name]}
             result = backward(d.expr, seed, targets.values())
@@ -341,7 +346,10 @@ class _Sweep:
             self.assumptions.append(note)
         if layer is None:
             layer = d.layer
-        if d.role == "preactivation" or len(self.reads[x]) > 1:
+        # named: δ for a pre-activation; an adjoint that feeds several quantities, or whose quantity or a
+        # reader asks for it (x̂ and its input, attention's Q, K, V, S, P, O)
+        if d.role == "preactivation" or d.named or any(c.reader.named for c in contributions) \
+                or len(self.reads[x]) > 1:
             # named once and reused: δ for a pre-activation, ∂C/∂x for a quantity that feeds several
             node = Named(self.program.naming_of(d), best, self.scope)
             self.adjoint[x] = node

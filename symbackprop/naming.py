@@ -30,6 +30,7 @@ __all__ = [
     "activation",
     "delta",
     "split_layer_name",
+    "layered",
     "scaled_gradient",
     "next_value",
     "LAYERED_KINDS",
@@ -43,10 +44,20 @@ INPUT = "X"
 TARGET = "Y"
 COST = "C"
 
-#: kinds of per-layer names, in the order a reader meets them
-LAYERED_KINDS = ("W", "b", "z", "a", "delta")
+#: kinds of per-layer names, in the order a reader meets them: a dense layer's, then those of the
+#: normalisation (x̂, μ, σ, γ, β), attention (W_Q … W_O, Q, K, V, S, P, O), embedding (E) and dropout
+#: (the mask M) layers
+LAYERED_KINDS = ("W", "b", "z", "a", "delta", "xhat", "mu", "sigma", "gamma", "beta",
+                 "WQ", "WK", "WV", "WO", "Q", "K", "V", "S", "P", "O", "tau", "E", "M")
 
-_LAYERED = re.compile(r"^(W|b|z|a|delta)([0-9]+)$")
+_LAYERED = re.compile(r"^(" + "|".join(sorted(LAYERED_KINDS, key=len, reverse=True)) + r")([0-9]+)$")
+
+
+def layered(kind: str, layer: int) -> str:
+    """The name of a per-layer quantity: ``layered("gamma", 2)`` → ``"gamma2"``."""
+    if kind not in LAYERED_KINDS:
+        raise ValueError(f"unknown kind of per-layer quantity {kind!r}")
+    return f"{kind}{layer}"
 
 
 def weight(layer: int) -> str:

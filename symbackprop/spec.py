@@ -44,13 +44,23 @@ from typing import Any, Mapping
 
 from .errors import SpecError, did_you_mean
 from .model.equations import Model
+from .model.layers import KINDS as LAYER_KINDS
 from .model.network import Dense, Network
 
 __all__ = ["Spec", "load_spec", "read_spec", "parse_spec"]
 
 _NETWORK_KEYS = {"inputs": True, "cost": False, "layout": False, "batch": False, "weight_decay": False,
-                 "fixed": False}
+                 "fixed": False, "reduction": False}
 _LAYER_KEYS = {"units": True, "activation": False, "bias": False, "skip_from": False, "tied_to": False}
+#: the keys of each layer kind's table besides ``kind`` (True: required)
+_KIND_KEYS = {
+    "dense": _LAYER_KEYS,
+    "layernorm": {"eps": False, "skip_from": False},
+    "batchnorm": {"eps": False, "skip_from": False},
+    "attention": {"d_k": True, "causal": False, "skip_from": False},
+    "embedding": {"vocab": True, "dim": True},
+    "dropout": {"p": True},
+}
 _MODEL_KEYS = {"inputs": True, "parameters": True, "forward": True, "layout": False, "fixed": False, "scalars": False}
 _TRAIN_KEYS = ("x", "y", "init", "lr", "steps", "seed", "sizes", "batch_size", "epochs", "shuffle", "optimizer",
                "momentum", "beta1", "beta2", "eps", "validation")
@@ -111,11 +121,18 @@ def _network(data: Mapping[str, Any], source: str) -> Network:
         where = f"[[layers]] #{index}"
         if not isinstance(layer, Mapping):
             raise SpecError(f"{source}: {where} must be a table")
-        _unknown(layer, list(_LAYER_KEYS), f"in {where}: ", source)
-        if "units" not in layer:
-            raise SpecError(f"{source}: {where} needs the key 'units'")
+        layer = dict(layer)
+        kind = layer.pop("kind", "dense")
+        if kind not in _KIND_KEYS:
+            raise SpecError(f"{source}: {where}: unknown layer kind {kind!r}; known: {', '.join(_KIND_KEYS)}",
+                            hint=did_you_mean(kind, list(_KIND_KEYS)))
+        keys = _KIND_KEYS[kind]
+        _unknown(layer, list(keys), f"in {where} (kind {kind}): " if kind != "dense" else f"in {where}: ", source)
+        for key, required in keys.items():
+            if required and key not in layer:
+                raise SpecError(f"{source}: {where} needs the key {key!r}")
         try:
-            built.append(Dense(**layer))
+            built.append(Dense(**layer) if kind == "dense" else LAYER_KINDS[kind](**layer))
         except SpecError as err:
             raise SpecError(f"{source}: {where}: {err}", hint=err.hint) from None
     try:

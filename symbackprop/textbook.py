@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import sympy
-from sympy import Basic, Expr, MatrixSymbol, OneMatrix
+from sympy import Basic, Expr, HadamardProduct, MatMul, MatrixSymbol, OneMatrix
 
-from .calculus.expressions import Elementwise, Named, Softmax
+from .calculus.expressions import Elementwise, Named, Softmax, hadamard
 from .calculus.simplify import _Atoms, _from_scalar, tidy
 from .calculus.trees import mentions, substitute, walk
 from .model.activations import Activation, y
@@ -69,20 +69,80 @@ def assume_distributions(expr: Expr, Y: MatrixSymbol, columns: bool) -> Expr:
     rows, cols = Y.shape
     replacement = {}
     for node in walk(expr):
-        if isinstance(node, sympy.MatMul) and len(node.args) == 2:
-            first, second = node.args
-            if columns and second == Y and isinstance(first, OneMatrix):
-                replacement[node] = OneMatrix(first.shape[0], cols)
-            elif not columns and first == Y and isinstance(second, OneMatrix):
-                replacement[node] = OneMatrix(rows, second.shape[1])
+        if not isinstance(node, sympy.MatMul):
+            continue
+        matrices = [a for a in node.args if a.is_Matrix]
+        if len(matrices) != 2:
+            continue
+        scale = sympy.Mul(*(a for a in node.args if not a.is_Matrix))  # 1/m with the mean reduction
+        first, second = matrices
+        if columns and second == Y and isinstance(first, OneMatrix):
+            replacement[node] = scale * OneMatrix(first.shape[0], cols)
+        elif not columns and first == Y and isinstance(second, OneMatrix):
+            replacement[node] = scale * OneMatrix(rows, second.shape[1])
     return tidy(substitute(expr, replacement)) if replacement else expr
+
+
+def attention_scores(program: Program, definition: Definition, readers: Sequence[Definition],
+                     concrete: Expr) -> Expr | None:
+    """dS = P ⊙ (dP − rowsum(dO ⊙ O) 1ᵀ) for attention scores S (Dao et al. 2022, Appendix B).
+
+    When P = softmax(S) is read only by O = P V (columns: O = V P), its adjoint is
+    dP = dO Vᵀ and Σⱼ Pᵢⱼ dPᵢⱼ = Σₖ dOᵢₖ Oᵢₖ: the softmax rule's row sums of the
+    T×T matrix P ⊙ dP are the row sums of the T×d_k matrix dO ⊙ O, which is the
+    published form and the cheaper one.  None when the pattern is not there.
+    """
+    for reader in readers:
+        softmax = reader.expr
+        if not (isinstance(softmax, Softmax) and softmax.arg == definition.node):
+            continue
+        P = reader.node
+        users = program.readers().get(P.name, [])
+        if len(users) != 1 or not isinstance(users[0].expr, MatMul) or len(users[0].expr.args) != 2 \
+                or P not in users[0].expr.args:
+            continue
+        O = users[0]
+        rows = O.expr.args[0] == P  # O = P V, else O = V P
+        V = O.expr.args[1] if rows else O.expr.args[0]
+        replacement = {}
+        for node in walk(concrete):
+            if not isinstance(node, MatMul):
+                continue
+            matrices = [a for a in node.args if a.is_Matrix]
+            if len(matrices) != 2:
+                continue
+            weighted, ones = (matrices[0], matrices[1]) if rows else (matrices[1], matrices[0])
+            if not (isinstance(ones, OneMatrix) and isinstance(weighted, HadamardProduct)
+                    and len(weighted.args) == 2 and P in weighted.args):
+                continue
+            dP = weighted.args[1] if weighted.args[0] == P else weighted.args[0]
+            if not isinstance(dP, Named) or not isinstance(dP.definition, MatMul) or len(dP.definition.args) != 2:
+                continue
+            first, second = dP.definition.args
+            if rows and second == V.T:
+                dO = first
+            elif not rows and first == V.T:
+                dO = second
+            else:
+                continue
+            scale = sympy.Mul(*(a for a in node.args if not a.is_Matrix))
+            d_k = V.shape[1] if rows else V.shape[0]
+            T = ones.shape[1] if rows else ones.shape[0]
+            sums = hadamard(dO, O.node)
+            spread = MatMul(sums, OneMatrix(d_k, T)) if rows else MatMul(OneMatrix(T, d_k), sums)
+            replacement[node] = scale * spread if scale != 1 else spread
+        if replacement:
+            return tidy(substitute(concrete, replacement))
+    return None
 
 
 def compact(program: Program, definition: Definition, readers: Sequence[Definition],
             concrete: Expr) -> tuple[Expr, str | None]:
-    """The textbook form of a pre-activation's adjoint (δ), and the assumption it used, if any."""
+    """The textbook form of a pre-activation's adjoint (δ), and the assumption it used, if any; for
+    attention scores, the published dS."""
     if definition.role != "preactivation":
-        return concrete, None
+        published = attention_scores(program, definition, readers, concrete)
+        return (concrete if published is None else published), None
     candidates = [concrete]
     assumed = None
     for reader in readers:

@@ -68,7 +68,7 @@ from .outputs.files import check_path, write_outputs
 from .spec import Spec, read_spec
 
 __all__ = ["TrainingSetup", "History", "training_setup", "train", "train_spec", "format_step", "plot_history",
-           "accuracy", "save_params"]
+           "accuracy", "save_params", "derivation_values"]
 
 _DATA_FILES = (".npz", ".npy", ".csv")
 #: the most bytes of data read from one file (a .npz's arrays counted unpacked): 1 GiB
@@ -241,13 +241,94 @@ def _matrix(array: np.ndarray, shape: tuple, where: str) -> np.ndarray:
     return array
 
 
-def _data_shape(functions: UpdateFunctions, name: str, layout: str, one_sample: bool) -> tuple:
-    """X's or Y's shape, with the batch side 1 when a 1-d list is one sample of several features."""
-    rows, cols = functions.data_shapes[name]
-    width = rows if layout == "columns" else cols
-    if width == 1 or not one_sample:
-        return (rows, cols)
-    return (rows, 1) if layout == "columns" else (1, cols)
+def _one_hot(ids: np.ndarray, program, where: str) -> np.ndarray:
+    """An embedding's word ids as one-hot samples (columns, or rows in the rows layout)."""
+    columns = program.layout == "columns"
+    vocab = program.input("input").shape[0 if columns else 1]
+    if not vocab.is_Integer:
+        raise TrainingError(f"{where}: word ids need the vocabulary size as a number, not {vocab}; "
+                            f"or give one-hot samples")
+    vocab = int(vocab)
+    if not (np.issubdtype(ids.dtype, np.integer) or (np.issubdtype(ids.dtype, np.floating)
+                                                      and np.all(ids == np.round(ids)))):
+        raise TrainingError(f"{where}: an embedding's inputs are word ids (whole numbers) or one-hot samples")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        raise TrainingError(f"{where}: word ids must be from 0 to {vocab - 1} (the vocabulary has {vocab} words); "
+                            f"given ids from {ids.min():g} to {ids.max():g}")
+    one_hot = np.eye(vocab)[ids.astype(np.int64)]
+    return one_hot.T if columns else one_hot
+
+
+def _data_matrix(array: np.ndarray, functions: UpdateFunctions, name: str, layout: str, where: str) -> np.ndarray:
+    """X or Y as a matrix: a number is 1×1; a 1-d list is one value per sample when a sample has one
+    value (one input, or one output), else one sample of several."""
+    if array.ndim == 0:
+        return array.reshape(1, 1)
+    if array.ndim == 1:
+        rows, cols = functions.data_shapes[name]
+        width = rows if layout == "columns" else cols
+        per_sample = width == 1
+        return array.reshape((1, -1) if per_sample else (-1, 1)) if layout == "columns" else \
+            array.reshape((-1, 1) if per_sample else (1, -1))
+    if array.ndim != 2:
+        raise TrainingError(f"{where}: expected a matrix, given an array with {array.ndim} dimensions")
+    return array
+
+
+#: per data name: what it is, what a sample holds, and the verbs that agree with it
+_DATA = {naming.INPUT: ("the input", "inputs", "holds", "has", "looks"),
+         naming.TARGET: ("the targets", "outputs", "hold", "have", "look")}
+
+
+def _check_data(data: Mapping[str, np.ndarray], functions: UpdateFunctions, layout: str, keys: Mapping[str, str],
+                network: bool, bound: dict[str, int] | None = None) -> dict[str, int]:
+    """Refuse data whose shapes do not fit the network, saying how: transposed, more samples than a fixed
+    batch, the wrong number of inputs or outputs, or fewer samples of Y than of X.  Returns the sizes the
+    data fix (``bound`` are those fixed before: the training data's, for validation data)."""
+    bound = dict(bound or {})
+    axis = 1 if layout == "columns" else 0
+    sample = "column" if layout == "columns" else "row"
+    for name in (naming.INPUT, naming.TARGET):
+        expected, given = functions.data_shapes[name], data[name].shape
+
+        def fits(shape: tuple, sides: tuple = (0, 1)) -> bool:
+            trial = dict(bound)
+            for side in sides:
+                size, value = expected[side], shape[side]
+                if isinstance(size, str):
+                    if trial.setdefault(size, value) != value:
+                        return False
+                elif size != value:
+                    return False
+            return True
+
+        if fits(given):
+            bound.update({size: value for size, value in zip(expected, given) if isinstance(size, str)})
+            continue
+        what, widths, holds, has, looks = _DATA[name]
+        shown = f"expected {'×'.join(map(str, expected))}, got {given[0]}×{given[1]}"
+        if fits(given[::-1]):
+            other = "rows" if layout == "columns" else "columns"
+            hint = (f'transpose it, or set layout = "{other}" in [network]' if network else
+                    "transpose it: [model].inputs gives its shape")
+            raise ShapeError(f"{keys[name]}: {what} {name} {looks} transposed ({shown}): the {layout} layout takes "
+                             f"a sample per {sample}", hint=hint)
+        batch = expected[axis]
+        if fits(given, (1 - axis,)) and isinstance(batch, int):
+            hint = ('set batch = "m" in [network] to train on any number of samples' if network else
+                    'write the samples\' size as a symbol, such as "m", in [model].inputs')
+            raise ShapeError(f"{keys[name]}: {what} {name} {holds} {given[axis]} samples, but the network's batch "
+                             f"is {batch} ({shown})", hint=hint)
+        if not fits(given, (1 - axis,)):
+            width = expected[1 - axis]
+            count = bound.get(width, width)
+            named = f"{width} = {count}" if isinstance(width, str) else str(width)
+            per = f"{given[1 - axis]} {widths if given[1 - axis] != 1 else widths[:-1]}"
+            raise ShapeError(f"{keys[name]}: {what} {name} {has} {per} per sample, but the "
+                             f"network has {named} ({shown}; a sample per {sample})")
+        raise ShapeError(f"{keys[name]}: {what} {name} {holds} {given[axis]} samples, but X holds "
+                         f"{bound.get(batch, batch)} ({shown}; a sample per {sample})")
+    return bound
 
 
 def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = None,
@@ -275,14 +356,23 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
             raise TrainingError(f"{where} needs the key {key!r} (numbers, nested lists or a .npz/.npy/.csv file)")
     derivation = derive(program)
     functions = derivation.numpy()
+    others = [i.name for i in program.inputs if i.role == "data" and i.kind != "mask"]
+    if others:
+        raise TrainingError(f"{where}: the model reads the input{'s' if len(others) > 1 else ''} "
+                            f"{', '.join(others)} besides X and Y, which training does not give; make "
+                            f"{'them parameters' if len(others) > 1 else 'it a parameter'} (fixed, if not trained)")
 
     data = {}
     for key, name in (("x", naming.INPUT), ("y", naming.TARGET)):
         value = table[key]
         array = _as_array(_read_file(value, key, spec.folder, f"{where}.{key}") if isinstance(value, str) else value,
                           f"{where}.{key}")
-        shape = _data_shape(functions, name, program.layout, one_sample=array.ndim == 1)
-        data[name] = _matrix(array, shape, f"{where}.{key}")
+        if name == naming.INPUT and program.input("input").kind == "one_hot" and array.ndim == 1:
+            array = _one_hot(array, program, f"{where}.{key}")
+        data[name] = _data_matrix(array, functions, name, program.layout, f"{where}.{key}")
+    network = isinstance(spec.model, Network)
+    bound = _check_data(data, functions, program.layout, {naming.INPUT: f"{where}.x", naming.TARGET: f"{where}.y"},
+                        network)
 
     value = table.get("lr") if lr is None else lr
     if value is None:
@@ -315,8 +405,11 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
             value = validation[key]
             wkey = f"{where}.validation.{key}"
             array = _as_array(_read_file(value, key, spec.folder, wkey) if isinstance(value, str) else value, wkey)
-            shape = _data_shape(functions, name, program.layout, one_sample=array.ndim == 1)
-            held[name] = _matrix(array, shape, wkey)
+            held[name] = _data_matrix(array, functions, name, program.layout, wkey)
+        batch = functions.data_shapes[naming.INPUT][axis]  # the held-out samples are as many as they are
+        _check_data(held, functions, program.layout, {naming.INPUT: f"{where}.validation.x",
+                                                      naming.TARGET: f"{where}.validation.y"},
+                    network, {size: value for size, value in bound.items() if size != batch})
         X_val, Y_val = held[naming.INPUT], held[naming.TARGET]
     elif validation is not None:
         fraction = _number(validation, at("validation"))
@@ -355,11 +448,15 @@ def training_setup(spec: Spec, *, steps: int | None = None, lr: float | None = N
     classifier = None
     if isinstance(spec.model, Network) and "cross" in spec.model.cost.name:
         classifier = spec.model.activations[-1].name
+    elif program.cost_name in _CLASSIFIERS:  # equations whose cost is a registered cross-entropy
+        classifier = _CLASSIFIERS[program.cost_name]
     return TrainingSetup(functions, X, Y, params, lr, steps, X_val=X_val, Y_val=Y_val, classifier=classifier,
                          axis=axis, seed=seed, derivation=derivation, **options)
 
 
 _OPTIMIZERS = ("sgd", "momentum", "adam")
+#: the classifier a [model]'s registered cross-entropy cost makes (how its accuracy is counted)
+_CLASSIFIERS = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 
 def _options(table: Mapping[str, Any], at) -> dict[str, Any]:
@@ -499,13 +596,42 @@ class _Optimizer:
         self.t = 0
         self.m = {name: np.zeros_like(value) for name, value in params.items()}
         self.v = {name: np.zeros_like(value) for name, value in params.items()}
+        program = setup.derivation.program if setup.derivation is not None else None
+        #: dropout masks, drawn afresh for every step from their own seeded generator
+        self.masks = [i for i in program.inputs if i.kind == "mask"] if program is not None else []
+        self.mask_rng = np.random.default_rng([setup.seed, 1])
+        sizes: dict[str, int] = {}
+        if program is not None:
+            for parameter in program.parameters:
+                if parameter.name in params:
+                    for size, given in zip(parameter.shape, np.shape(params[parameter.name])):
+                        if size.is_Symbol:
+                            sizes.setdefault(size.name, int(given))
+        self.sizes = sizes
+
+    def _masks(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """A fresh 0/1 mask per dropout layer for this batch: each entry kept with probability 1 − p."""
+        masks = {}
+        batch = X.shape[-1] if self.setup.axis == 1 and X.ndim == 1 else X.shape[self.setup.axis] \
+            if X.ndim == 2 else X.shape[0]
+        for mask in self.masks:
+            shape = []
+            for axis, size in enumerate(mask.shape):
+                if axis == self.setup.axis:
+                    shape.append(batch)
+                else:
+                    shape.append(int(size) if size.is_Integer else self.sizes[size.name])
+            dtype = next(iter(self.setup.params.values())).dtype
+            masks[mask.name] = (self.mask_rng.random(tuple(shape)) >= mask.rate).astype(dtype)
+        return masks
 
     def __call__(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> None:
         s, f = self.setup, self.setup.functions
+        masks = self._masks(X) if self.masks else {}
         if s.optimizer == "sgd":
-            f.step_inplace(params, X, Y, s.lr)
+            f.step_inplace(params, X, Y, s.lr, **masks)
             return
-        grads = f.gradients(params, X, Y)
+        grads = f.gradients(params, X, Y, **masks)
         self.t += 1
         if s.optimizer == "momentum":
             v = {name: s.momentum * self.v[name] + grads[name] for name in params}
@@ -676,9 +802,59 @@ def _plot_format(path: str | Path) -> str:
 def quantity_values(setup: TrainingSetup, name: str, params: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """The values of a named quantity (``"a1"``, ``"z2"``, ``"delta1"``, ``"W2"``) on the training data,
     at ``params`` (the initial values when not given)."""
-    values = {naming.INPUT: setup.X, naming.TARGET: setup.Y, **(setup.params if params is None else params)}
+    values = _values(setup, setup.params if params is None else params)
     with np.errstate(all="ignore"):
         return np.asarray(setup.derivation.evaluate(name, values), dtype=np.float64)
+
+
+def _values(setup: TrainingSetup, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The data, ``params``, the fixed parameters' values (b1 = 0.35 of the 2-2-2 example) and the dropout
+    masks of evaluation mode (1 − p: the layer passes its input on), by name."""
+    values = {naming.INPUT: setup.X, naming.TARGET: setup.Y, **params}
+    derivation = setup.derivation
+    sizes = {str(size): length for name, array in values.items() if name in derivation.symbols
+             for size, length in zip(derivation.symbols[name].shape, np.shape(array)) if not size.is_Integer}
+    for parameter in derivation.program.fixed:
+        shape = tuple(int(size) if size.is_Integer else sizes[str(size)] for size in parameter.shape)
+        values[parameter.name] = parameter.fixed_array(shape)
+    for mask in (i for i in derivation.program.inputs if i.kind == "mask"):  # evaluation mode: nothing dropped
+        shape = tuple(int(size) if size.is_Integer else sizes[str(size)] for size in mask.shape)
+        values[mask.name] = np.full(shape, 1 - float(mask.rate))
+    return values
+
+
+def derivation_values(spec: Spec, *, seed: int = 0) -> tuple[str, dict[str, np.ndarray]]:
+    """Every quantity of ``spec``'s derivation evaluated (``symbackprop derive --values``): the inputs, targets
+    and parameters, each forward definition, the cost, each named adjoint (δ, ∂C/∂a) and each gradient
+    (``dC/dW1``), at the ``[train]`` table's data and initial values, or without one at random values drawn
+    from ``seed`` (symbolic sizes 2).  Returns what they were evaluated at, in words, and the values by name.
+    """
+    from .calculus.expressions import Named
+
+    if spec.train is not None:
+        setup = training_setup(spec)
+        derivation, at = setup.derivation, "the [train] data and initial values"
+        values: dict[str, Any] = _values(setup, setup.params)
+    else:
+        from .checking.gradients import random_values
+
+        derivation = derive(program_of(spec.model))
+        program = derivation.program
+        sizes = {symbol.name: 2 for symbol in program.size_symbols}
+        values = random_values(program, sizes=sizes, seed=seed)
+        chosen = f"; sizes {', '.join(f'{k} = {v}' for k, v in sizes.items())}" if sizes else ""
+        at = f"random inputs, targets and parameters (seed {seed}{chosen}; add a [train] table for your own)"
+    program = derivation.program
+    shown: dict[str, np.ndarray] = {}
+    quantities: list[tuple[str, Any]] = [(name, derivation.symbols[name]) for name in derivation.symbols]
+    quantities += [(d.name, d.node) for d in program.forward]
+    adjoints = [node for node in derivation.adjoints.values() if isinstance(node, Named)]
+    quantities += [("C", derivation.cost)] + [(node.name, node) for node in dict.fromkeys(adjoints)]
+    quantities += [(f"dC/d{name}", gradient) for name, gradient in derivation.gradients.items()]
+    with np.errstate(all="ignore"):
+        for name, expr in quantities:
+            shown[name] = np.asarray(derivation.evaluate(expr, values), dtype=np.float64)
+    return at, shown
 
 
 def format_array(name: str, value: np.ndarray, digits: int = 5, where: str = "") -> str:

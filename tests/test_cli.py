@@ -105,6 +105,7 @@ def test_derive_json_holds_the_network_shapes_steps_deltas_and_gradients(capsys)
         "activations": ["relu", "relu", "softmax"], "batch": "m", "biases": [True, True, True],
         "cost": "softmax_cross_entropy", "inputs": "n_0", "layout": "rows", "weight_decay": "0",
         "widths": ["n_1", "n_2", "k"], "skip_from": [None, None, None], "tied_to": [None, None, None], "fixed": [],
+        "kinds": ["dense", "dense", "dense"], "reduction": "sum",
     }
     assert document["shapes"]["W1"] == ["n_0", "n_1"] and document["shapes"]["X"] == ["m", "n_0"]
     assert list(document["shapes"]) == ["X", "Y", "W1", "b1", "W2", "b2", "W3", "b3"]
@@ -327,7 +328,9 @@ def test_an_error_message_with_a_line_break_is_still_shown_on_one_line(capsys, m
         raise SpecError("first part\nsecond part", hint="a fix")
 
     monkeypatch.setattr("symbackprop.cli.load_spec", broken)
+    monkeypatch.setattr("symbackprop.cli.read_spec", broken)
     assert run(capsys, "derive", SEED) == (2, "", "error: first part second part (hint: a fix)\n")
+    assert run(capsys, "check", SEED, "W1", "x") == (2, "", "error: first part second part (hint: a fix)\n")
 
 
 # --- exit codes and output failures -----------------------------------------------------------------

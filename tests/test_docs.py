@@ -12,7 +12,9 @@ How the Markdown is read (write the docs so that this test can run them):
   - ``cat FILE`` prints the file;
   - installs (``pip …``, ``python3 -m pip …``), the test suite
     (``python3 -m pytest …``, with or without ``VAR=value`` in front), the
-    benchmarks (``python benchmarks/…``), the image script
+    benchmarks (``python benchmarks/…``), the scaling examples (``python
+    examples/distributed_torch.py …``, ``python examples/sharded_jax.py …``,
+    which tests/test_distributed.py runs), the image script
     (``python docs/images/regenerate.py``) and ``pdflatex`` are skipped: CI,
     tests/test_latex.py and their own runs cover them;
   - anything else fails the test, so that no command is silently left unrun.
@@ -173,6 +175,7 @@ SKIPPED = (
     re.compile(r"^(python3?\s+-m\s+)?pip3?\s"),  # installation: CI runs it
     re.compile(r"^python3?\s+-m\s+pytest(\s|$)"),  # the test suite itself
     re.compile(r"^python3?\s+benchmarks/"),  # timings, machine-dependent
+    re.compile(r"^python3?\s+examples/(distributed_torch|sharded_jax)\.py(\s|$)"),  # tests/test_distributed.py
     re.compile(r"^python3?\s+docs/images/regenerate\.py$"),  # needs pdflatex; writes into the repository
     re.compile(r"^pdflatex\s"),  # TeX itself; tests/test_latex.py compiles symbackprop's documents
 )

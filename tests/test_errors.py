@@ -40,7 +40,7 @@ from symbackprop.cli import main
          "softmax_cross_entropy needs a softmax output layer; the last layer has sigmoid"),
         (lambda: Network(3, []), SpecError, "the network has no layers"),
         (lambda: Network(3, "dense"), SpecError, "layers must be a list"),
-        (lambda: Network(3, [4]), SpecError, "layer 1 must be a Dense layer"),
+        (lambda: Network(3, [4]), SpecError, "layer 1 must be a layer (Dense, LayerNorm, BatchNorm, Attention, Embedding, Dropout), not int"),
         (lambda: Network(3, [Dense(2)], layout="cols"), SpecError, "unknown layout 'cols'; known: columns, rows"),
         (lambda: Network(3, [Dense(2)], weight_decay=-1), SpecError, "weight_decay must be a finite number"),
         (lambda: Network(3, [Dense(2)], batch=0), SpecError, "batch must be a positive integer"),

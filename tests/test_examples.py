@@ -12,6 +12,7 @@ import pytest
 
 from symbackprop import check_gradients, derive, load_spec, random_values
 from symbackprop.cli import main
+from symbackprop.printing import to_text
 from symbackprop.spec import read_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ CHECK_COMMAND = re.compile(r"^#\s+(symbackprop check .*)$", re.M)
 def test_the_examples_are_there():
     names = {path.stem for path in EXAMPLES}
     assert {"seed", "seed_two_layer", "nielsen", "softmax_classifier", "autoencoder", "worked_2_2_2",
-            "residual", "digits"} <= names
+            "residual", "digits", "transformer_block", "batchnorm_mlp"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -45,7 +46,7 @@ def test_example_derives_on_the_command_line_as_text_and_as_json(path, capsys):
     assert list(document["gradients"]) == [p.name for p in d.program.trained]
     assert list(document["deltas"]) == list(d.deltas)
     for name, gradient in document["gradients"].items():
-        assert f"∂C/∂{name[0]}" in text and gradient["text"] in text and gradient["latex"]
+        assert f"∂C/∂{to_text(d.symbols[name])}" in text and gradient["text"] in text and gradient["latex"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -17,6 +17,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Mapping
 
 import pytest
 from sympy import (
@@ -194,7 +195,7 @@ def test_every_step_names_its_rule():
 def test_the_softmax_step_states_the_distribution_assumption():
     d = derive(softmax3())
     (assumption,) = d.assumptions
-    assert rf"\intertext{{\small Assuming {assumption}.}}" in d.latex()
+    assert rf"\stepnote{{\small Assuming {assumption}.}}" in d.latex()
     assert f"*Assuming {assumption}.*" in d.markdown()
 
 
@@ -235,10 +236,42 @@ def test_every_symbol_that_is_not_a_quantity_is_defined_once():
     assert compact.count("entrywise product and division") == 1
 
 
-def test_a_renamed_input_target_or_output_is_linked_to_the_general_form():
-    tex = derive(paper3()).latex(symbols={"X": "X", "a3": r"\hat{Y}", "Y": "Y"})
-    assert r"in the general form $X = a^{(0)}$, $\hat{Y} = a^{(L)}$, $Y = y$." in tex
+def test_a_renamed_input_or_per_layer_quantity_is_linked_to_the_general_form():
+    tex = derive(paper3()).latex(symbols={"X": "X", "a3": r"\hat{Y}", "Y": "Y", "W2": "V"})
+    assert r"in the general form $X = a^{(0)}$, $\hat{Y} = a^{(L)}$, $V = W^{(2)}$." in tex
     assert "in the general form" not in derive(paper3()).latex(symbols={"W": "V"})
+    assert "in the general form" not in derive(paper3()).latex(symbols={"Y": "Y", "C": r"\mathcal{L}"})
+
+
+def test_the_general_form_follows_a_rename_in_the_output_layers_own_equations():
+    symbols = {"a3": r"\hat{Y}", "delta3": "e", "W3": "V", "C": r"\mathcal{L}", "Y": "Y"}
+    tex = derive(paper3()).latex(symbols=symbols)
+    general = tex[tex.index(r"\paragraph{Forward pass.}"):tex.index("Layer by layer:\n\\subparagraph")]
+    for line in (r"\hat{Y} &= \operatorname{softmax}(z^{(L)})",
+                 r"z^{(L)} &= a^{(L-1)} V + \mathbf{1} b^{(L)}",
+                 r"\frac{\partial \mathcal{L}}{\partial \hat{Y}} &= -Y \oslash \hat{Y}",
+                 r"e = \frac{\partial \mathcal{L}}{\partial z^{(L)}} &= \hat{Y} - Y",
+                 r"\frac{\partial \mathcal{L}}{\partial a^{(l)}} &= \delta^{(l+1)} W^{(l+1)\top}"):
+        assert line in general, line
+    for written_by_kind in ("a^{(L)}", r"\delta^{(L)}", "W^{(L)}", r"\partial C", "- y", "-y"):
+        assert written_by_kind not in general, written_by_kind
+    markdown = derive(paper3()).markdown(symbols=symbols)
+    assert r"e = \frac{\partial \mathcal{L}}{\partial z^{(L)}} &= \hat{Y} - Y" in markdown
+    assert r"in the general form $\hat{Y} = a^{(L)}$, $e = \delta^{(L)}$, $V = W^{(L)}$." in tex
+
+
+def test_a_renamed_target_is_never_a_lowercase_y():
+    """The targets are y by default; renamed, every place says the new symbol (the glossary too)."""
+    lowercase = re.compile(r"(?<![A-Za-z\\])y(?![A-Za-z])")
+    for network in (seed(), paper3(), five_layers_mixed()):
+        d = derive(network)
+        for options in ({"bold": True}, {"every_step": True, "numbered": True},
+                        {"parts": ["backward"], "layer_by_layer": False}, {"inline": True, "line_width": 24}):
+            for text in (d.latex(symbols={"Y": "Y"}, **options), d.markdown(symbols={"Y": "Y"}, **options)):
+                assert not lowercase.search(text), lowercase.search(text)
+        assert lowercase.search(d.latex()) and r"\mathbf{y}" in d.latex(bold=True)
+    scalar = derive(seed()).latex(symbols={"Y": "t", "W1": "w", "X": "x"}, scalar=True, inline=True)
+    assert not lowercase.search(scalar) and r"w &\leftarrow w - \eta \cdot 2 x (w x - t)" in scalar
 
 
 def test_the_softmax_delta_leads_with_the_textbook_form():
@@ -252,7 +285,7 @@ def test_the_softmax_delta_leads_with_the_textbook_form():
 def test_the_text_after_a_note_continues_unindented():
     tex = derive(paper3()).latex()
     assert "(its entries sum to 1).}\\par\\noindent\nFor $l = L-1, \\dots, 1$:" in tex
-    assert "\\noindent" not in derive(sigmoid2()).latex()  # no note, nothing to undo
+    assert "}\\par\\noindent\n" not in derive(sigmoid2()).latex()  # no note, nothing to undo
 
 
 def test_headings_follow_a_renamed_delta():
@@ -306,8 +339,48 @@ def test_standalone_is_a_whole_document_around_the_same_body():
 def test_markdown_has_math_blocks_and_no_latex_only_commands():
     md = derive(softmax3()).markdown()
     assert md.count("$$") % 2 == 0 and r"\begin{aligned}" in md
-    assert r"\tag" not in md and r"\intertext" not in md and r"\paragraph" not in md
+    assert r"\tag" not in md and r"\intertext" not in md and r"\stepnote" not in md and r"\paragraph" not in md
     assert r"&& \text{[softmax]}" in md
+
+
+def _markdown_block_widths(md: str) -> list[tuple[float, str]]:
+    """The estimated width (em) of every equation display of ``md``, with its first row.
+
+    The text column starts after the widest right-hand side; a rule's text is 0.5 em a character.
+    """
+    widths = []
+    for block in re.findall(r"\\begin\{aligned\}\n(.*?)\n\\end\{aligned\}", md, re.S):
+        if r"&\in" in block:
+            continue  # the shapes: cells, packed to the width by their own rule
+        rows = [row.split("&") for row in block.split(" \\\\\n")]
+        left = max(latex_width(row[0]) for row in rows)
+        text = re.compile(r"\\text\{(.*)\}")
+        right = max(latex_width(row[1]) for row in rows if not text.search(row[1]))
+        beside = [len(text.search(row[3]).group(1)) for row in rows if len(row) == 4]
+        below = [len(text.search(row[1]).group(1)) for row in rows if len(row) == 2 and text.search(row[1])]
+        widths.append((max([left + right, *(left + right + 2 + 0.5 * n for n in beside),
+                            *(left + 1 + 0.5 * n for n in below)]), block.splitlines()[0]))
+    return widths
+
+
+def test_markdown_honours_the_line_width_with_its_rules_too():
+    for network in (softmax3(), paper3(), five_layers_mixed(), sigmoid2()):
+        d = derive(network)
+        for width in (24, 34, 50):
+            for estimated, first in _markdown_block_widths(d.markdown(line_width=width)):
+                assert estimated <= width, (width, estimated, first)
+    narrow, wide = derive(paper3()).markdown(line_width=21), derive(paper3()).markdown(line_width=80)
+    assert ("&= -y \\oslash a^{(L)} \\\\\n&\\quad \\text{[scalar product,} \\\\\n&\\quad \\text{sum of entries,} \\\\\n"
+            "&\\quad \\text{Hadamard product,} \\\\\n&\\quad \\text{elementwise function]} \\\\\n") in narrow
+    assert r"&= -y \oslash a^{(L)} && \text{[scalar product, sum of entries, Hadamard product, elementwise function]}" \
+        in wide and "&\\quad \\text{[" not in wide
+    # a long formula is broken at its operators, as in LaTeX: the same lines
+    tex = derive(paper3()).latex(line_width=21)
+    assert "&= (\\delta^{(l+1)} W^{(l+1)\\top}) \\\\\n&\\quad {} \\odot \\operatorname{ReLU}'(z^{(l)})" in narrow
+    assert "&= (\\delta^{(l+1)} W^{(l+1)\\top}) \\nonumber" not in tex and \
+        "&= (\\delta^{(l+1)} W^{(l+1)\\top}) \\\\\n&\\quad {} \\odot \\operatorname{ReLU}'(z^{(l)})" in tex
+    below = derive(paper3()).markdown(rules="below")
+    assert "&& \\text{" not in below and "&\\quad \\text{[matrix product]}" in below
 
 
 def test_notebooks_show_a_derivation_by_evaluating_it():
@@ -339,14 +412,14 @@ def test_a_rule_tag_wider_than_the_line_width_goes_below_its_step_wrapped():
     assert rf"\tag*{{\small{LONG_TAG}}}" in d.latex()  # 34 em: the tag fits beside or under its step
     narrow = d.latex(line_width=21)
     assert LONG_TAG in narrow and rf"\tag*{{\small{LONG_TAG}}}" not in narrow
-    assert rf"\intertext{{\small{LONG_TAG}}}" in narrow  # a paragraph as wide as the column, so it wraps
+    assert rf"\stepnote{{\small{LONG_TAG}}}" in narrow  # a paragraph as wide as the column, so it wraps
     assert r"\tag*{\small[matrix product]}" in narrow  # the short ones stay tags
 
 
 def test_rules_can_all_go_below_their_steps_or_be_left_out():
     d = derive(softmax3())
     below = d.latex(rules="below")
-    assert r"\tag*" not in below and r"\intertext{\small[matrix product]}" in below
+    assert r"\tag*" not in below and r"\stepnote{\small[matrix product]}" in below
     none = d.latex(rules="none")
     assert r"\tag*" not in none and "[matrix product]" not in none and "[softmax]" not in none
     assert r"\text{[" not in d.markdown(rules="none") and r"\text{[matrix product]}" in d.markdown()
@@ -386,7 +459,7 @@ def test_numbered_equations_carry_stable_unique_labels():
                 "gradient:W1", "update:W-l", "update:b3"):
         assert f"bp:{key}" in labels, key
     assert r"\begin{align}" in tex and r"\begin{align*}" in tex  # the shapes stay unnumbered
-    assert r"\tag*" not in tex and r"\intertext{\small[matrix product]}" in tex
+    assert r"\tag*" not in tex and r"\stepnote{\small[matrix product]}" in tex
     assert r"\label{eq:backward:z-L}" in derive(paper3()).latex(numbered=True, label_prefix="eq")
     assert "\\label" not in derive(paper3()).latex()
 
@@ -539,6 +612,10 @@ GOLDEN_CASES = {
                                                                   numbered=True),
     "paper3-renamed-numbered.tex": lambda: derive(paper3()).latex(symbols={"a3": r"\hat{Y}", "X": "X", "Y": "Y"},
                                                                   numbered=True, line_width=21),
+    # the layer library: a pre-norm transformer block (rows) and batch normalisation (columns)
+    "transformer-block.tex": lambda: derive(load_spec(ROOT / "examples" / "transformer_block.toml")).latex(),
+    "transformer-block.md": lambda: derive(load_spec(ROOT / "examples" / "transformer_block.toml")).markdown(),
+    "batchnorm-mlp.tex": lambda: derive(load_spec(ROOT / "examples" / "batchnorm_mlp.toml")).latex(),
 }
 
 
@@ -667,6 +744,10 @@ MEASURED = {
     "paper3-nabla-two-columns": (2, lambda: derive(paper3()).latex(line_width=21, gradient="nabla")),
     "paper3-sized-ones": (2, lambda: derive(paper3()).latex(line_width=21, sized_ones=True, bold=True)),
     "paper3-compact": (2, lambda: derive(paper3()).latex(line_width=21, parts=["backward"], layer_by_layer=False)),
+    "transformer-one-column": (1, GOLDEN_CASES["transformer-block.tex"]),
+    "transformer-two-columns": (2, lambda: derive(load_spec(ROOT / "examples" / "transformer_block.toml"))
+                                .latex(line_width=21)),
+    "batchnorm-two-columns": (2, lambda: derive(load_spec(ROOT / "examples" / "batchnorm_mlp.toml")).latex(line_width=21)),
 }
 
 
@@ -695,6 +776,172 @@ def test_nothing_is_set_outside_the_text_block_in_one_or_two_columns(pdflatex, p
         for page in pages:
             problems += _ink_outside_the_text_block(page, columns)
     assert problems == [], "\n".join(problems)
+
+
+# --- what is set below a step stays with it -------------------------------------------------------------
+#
+# A rule or note set below its step must not be the first line of a column, cut off from its step.  The
+# derivation is set twelve times in two columns, each copy a little lower, so that column breaks fall at
+# many places in it; pdftotext gives every word's position, and no column may begin with a rule or a note.
+# (With amsmath's \intertext, which set them before, 8 of the 44 columns of the rules="below" case began with one.)
+
+def _column_tops(html: str, middle: float) -> list[str]:
+    """The first line of every column of every page, from ``pdftotext -bbox`` output."""
+    word = re.compile(r'<word xMin="([0-9.]+)" yMin="([0-9.]+)" xMax="[0-9.]+" yMax="[0-9.]+">([^<]*)</word>')
+    tops = []
+    for page in html.split("<page ")[1:]:
+        words = [(float(x), float(y), text) for x, y, text in word.findall(page)]
+        for left in (True, False):
+            column = [w for w in words if (w[0] < middle) == left]
+            if column:
+                top = min(y for _, y, _ in column)
+                tops.append(" ".join(text for _, _, text in sorted(w for w in column if w[1] - top < 3)))
+    return tops
+
+
+def test_a_rule_or_note_set_below_its_step_never_begins_a_column(pdflatex, pdftoppm, tmp_path):
+    pdftotext = shutil.which("pdftotext")
+    assert pdftotext is not None, "pdftotext comes with pdftoppm, in poppler-utils"
+    cases = {"below": {"rules": "below"}, "numbered": {"numbered": True}, "tags": {}}
+    sources = {}
+    for name, options in cases.items():
+        body = derive(paper3()).latex(line_width=21, **options)
+        sources[name] = _measured_article("".join(f"\\par Text.\\par\n\\vspace{{{3 * k}pt}}\n{body}"
+                                                  for k in range(12)), 2)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = dict(pool.map(lambda item: _compile(pdflatex, tmp_path, *item), sources.items()))
+    assert results == {name: [] for name in cases}
+    for name in cases:
+        subprocess.run([pdftotext, "-bbox", str(tmp_path / f"{name}.pdf"), str(tmp_path / f"{name}.html")],
+                       check=True)
+        tops = _column_tops((tmp_path / f"{name}.html").read_text(encoding="utf-8"), _PAGE_IN[0] * _DPI / 2)
+        assert len(tops) > 30, (name, len(tops))  # enough column breaks to have met every kind of place
+        assert [top for top in tops if top.startswith(("[", "Assuming"))] == [], name
+
+
+def test_a_rule_set_below_its_step_is_a_stepnote_after_an_unbreakable_row_end():
+    tex = derive(paper3()).latex(line_width=21)
+    assert r"\intertext" not in tex
+    assert ("\\\\*\n\\stepnote{\\small[scalar product, sum of entries, Hadamard product, elementwise function]}\n"
+            in tex)
+    assert ("\\begingroup\\postdisplaypenalty=10000\n\\begin{align}" in derive(paper3()).latex(numbered=True))
+    # a rule and a note below one step share one \stepnote
+    below = derive(paper3()).latex(rules="below")
+    assert ("\\stepnote{\\small[softmax]\\endgraf\\noindent \\small Assuming every target row is a probability "
+            "distribution (its entries sum to 1).}" in below)
+
+
+# --- other document classes: revtex (two columns) and beamer ------------------------------------------
+#
+# The body must drop into a class's document as it is, with the class's own paragraph settings.  Each
+# document reports its text block to the log (the class, not this test, decides it), and its pages are
+# checked as above: nothing in a margin or the gutter.  beamer has no \paragraph: the body provides one.
+
+_BLOCK_PROBE = "\n".join([
+    r"\makeatletter",
+    r"\AtBeginDocument{\typeout{symbackprop-block left=\the\dimexpr1in+\hoffset+\oddsidemargin\relax}%",
+    r"\typeout{symbackprop-block top=\the\dimexpr1in+\voffset+\topmargin+\headheight+\headsep\relax}%",
+    r"\typeout{symbackprop-block width=\the\textwidth}\typeout{symbackprop-block height=\the\textheight}%",
+    r"\typeout{symbackprop-block columnsep=\the\columnsep}\typeout{symbackprop-block paperwidth=\the\paperwidth}}",
+    r"\makeatother", ""])
+
+
+def _revtex(body: str) -> str:
+    """The body in APS's two-column ``revtex4-2`` (Physical Review Letters), 10 pt."""
+    return ("\\documentclass[aps,prl,twocolumn,10pt]{revtex4-2}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n"
+            "\\allowdisplaybreaks\n\\pagestyle{empty}\n" + _BLOCK_PROBE
+            + f"\\begin{{document}}\n{body}\\end{{document}}\n")
+
+
+def _beamer(*bodies: str) -> str:
+    """Each body on untitled frames of its own (``allowframebreaks``) in a default ``beamer`` presentation."""
+    frames = "".join(f"\\begin{{frame}}[allowframebreaks]\n{body}\\end{{frame}}\n" for body in bodies)
+    return ("\\documentclass{beamer}\n\\setbeamertemplate{navigation symbols}{}\n\\allowdisplaybreaks\n"
+            + _BLOCK_PROBE + f"\\begin{{document}}\n{frames}\\end{{document}}\n")
+
+
+def _measured_block(log: str) -> dict[str, float]:
+    """The text block the class set, in big points (pixels at 72 dpi), from the probe's lines in the log."""
+    found = {key: float(value) * 72 / 72.27 for key, value in
+             re.findall(r"^symbackprop-block (\w+)=([0-9.]+)pt$", log, re.M)}
+    assert set(found) == {"left", "top", "width", "height", "columnsep", "paperwidth"}, found
+    return found
+
+
+def _ink_outside(page: Path, block: Mapping[str, float], columns: int, vertical: bool) -> list[str]:
+    """Where ``page`` has a dark pixel left or right of ``block`` (or in its gutter; above or below it too)."""
+    width, height, pixels = _read_pgm(page)
+    left, right = round(block["left"]), round(block["left"] + block["width"])
+    regions = {"left margin": (range(0, left - 1), range(height)),
+               "right margin": (range(right + 1, width), range(height))}
+    if vertical:
+        top, bottom = round(block["top"]), round(block["top"] + block["height"])
+        regions["top margin"] = (range(width), range(0, top - 1))
+        regions["bottom margin"] = (range(width), range(bottom + 6, height))  # the last line's descenders
+    if columns == 2:
+        column = (block["width"] - block["columnsep"]) / 2
+        regions["gutter"] = (range(round(block["left"] + column) + 1,
+                                   round(block["left"] + column + block["columnsep"]) - 1), range(height))
+    return [f"{page.name}: ink in the {where}" for where, (xs, ys) in regions.items()
+            if any(pixels[y * width + x] < 128 for y in ys for x in xs)]
+
+
+OTHER_CLASSES = {  # name: (columns, whether the page's top and bottom are the text block's, the document)
+    "revtex-paper3": (2, True, lambda: _revtex(derive(paper3()).latex(line_width=21))),
+    "revtex-paper3-numbered-renamed": (2, True, lambda: _revtex(derive(paper3()).latex(
+        line_width=21, numbered=True, symbols={"a3": r"\hat{Y}", "X": "X", "Y": "Y"}))),
+    "revtex-seed-notation": (2, True, lambda: _revtex(derive(seed()).latex(line_width=21, **SEED_NOTATION))),
+    # the frames' breaks are beamer's: only the sides are the text block's (the frames have no title, which
+    # beamer's theme sets left of the text block)
+    "beamer-paper3": (1, False, lambda: _beamer(
+        derive(paper3()).latex(line_width=25, parts=["backward"], layer_by_layer=False, numbered=True),
+        derive(paper3()).latex(line_width=25))),
+    "beamer-sigmoid2-bold": (1, False, lambda: _beamer(derive(sigmoid2()).latex(line_width=25, bold=True))),
+}
+
+
+@pytest.fixture(scope="module")
+def revtex_and_beamer(pdflatex) -> None:
+    """revtex4-2 and beamer (with pgf) installed; missing, the test skips locally and fails in CI."""
+    kpsewhich = shutil.which("kpsewhich")
+    missing = [name for name in ("revtex4-2.cls", "beamer.cls", "pgfcore.sty") if kpsewhich is None
+               or not subprocess.run([kpsewhich, name], capture_output=True, text=True).stdout.strip()]
+    if missing:
+        reason = f"{', '.join(missing)} not installed (apt-get install texlive-pictures texlive-publishers)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must install them (.ci/run does)")
+        pytest.skip(reason)
+
+
+def test_the_body_drops_into_revtex_and_beamer_with_nothing_outside_the_text_block(pdflatex, pdftoppm,
+                                                                                     revtex_and_beamer, tmp_path):
+    sources = {name: build() for name, (_, _, build) in OTHER_CLASSES.items()}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(pool.map(lambda item: _compile(pdflatex, tmp_path, *item), sources.items()))
+    assert results == {name: [] for name in OTHER_CLASSES}
+    problems = []
+    for name, (columns, vertical, _) in OTHER_CLASSES.items():
+        log = (tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        problems += [f"{name}: {line}" for line in log.splitlines() if line.startswith("Overfull \\vbox")]
+        block = _measured_block(log)
+        subprocess.run([pdftoppm, "-gray", "-r", str(_DPI), str(tmp_path / f"{name}.pdf"), str(tmp_path / name)],
+                       check=True)
+        pages = sorted(tmp_path.glob(f"{name}-*.pgm"))
+        assert pages, f"{name}: pdftoppm wrote no page"
+        for page in pages:
+            problems += _ink_outside(page, block, columns, vertical)
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_body_keeps_the_documents_paragraph_settings():
+    for tex in (derive(paper3()).latex(), derive(seed()).latex(**SEED_NOTATION),
+                derive(paper3()).latex(parts=["backward"], layer_by_layer=False, numbered=True)):
+        for setting in (r"\setlength", r"\parindent", r"\parskip", r"\documentclass", r"\usepackage", r"\def",
+                        r"\newcommand", r"\renewcommand"):
+            assert setting not in tex, setting
+        # beamer has neither heading; every other class keeps its own
+        assert tex.startswith("\\providecommand{\\paragraph}[1]{\\par\\medskip\\noindent\\textbf{#1}\\ }\n"
+                              "\\providecommand{\\subparagraph}[1]{\\par\\noindent\\textit{#1}\\ }\n")
 
 
 # --- speed ---------------------------------------------------------------------------------------------

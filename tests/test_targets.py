@@ -186,6 +186,64 @@ def test_bad_arguments_name_the_parameter(target):
     assert issubclass(f.ShapeError, ValueError) and f.ShapeError is ShapeError
 
 
+SOFTMAX_COLUMNS = Network(3, [Dense(4, "tanh"), Dense(3, "softmax")], cost="softmax_cross_entropy", batch=4)
+
+
+@pytest.mark.parametrize("target", ["torch", "jax"])
+@pytest.mark.parametrize("net", [TABLE[1], SOFTMAX_COLUMNS], ids=["rows", "columns"])
+def test_softmax_targets_that_are_not_distributions_are_refused_naming_y(target, net):
+    module = engine(target)
+    d = derive(net)
+    f = d.compiled(target)
+    values, params = arrays(net, 3)
+    convert = module.tensor if target == "torch" else module.numpy.asarray
+    p = {k: convert(v) for k, v in params.items()}
+    X, Y = values["X"], values["Y"]
+    sample, axis = ("row", 1) if net.layout == "rows" else ("column", 0)
+    doubled, negative = Y.copy(), Y.copy()
+    np.moveaxis(doubled, axis, 1)[2] *= 2
+    np.moveaxis(negative, axis, 1)[3] = [1.5, -0.5, 0.0]
+    head = (f"Y: softmax cross-entropy needs each target {sample} to be a probability distribution "
+            f"(entries ≥ 0 summing to 1); ")
+    calls = {"cost": lambda y: f.cost(p, X, y), "gradients": lambda y: f.gradients(p, X, y),
+             "step": lambda y: f.step(p, X, y, 0.1)}
+    if target == "torch":
+        calls["CostFunction"] = lambda y: f.CostFunction.apply(convert(X), convert(y), {}, *p.values())
+    else:
+        calls["grad of cost_vjp"] = lambda y: module.grad(f.cost_vjp)(p, X, y)
+    if target == "torch":  # a refused step changes nothing
+        with pytest.raises(TrainingError):
+            f.step(p, X, doubled, 0.1)
+        assert all(np.array_equal(p[k].numpy(), params[k]) for k in p)
+    for name, call in calls.items():
+        with pytest.raises(TrainingError, match=re.escape(head + f"{sample} 2 sums to 2")):
+            call(doubled)
+        with pytest.raises(TrainingError, match=re.escape(head + f"{sample} 3 has an entry below 0")):
+            call(negative)
+        call(Y)  # distributions pass
+    # float32 targets that sum to 1 only to float32's precision are distributions
+    p32 = {k: convert(v.astype(np.float32)) for k, v in params.items()}
+    f.gradients(p32, X.astype(np.float32), (Y * (1 + 3e-7)).astype(np.float32))
+    if target == "jax":  # under jit the targets are traced: no value can raise, the check is the caller's
+        assert np.isfinite(module.jit(f.cost)(p, X, doubled))
+
+
+def test_bad_seeds_dtypes_and_empty_batches_are_refused_by_name():
+    torch, jax = engine("torch"), engine("jax")
+    for target, bits in (("torch", 64), ("jax", 32)):
+        f = derive(TABLE[0]).compiled(target)
+        for seed in (-1, 2**bits, 1.5, True):
+            with pytest.raises(TrainingError, match=rf"seed: expected a whole number ≥ 0 and below 2\*\*{bits}"):
+                f.init_params(seed, m=3)
+        with pytest.raises(TrainingError, match="dtype: expected a floating"):
+            f.init_params(0, "half a float")
+        p = f.init_params(0)
+        with pytest.raises(ShapeError, match=r"X: an empty (tensor|array) \(shape \(4, 0\)\)"):
+            f.cost(p, np.zeros((4, 0)), np.zeros((2, 0)))
+        with pytest.raises(TrainingError, match="lr: expected a positive number, given a whole number beyond"):
+            f.step(p, np.zeros((4, 1)), np.zeros((2, 1)), 10**400)
+
+
 @pytest.mark.parametrize("target", ["numpy", "torch", "jax"])
 def test_same_input_gives_the_same_code_with_no_loops_and_says_what_it_implements(target):
     d = derive(TABLE[1])

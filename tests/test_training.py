@@ -132,8 +132,11 @@ def test_plot_without_matplotlib_says_how_to_install_it(monkeypatch, tmp_path, c
     ('x = "two.npz"\ny = 1.0\nlr = 0.1\n', "holds a, b; name one 'x' or keep a single array in it"),
     ('x = [[1.0, 2.0], [3.0]]\ny = 1.0\nlr = 0.1\n', "[train].x: expected numbers or nested lists of numbers"),
     ('x = [[1.0], ["a"]]\ny = 1.0\nlr = 0.1\n', "[train].x: expected numbers"),
-    ('x = [[1.0], [2.0], [3.0]]\ny = 1.0\nlr = 0.1\n', "X: expected shape (2, m), given (3, 1)"),
-    ('x = [[1.0], [2.0]]\ny = [[1.0, 2.0]]\nlr = 0.1\n', "Y: expected shape (1, 1) (m = 1 from X), given (1, 2)"),
+    ('x = [[1.0], [2.0], [3.0]]\ny = 1.0\nlr = 0.1\n',
+     "[train].x: the input X has 3 inputs per sample, but the network has 2 (expected 2×m, got 3×1; a sample per "
+     "column)"),
+    ('x = [[1.0], [2.0]]\ny = [[1.0, 2.0]]\nlr = 0.1\n',
+     "[train].y: the targets Y hold 2 samples, but X holds 1 (expected 1×m, got 1×2; a sample per column)"),
     ('x = [[1.0], [2.0]]\ny = 1.0\n', "[train] needs the key 'lr'"),
     ('x = [[1.0], [2.0]]\ny = 1.0\nlr = 0\n', "[train].lr: the learning rate must be a positive number, given 0"),
     ('x = [[1.0], [2.0]]\ny = 1.0\nlr = -0.5\n', "the learning rate must be a positive number, given -0.5"),
@@ -177,7 +180,8 @@ def test_spec_without_train_table_or_with_symbolic_sizes_says_what_is_missing(tm
 
 def test_data_that_do_not_fit_raise_a_shape_error_naming_the_spec(tmp_path):
     spec = write_spec(tmp_path, 'x = [[1.0, 2.0, 3.0]]\ny = 1.0\nlr = 0.1\n')
-    with pytest.raises(ShapeError, match=r"net.toml: \[train\]: X: expected shape \(2, m\), given \(1, 3\)"):
+    with pytest.raises(ShapeError, match=r"net.toml: \[train\].x: the input X has 1 input per sample, but the network "
+                                         r"has 2 \(expected 2×m, got 1×3; a sample per column\)"):
         train_spec(spec)
 
 

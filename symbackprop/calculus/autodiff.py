@@ -38,7 +38,7 @@ from ..model.activations import ACTIVATIONS
 from .expressions import LEAVES, SCALAR_VARIABLE, Elementwise, Entry, Named, SumEntries, UnitMatrix, hadamard
 from .rules import rule_for
 from .simplify import tidy
-from .trees import children, walk
+from .trees import children, differentiated, walk
 
 __all__ = ["backward", "Backward", "grad"]
 
@@ -60,7 +60,7 @@ def _depending_nodes(root: Basic, targets: frozenset) -> tuple[list[Basic], set[
             depends[node] = True
             order.append(node)
             continue
-        parts = children(node)
+        parts = [child for _, child in differentiated(node)]
         if isinstance(node, LEAVES) or not parts or node.is_Number:
             depends[node] = False
             continue
@@ -119,7 +119,7 @@ def backward(root: Expr, seed: Expr, targets: Iterable[Basic]) -> Backward:
         if rule.name not in rules:
             rules.append(rule.name)
         above = (*path.pop(node), rule.name)
-        for i, child in enumerate(children(node)):
+        for i, child in differentiated(node):
             if child in depending:
                 adjoint[child] = _accumulate(adjoint.get(child), rule.function(g, node, i))
                 path[child] = _merge(path[child], above) if child in path else above

@@ -10,7 +10,11 @@ arrives complete: a vector-Jacobian rule in :mod:`symbackprop.calculus.rules`, a
   its definition, so an expression that mentions it stays self-contained;
 * :class:`Elementwise` — a named scalar function applied entry by entry,
   ``σ(z)`` or its derivative ``σ'(z)``;
-* :class:`Softmax` — softmax over each column (``axis=0``) or each row (``axis=1``);
+* :class:`Softmax` — softmax over each column (``axis=0``) or each row (``axis=1``),
+  optionally causal (each token attends to itself and the tokens before it);
+* :class:`Normalize` — a matrix standardised by its own mean and deviation along
+  an axis, x̂ = (x − μ) ⊘ σ (layer and batch normalisation);
+* :class:`Deviation` — the deviation σ = √(mean((x − μ)^∘2) + ε) along an axis;
 * :class:`Broadcast` — a bias vector repeated across the batch, ``b 1ᵀ`` or ``1 b``;
 * :class:`SumEntries` — the scalar sum of all entries of a matrix;
 * :class:`Adjoint` — the symbol ``∂C/∂X`` used on the left of derivation steps;
@@ -49,7 +53,10 @@ __all__ = [
     "Elementwise",
     "Softmax",
     "LogSoftmax",
+    "Normalize",
+    "Deviation",
     "Broadcast",
+    "Constant",
     "SumEntries",
     "Adjoint",
     "UnitMatrix",
@@ -260,7 +267,30 @@ class _PerSample(MatrixExpr):
 
 
 class Softmax(_PerSample):
-    """Softmax of each column (``axis=0``, columns layout) or each row (``axis=1``)."""
+    """Softmax of each column (``axis=0``, columns layout) or each row (``axis=1``).
+
+    ``causal`` masks the logits of later tokens: with the tokens along the other
+    axis, entry (i, j) takes part only when the attending token is not before
+    the attended one (``j ≤ i`` for rows, ``i ≤ j`` for columns); masked entries
+    are exactly 0.
+    """
+
+    def __new__(cls, arg: MatrixExpr, axis: int = 0, causal: bool = False):
+        if int(axis) not in (0, 1):
+            raise ValueError("softmax axis must be 0 (columns) or 1 (rows)")
+        if causal:
+            if arg.shape[0] != arg.shape[1]:
+                raise ValueError("a causal softmax takes a square matrix of token-to-token scores")
+            return Basic.__new__(cls, arg, Integer(axis), Integer(1))
+        return Basic.__new__(cls, arg, Integer(axis))
+
+    @property
+    def causal(self) -> bool:
+        return len(self.args) > 2 and bool(self.args[2])
+
+    def _sympystr(self, printer) -> str:
+        extra = ", causal" if self.causal else ""
+        return f"softmax({printer._print(self.arg)}, axis={self.axis}{extra})"
 
 
 class LogSoftmax(_PerSample):
@@ -269,6 +299,114 @@ class LogSoftmax(_PerSample):
     The stable cost of softmax with cross-entropy is written with it, so no
     logarithm of a rounded probability is ever taken.
     """
+
+
+def _argument(index: int, convert=None, doc: str = "") -> property:
+    """A property reading ``args[index]`` (through ``convert``): the classes' fields, declared once each."""
+    if convert is None:
+        return property(lambda self: self.args[index], doc=doc)
+    return property(lambda self: convert(self.args[index]), doc=doc)
+
+
+def _spread(vector: MatrixExpr, shape) -> MatrixExpr:
+    """A row or column of statistics spread to ``shape`` (nothing to spread when it already has it)."""
+    return vector if vector.shape == tuple(shape) else Broadcast(vector, *shape)
+
+
+class Normalize(MatrixExpr):
+    """``x`` standardised along ``axis`` by its own statistics: x̂ = (x − μ) ⊘ σ.
+
+    ``axis = 0`` normalises each column over its rows (μ and σ are rows of
+    statistics, 1×cols), ``axis = 1`` each row over its columns.  ``mean`` and
+    ``deviation`` are x's own mean and :class:`Deviation` along ``axis``, given
+    (usually by name) so the forward pass computes them once.  They are
+    *statistics* of ``x``, not independent inputs: the chain rule differentiates
+    the whole map x ↦ x̂ (:data:`STATISTICS` lists the arguments it does not
+    differentiate separately), which gives Ioffe & Szegedy's compact form.
+    """
+
+    is_commutative = False
+    #: the arguments that are functions of ``x`` already accounted for by the rule for ``x``
+    statistics = (1, 2)
+
+    def __new__(cls, x: MatrixExpr, mean: MatrixExpr, deviation: MatrixExpr, axis: int = 0) -> "Normalize":
+        axis = int(axis)
+        if axis not in (0, 1):
+            raise ValueError("normalisation axis must be 0 (over rows) or 1 (over columns)")
+        wanted = (1, x.shape[1]) if axis == 0 else (x.shape[0], 1)
+        for what, stat in (("mean", mean), ("deviation", deviation)):
+            if tuple(stat.shape) != wanted:
+                raise ValueError(f"the {what} of a {x.shape[0]}×{x.shape[1]} matrix along axis {axis} is "
+                                 f"{wanted[0]}×{wanted[1]}, not {stat.shape[0]}×{stat.shape[1]}")
+        return Basic.__new__(cls, x, mean, deviation, Integer(axis))
+
+    arg = _argument(0, doc="x, the matrix normalised")
+    mean = _argument(1, doc="μ, x's mean along the axis")
+    deviation = _argument(2, doc="σ, x's deviation along the axis")
+    axis = _argument(3, int, doc="0: each column over its rows; 1: each row over its columns")
+
+    @property
+    def count(self):
+        """N, the number of entries normalised together."""
+        return self.arg.shape[self.axis]
+
+    @property
+    def shape(self):  # type: ignore[override]
+        return self.arg.shape
+
+    def written(self) -> MatrixExpr:
+        """x̂ as the matrices it is made of: (x − spread μ) ⊘ spread σ, for printers."""
+        centred = self.arg - _spread(self.mean, self.shape)
+        return HadamardProduct(centred, HadamardPower(_spread(self.deviation, self.shape), -1), evaluate=False)
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"normalize({printer._print(self.arg)}, axis={self.axis})"
+
+
+class Deviation(MatrixExpr):
+    """σ = √(mean along ``axis`` of (x − μ)^∘2 + ε): the biased deviation (1/N, as PyTorch), a row
+    (``axis = 0``) or a column (``axis = 1``) of statistics.  ``mean`` is x's own mean along ``axis``,
+    a statistic as in :class:`Normalize`."""
+
+    is_commutative = False
+    statistics = (1,)
+
+    def __new__(cls, x: MatrixExpr, mean: MatrixExpr, axis: int = 0, epsilon=sympy.Rational(1, 10**5)):
+        axis = int(axis)
+        if axis not in (0, 1):
+            raise ValueError("deviation axis must be 0 (over rows) or 1 (over columns)")
+        epsilon = sympy.nsimplify(epsilon) if not isinstance(epsilon, Basic) else epsilon
+        return Basic.__new__(cls, x, mean, Integer(axis), epsilon)
+
+    arg = _argument(0, doc="x")
+    mean = _argument(1, doc="μ, x's mean along the axis")
+    axis = _argument(2, int, doc="0: over the rows of each column; 1: over the columns of each row")
+    epsilon = _argument(3, doc="ε, added to the variance")
+
+    @property
+    def count(self):
+        return self.arg.shape[self.axis]
+
+    @property
+    def shape(self):  # type: ignore[override]
+        rows, cols = self.arg.shape
+        return (Integer(1), cols) if self.axis == 0 else (rows, Integer(1))
+
+    def variance(self) -> MatrixExpr:
+        """(1/N) Σ (x − μ)^∘2 along the axis, as the matrices it is made of, for printers."""
+        rows, cols = self.arg.shape
+        square = HadamardPower(self.arg - _spread(self.mean, self.arg.shape), 2)
+        ones = OneMatrix(1, rows) * square if self.axis == 0 else square * OneMatrix(cols, 1)
+        return sympy.MatMul(1 / self.count, ones) if self.count != 1 else ones
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return f"deviation({printer._print(self.arg)}, axis={self.axis}, eps={self.epsilon})"
 
 
 class Broadcast(MatrixExpr):
@@ -319,6 +457,40 @@ class Broadcast(MatrixExpr):
         if self.along_columns:
             return f"{printer._print(self.vector)}*1ᵀ"
         return f"1*{printer._print(self.vector)}"
+
+
+class Constant(Expr):
+    """A named scalar constant, such as attention's τ = 1/√d_k: printed by name in a derivation
+    (``τ⁽¹⁾``), by value in code; it depends on no parameter, so the chain rule passes it by.
+
+    >>> from sympy import sqrt
+    >>> tau = Constant("tau1", 1 / sqrt(64))
+    >>> str(tau), tau.value
+    ('tau1', 1/8)
+    """
+
+    is_commutative = True
+    is_real = True
+
+    def __new__(cls, name: str | Str, value) -> "Constant":
+        return Basic.__new__(cls, _as_str(name), sympy.sympify(value))
+
+    @property
+    def name(self) -> str:
+        return self.args[0].name
+
+    @property
+    def value(self) -> Expr:
+        return self.args[1]
+
+    def _eval_is_positive(self):
+        return self.value.is_positive
+
+    def doit(self, **hints):
+        return self
+
+    def _sympystr(self, printer) -> str:
+        return self.name
 
 
 class SumEntries(Expr):
@@ -468,7 +640,7 @@ class KroneckerAdjoint(MatrixExpr):
 # --- constructors ----------------------------------------------------------------------
 
 #: nodes no tree walk looks inside
-LEAVES = (MatrixSymbol, Lambda, Str, OneMatrix, Identity, ZeroMatrix, UnitMatrix)
+LEAVES = (MatrixSymbol, Lambda, Str, OneMatrix, Identity, ZeroMatrix, UnitMatrix, Constant)
 
 
 def is_ones(matrix: Expr) -> bool:

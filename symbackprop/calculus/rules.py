@@ -43,6 +43,8 @@ from ..errors import MissingRuleError
 from ..model.activations import LOG
 from .expressions import (
     Broadcast,
+    Deviation,
+    Normalize,
     Elementwise,
     Entry,
     KroneckerAdjoint,
@@ -219,6 +221,45 @@ def _log_softmax(g, node, i):
     else:
         spread = (g * OneMatrix(cols, 1)) * OneMatrix(1, cols)
     return g - hadamard(probabilities, spread)
+
+
+def _along(node_shape, axis: int, matrix: Expr) -> Expr:
+    """Σ along ``axis`` spread back: 1 1ᵀ M (sums of columns, ``axis = 0``) or M 1 1ᵀ (of rows)."""
+    rows, cols = node_shape
+    if axis == 0:
+        return OneMatrix(rows, 1) * (OneMatrix(1, rows) * matrix)
+    return (matrix * OneMatrix(cols, 1)) * OneMatrix(1, cols)
+
+
+def _spread(vector: Expr, shape) -> Expr:
+    return vector if vector.shape == tuple(shape) else Broadcast(vector, *shape)
+
+
+@defvjp(Normalize, "normalisation")
+def _normalize(g, node, i):
+    """x̂ = (x − μ) ⊘ σ along an axis of N entries (μ, σ x's own statistics), Ĝ = ∂C/∂x̂:
+    ∂C/∂x = (1/N) σ^∘−1 ⊙ (N Ĝ − Σ Ĝ − x̂ ⊙ Σ(Ĝ ⊙ x̂)), sums along the axis spread back
+    (Ioffe & Szegedy 2015, §3, in matrix form)."""
+    if i != 0:
+        raise MissingRuleError("the mean and deviation of a normalisation are its input's own statistics; "
+                               "the rule for the input accounts for them")
+    n = node.count
+    inner = MatAdd(n * g, -_along(node.shape, node.axis, g),
+                   -hadamard(node, _along(node.shape, node.axis, hadamard(g, node)))).doit(deep=False)
+    scaled = hadamard(HadamardPower(_spread(node.deviation, node.shape), -1), inner)
+    return scaled / n
+
+
+@defvjp(Deviation, "deviation")
+def _deviation(g, node, i):
+    """σ = √(mean((x − μ)^∘2) + ε) along an axis of N entries:  ∂C/∂x = (1/N) (x − μ) ⊙ (G ⊘ σ) spread
+    (the share through μ vanishes: the deviations from the mean sum to zero)."""
+    if i != 0:
+        raise MissingRuleError("the mean of a deviation is its input's own statistic; "
+                               "the rule for the input accounts for it")
+    shape = node.arg.shape
+    centred = node.arg - _spread(node.mean, shape)
+    return hadamard(centred, _spread(hadamard(g, HadamardPower(node, -1)), shape)) / node.count
 
 
 @defvjp(Broadcast, "bias broadcast")

@@ -72,9 +72,31 @@ def softplus_grad(x):
 
 
 def softmax(x, axis):
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    # one new array: shifted, exponentiated and normalised in place
+    e = x - np.max(x, axis=axis, keepdims=True)
+    np.exp(e, out=e)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def causal_softmax(x, axis):
+    # a token attends to itself and the tokens before it: the others' logits are -inf, so their
+    # weights are exactly 0; the diagonal is never masked, so every maximum is finite
+    later = np.triu(np.ones(x.shape, dtype=bool), 1)
+    shifted = np.where(later.T if axis == 0 else later, -np.inf, x)
+    shifted -= np.max(shifted, axis=axis, keepdims=True)
+    e = np.exp(shifted, out=shifted)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def deviation(x, mu, axis, eps):
+    # the biased deviation sqrt(mean((x - mu)^2) + eps), in x's dtype
+    d = x - mu
+    d *= d
+    v = np.mean(d, axis=axis, keepdims=True)
+    v += eps
+    return np.sqrt(v, out=v)
 
 
 def log_softmax(x, axis):
@@ -104,3 +126,23 @@ def exp(x):
 
 def exp_grad(x):
     return np.exp(x)
+
+
+def embed(E, X, axis):
+    # a one-hot X multiplies; integer ids gather the columns (axis 1: the rows) of E instead
+    if X.ndim == 1:
+        return E[:, X] if axis == 0 else E[X]
+    return E @ X if axis == 0 else X @ E
+
+
+def embed_grad(G, X, axis, vocab):
+    # dC/dE = G X^T (axis 1: X^T G); for integer ids a scatter-add, repeated ids accumulating
+    if X.ndim == 1:
+        if axis == 0:
+            out = np.zeros((G.shape[0], vocab), dtype=G.dtype)
+            np.add.at(out.T, X, G.T)
+        else:
+            out = np.zeros((vocab, G.shape[1]), dtype=G.dtype)
+            np.add.at(out, X, G)
+        return out
+    return G @ X.T if axis == 0 else X.T @ G

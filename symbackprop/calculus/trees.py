@@ -13,12 +13,19 @@ from sympy import Basic
 
 from .expressions import LEAVES, Named
 
-__all__ = ["children", "walk", "mentions", "transform", "substitute", "expand_names"]
+__all__ = ["children", "differentiated", "walk", "mentions", "transform", "substitute", "expand_names"]
 
 
 def children(node: Basic) -> tuple:
     """What ``node`` is made of: a named quantity's definition, or the arguments of any other node."""
     return (node.definition,) if isinstance(node, Named) else node.args
+
+
+def differentiated(node: Basic) -> tuple:
+    """``(index, child)`` for each part of ``node`` the chain rule sends a share to: every child but the
+    *statistics* a class declares (x̂'s mean and deviation, which its rule already accounts for)."""
+    skipped = getattr(type(node), "statistics", ())
+    return tuple((i, child) for i, child in enumerate(children(node)) if i not in skipped)
 
 
 def walk(expr: Basic, *, into_names: bool = False):

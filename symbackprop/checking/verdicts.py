@@ -16,10 +16,12 @@ and decides in three steps:
    must agree entry by entry to a relative 1e-9 of the largest entry.  The
    first point where they differ is the counterexample.
 
-A wrong formula is then changed in the ways people usually slip — a missing or
-extra transpose, a missing or extra σ' factor, a factor 2 or 1/2, an
-off-by-one layer index, a sign, ``*`` for ``@`` — one change at a time; the
-first change that makes it right is the hint, written in the user's notation.
+A wrong formula is then changed in the ways people usually slip — written for
+the other layout, a missing or extra transpose, a missing or extra σ' factor, a
+factor 2 or 1/2, an off-by-one layer index, a sign, ``*`` for ``@`` — one
+change at a time, then (at most :data:`MAX_PAIRS`) two at a time; the first
+change that makes it right is the hint, written in the user's notation.  A
+formula for one entry (``W2[0, 1]``) that is another entry is told which.
 
 >>> from symbackprop import Dense, Network
 >>> seed = Network(1, [Dense(1, bias=False), Dense(1, bias=False)])
@@ -32,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -40,6 +43,7 @@ from typing import Mapping
 import numpy as np
 import sympy
 from sympy import Expr, OneMatrix
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..language import syntax as ast
 from ..derive import Derivation, derive, expand_names, program_of
@@ -47,6 +51,7 @@ from ..errors import FormulaError, ShapeError, SymbackpropError, UnknownNameErro
 from ..calculus.numeric import Evaluator
 from ..language.matrix import (
     LAYERED_NAME,
+    MAX_SYMBOLIC_INDEX,
     MatrixBuilder,
     Vocabulary,
     canonical_name,
@@ -62,7 +67,8 @@ from ..calculus.trees import walk
 from ..printing.text import to_text
 from ..calculus.simplify import tidy
 
-__all__ = ["check", "CheckResult", "Counterexample", "RTOL", "ATOL", "TRIALS", "MAX_CANDIDATES", "SYMBOLIC_LIMIT"]
+__all__ = ["check", "CheckResult", "Counterexample", "RTOL", "ATOL", "TRIALS", "MAX_CANDIDATES", "MAX_PAIRS",
+           "SYMBOLIC_LIMIT"]
 
 #: two values agree when they differ by at most RTOL × the largest derived entry + ATOL
 RTOL = 1e-9
@@ -71,10 +77,12 @@ ATOL = 1e-12
 TRIALS = 5
 #: at most this many changed formulas are tried for a hint
 MAX_CANDIDATES = 400
+#: at most this many pairs of changes are tried for a two-slip hint (about 0.2 ms each: a quarter of a second)
+MAX_PAIRS = 1200
 #: formulas whose elementwise algebra may expand to more terms are compared numerically only
 SYMBOLIC_LIMIT = 64
 
-_SLIPS = "a transpose, a σ' factor, a factor 2 or 1/2, a layer index, a sign, * for @"
+_SLIPS = "a transpose, a σ' factor, a factor 2, 1/2 or 1/m, a layer index, a sign, * for @"
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,7 @@ def check(
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise SymbackpropError(f"trials must be a positive integer, not {trials!r}")
     vocabulary = Vocabulary.of(derivation)
-    name = _parameter(derivation, vocabulary, param)
+    name, indices = _parameter(derivation, vocabulary, param)
     tree = ast.parse(formula)
 
     rates = learning_rates(tree, vocabulary)
@@ -181,18 +189,40 @@ def check(
     builder = MatrixBuilder(vocabulary, learning_rate)
     yours = " ".join(formula.split())  # the parser accepts no whitespace but space, tab, CR and LF
     lines = [f"  derived: {target} = {shown}", *_where(derivation, derived, name)]
+    # the value the formula must equal, and its shape (None: one entry, a number)
+    entry = None if indices is None else _entry_index(param, derived.shape, indices)
+    if entry is not None:
+        row, col = entry
+        target = f"{target}[{row}, {col}]" if learning_rate is None else f"entry [{row}, {col}] of {target}"
+        whole, derived = derived, MatrixElement(derived, row, col)
+    shape = None if entry is not None else derived.shape
     try:
-        built: Expr | None = _as_matrix(builder.build(tree), derived.shape)
+        built: Expr | None = _fit(builder.build(tree), shape)
         misfit = None
     except ShapeError as err:
         built, misfit = None, str(err)
     # only now, with the formula known to make sense, is anything evaluated
-    judge = _Judge(derivation, derived, learning_rate, trials, seed)
+    judge = _Judge(derivation, derived, learning_rate, trials, seed, least=_least_size(tree, indices))
 
     def wrong(headline: str, counterexample: Counterexample | None = None) -> CheckResult:
-        hint = _hint(tree, derived.shape, judge, builder, vocabulary, derivation)
-        advice = hint if hint else f"no single usual slip ({_SLIPS}) explains it"
-        details = _describe(counterexample, target) if counterexample else []
+        hint = None
+        if entry is not None and built is not None and shape_of(built) is None:
+            hint = _other_entry(built, whole, entry, judge, target.split("[")[0] if learning_rate is None else None)
+        untried = False
+        if hint is None:
+            hint, untried = _hint(tree, shape, judge, builder, vocabulary, derivation)
+        if not hint and built is not None and shape_of(built) == shape:
+            hint = _missing_term(built, derived, derivation, judge)
+        if hint:
+            advice = hint
+        elif untried:
+            advice = (f"no single usual slip ({_SLIPS}) explains it; the formula has too many parts to try "
+                      f"pairs of them (more than {MAX_PAIRS}): check its parts one at a time")
+        else:
+            advice = f"no usual slip ({_SLIPS}), alone or two together, explains it"
+        if counterexample is not None and entry is not None:
+            counterexample = replace(counterexample, index=entry)
+        details = _describe(counterexample, target, entry is not None) if counterexample else []
         message = "\n".join([headline, *lines, *details, f"  hint: {advice}"])
         return CheckResult(False, message, derived, built, counterexample, hint)
 
@@ -202,10 +232,12 @@ def check(
 
     if built is None:
         return wrong(f"wrong: the shapes in {yours} do not fit: {misfit}")
-    if shape_of(built) != derived.shape:
-        guess = " — a missing transpose?" if shape_of(built) == derived.shape[::-1] else ""
-        return wrong(f"wrong: {yours} is {shape_text(shape_of(built))}, {target} is {shape_text(derived.shape)}{guess}")
-    if _expansion_bound(tree) <= SYMBOLIC_LIMIT and _identical(built, derived):
+    if shape_of(built) != shape:
+        guess = " — a missing transpose?" if shape and shape_of(built) == shape[::-1] else ""
+        return wrong(f"wrong: {yours} is {shape_text(shape_of(built))}, {target} is "
+                     f"{shape_text(shape) if shape else 'a number'}{guess}")
+    entries = entry is not None or any(isinstance(node, ast.Entry) for node in ast.walk(tree))
+    if not entries and _expansion_bound(tree) <= SYMBOLIC_LIMIT and _identical(built, derived):
         return right("symbolically identical")
     counterexample = judge.counterexample(built)
     if counterexample is None:
@@ -213,8 +245,9 @@ def check(
     return wrong(f"wrong: {yours} is not {target}", counterexample)
 
 
-def _parameter(derivation: Derivation, vocabulary: Vocabulary, param: str) -> str:
-    """``param``'s canonical name; it must be a parameter or a delta of the network."""
+def _parameter(derivation: Derivation, vocabulary: Vocabulary, param: str) -> tuple[str, tuple[int, ...] | None]:
+    """``param``'s canonical name, and its indices when it names one entry (``W2[0, 1]``); it must be a
+    parameter or a delta of the network."""
     known = [*derivation.gradients, *derivation.deltas]
     if not isinstance(param, str):
         raise SymbackpropError(f"the parameter must be a name such as {known[0]}, not {type(param).__name__}")
@@ -222,10 +255,73 @@ def _parameter(derivation: Derivation, vocabulary: Vocabulary, param: str) -> st
         node = ast.parse(param)
     except SymbackpropError:
         raise UnknownNameError("parameter", param, known) from None
+    indices = None
+    if isinstance(node, ast.Entry) and isinstance(node.operand, ast.Name):
+        node, indices = node.operand, node.indices
     name = canonical_name(node, vocabulary.depth) if isinstance(node, ast.Name) else param
     if name not in known:
         raise UnknownNameError("parameter", param, known)
-    return name
+    return name, indices
+
+
+def _entry_index(param: str, shape: tuple, indices: tuple[int, ...]) -> tuple[int, int]:
+    """The (row, column) ``param``'s indices name in a matrix of ``shape``: one index is enough for a vector."""
+    text = shape_text(shape)
+    if len(indices) == 1:
+        if shape[1] != 1 and shape[0] != 1:
+            raise FormulaError(f"{param}: the parameter is {text}, not a vector: give a row and a column, "
+                               f"as in {param.split('[')[0]}[{indices[0]}, 0]")
+        indices = (indices[0], 0) if shape[1] == 1 else (0, indices[0])
+    for index, size, what in zip(indices, shape, ("rows", "columns")):
+        if size.is_Integer and index >= size:
+            raise FormulaError(f"{param}: the parameter is {text}, its {what} are numbered 0 to {size - 1}",
+                               hint="indices count from 0, as in NumPy")
+        if not size.is_Integer and index >= MAX_SYMBOLIC_INDEX:
+            raise FormulaError(f"{param}: an entry along the symbolic size {size} is checked with sizes up to "
+                               f"{MAX_SYMBOLIC_INDEX + 3}, so its index must be below {MAX_SYMBOLIC_INDEX}")
+    return indices[0], indices[1]
+
+
+def _other_entry(built: Expr, whole: Expr, entry: tuple[int, int], judge: "_Judge",
+                 name: str | None) -> str | None:
+    """The hint when the formula is another entry of the derived matrix (the row and the column swapped,
+    indices counted from 1): the entry it equals at every point, or None."""
+    candidates: set | None = None
+    for _sizes, _values, evaluator, _expected in judge.points:
+        with np.errstate(all="ignore"):
+            matrix = np.asarray(evaluator(whole), dtype=np.float64)
+            got = float(np.asarray(evaluator(built), dtype=np.float64).reshape(()))
+        close = np.abs(matrix - got) <= RTOL * np.max(np.abs(matrix)) + ATOL
+        found = {(int(r), int(c)) for r, c in zip(*np.nonzero(close))}
+        candidates = found if candidates is None else candidates & found
+    candidates = (candidates or set()) - {entry}
+    if len(candidates) != 1:
+        return None
+    (row, col), = candidates
+    what = f"{name}[{row}, {col}]" if name else f"entry [{row}, {col}]"
+    if (row, col) == entry[::-1]:
+        why = "the row and the column swapped"
+    elif (row + 1, col + 1) == entry or (row + 1, col) == entry or (row, col + 1) == entry:
+        why = "indices count from 0"
+    else:
+        why = "another entry"
+    return f"another entry: your formula is {what}, not [{entry[0]}, {entry[1]}]: {why}"
+
+
+def _least_size(tree: ast.Node, indices: tuple[int, ...] | None) -> int:
+    """The smallest value a symbolic size may take when checking: above every index the formula and the
+    parameter name, so every entry exists (at most :data:`MAX_SYMBOLIC_INDEX` + 1)."""
+    largest = max([*(indices or ()), *(i for node in ast.walk(tree) if isinstance(node, ast.Entry)
+                                       for i in node.indices)], default=0)
+    return max(2, min(largest, MAX_SYMBOLIC_INDEX) + 1)
+
+
+def _fit(value: Expr, shape: tuple | None) -> Expr:
+    """``value`` in the target's form: a scalar stands for the 1×1 matrix when the target is 1×1, and a 1×1
+    matrix for its entry when the target is one entry (``shape`` None)."""
+    if shape is None:
+        return MatrixElement(value, 0, 0) if value.is_Matrix and value.shape == (1, 1) else value
+    return _as_matrix(value, shape)
 
 
 def _as_matrix(value: Expr, shape: tuple) -> Expr:
@@ -293,22 +389,26 @@ class _Judge:
     """Random points, the derived values there, and the comparison of a formula with them."""
 
     def __init__(self, derivation: Derivation, derived: Expr, learning_rate: sympy.Symbol | None,
-                 trials: int, seed: int) -> None:
+                 trials: int, seed: int, least: int = 2) -> None:
         program = derivation.program
         self.symbolic = bool(program.size_symbols)
+        self.least = least
         rng = np.random.default_rng(seed)
         self.points: list[tuple[dict[str, int], dict[str, object], Evaluator, np.ndarray]] = []
         for trial in range(trials):
             # the first point has the smallest sizes, so a counterexample is as small as it can be
-            sizes = {s.name: 2 if trial == 0 else int(rng.integers(2, 6)) for s in program.size_symbols}
+            sizes = {s.name: least if trial == 0 else int(rng.integers(least, least + 4))
+                     for s in program.size_symbols}
             values = random_values(program, sizes=sizes, seed=rng)
             if learning_rate is not None:
                 values[learning_rate.name] = float(rng.uniform(0.1, 1.0))
             evaluator = Evaluator(values)
-            self.points.append((sizes, values, evaluator, np.asarray(evaluator(derived), dtype=np.float64)))
+            expected = np.atleast_2d(np.asarray(evaluator(derived), dtype=np.float64))  # one entry is 1×1
+            self.points.append((sizes, values, evaluator, expected))
+        self.derived = derived
 
     def describe(self) -> str:
-        sizes = " with sizes from 2 to 5" if self.symbolic else ""
+        sizes = f" with sizes from {self.least} to {self.least + 3}" if self.symbolic else ""
         return f"equal at {len(self.points)} random points{sizes} (relative tolerance {RTOL:g})"
 
     def counterexample(self, formula: Expr) -> Counterexample | None:
@@ -333,6 +433,53 @@ class _Judge:
     def agrees(self, formula: Expr) -> bool:
         return self.counterexample(formula) is None
 
+    def agrees_without(self, formula: Expr, total: Expr, term: Expr) -> bool:
+        """Whether ``formula`` equals the derived expression with ``term`` of the sum ``total`` left out."""
+        for sizes, values, _, expected in self.points:
+            evaluator = Evaluator(values)
+            with np.errstate(all="ignore"):
+                evaluator.bind(self.derived)
+                evaluator.memo[total] = evaluator(total) - evaluator(term)
+                changed = np.atleast_2d(np.asarray(evaluator(self.derived), dtype=np.float64))
+                got = np.asarray(Evaluator(values)(formula), dtype=np.float64).reshape(changed.shape)
+            if np.allclose(changed, expected, rtol=RTOL, atol=ATOL):
+                return False  # the term is zero here: leaving it out changes nothing
+            if not np.all(np.abs(got - changed) <= RTOL * np.max(np.abs(changed)) + ATOL):
+                return False
+        return True
+
+
+#: at most this many terms of sums are tried as the one a formula left out
+MAX_TERMS = 40
+
+
+def _missing_term(built: Expr, derived: Expr, derivation: Derivation, judge: "_Judge") -> str | None:
+    """"the term t of ∂C/∂x is missing" when the formula equals the derived one with one term of one of
+    its sums left out (the normalisation's x̂ ⊙ Σ(ĝ ⊙ x̂), a skip connection's ∂C/∂a⁽ᵏ⁾): the sums of
+    the derived expression and of the named adjoints it reads, each term in turn valued as zero."""
+    adjoints = {node for node in derivation.adjoints.values() if isinstance(node, Named)}
+    sums: list[tuple[Expr, str]] = []  # a sum, and what it is a part of
+    seen: set = set()
+    stack: list[tuple[Expr, str]] = [(derived, "the derived formula")]  # then each named adjoint it reads
+    while stack and len(sums) < MAX_TERMS:
+        root, owner = stack.pop()
+        for node in walk(root):
+            if isinstance(node, Named) and node in adjoints and node not in seen:
+                seen.add(node)
+                stack.append((node.definition, to_text(node)))
+            elif isinstance(node, sympy.MatAdd) and node not in seen:
+                seen.add(node)
+                sums.append((node, owner))
+    tried = 0
+    for total, owner in sums:
+        for term in total.args:
+            tried += 1
+            if tried > MAX_TERMS:
+                return None
+            if judge.agrees_without(built, total, term):
+                return f"the term {to_text(term)} of {owner} is missing"
+    return None
+
 
 def _number(value: float) -> str:
     return f"{value:.6g}"
@@ -345,8 +492,9 @@ def _value_text(value: object) -> str:
     return "[" + "; ".join(", ".join(_number(x) for x in row) for row in np.atleast_2d(array)) + "]"
 
 
-def _describe(counterexample: Counterexample, target: str) -> list[str]:
-    """The counterexample as message lines: sizes, values if few, both numbers."""
+def _describe(counterexample: Counterexample, target: str, entry: bool = False) -> list[str]:
+    """The counterexample as message lines: sizes, values if few, both numbers (``entry``: the target is
+    one entry, which ``target`` names)."""
     lines = ["  counterexample:"]
     if counterexample.sizes:
         lines.append("    sizes: " + ", ".join(f"{k} = {v}" for k, v in counterexample.sizes.items()))
@@ -356,7 +504,8 @@ def _describe(counterexample: Counterexample, target: str) -> list[str]:
     else:
         lines.append("    values: random (CheckResult.counterexample.values holds them)")
     row, col = counterexample.index
-    lines.append(f"    entry [{row}, {col}]: your formula gives {_number(counterexample.got)}, "
+    where = "    " if entry else f"    entry [{row}, {col}]: "
+    lines.append(f"{where}your formula gives {_number(counterexample.got)}, "
                  f"{target} is {_number(counterexample.expected)}")
     return lines
 
@@ -372,37 +521,119 @@ class _Change:
     tree: ast.Node
     old: ast.Node | None = None
     new: ast.Node | None = None
+    #: for the whole formula rewritten for the other layout: this network's layout
+    layout: str | None = None
 
     def text(self) -> str:
         fixed = ast.unparse(self.tree)
+        if self.layout is not None:
+            sample = "row" if self.layout == "rows" else "column"
+            other = "column" if self.layout == "rows" else "row"
+            return (f"{self.kind} (a sample per {other}); this network is in the {self.layout} layout (a sample "
+                    f"per {sample}), where it is {fixed}")
         if self.old is None or self.new is None:
             return f"{self.kind}: {fixed} is right"
         return f"{self.kind}: {ast.unparse(self.new)} in place of {ast.unparse(self.old)} makes it right: {fixed}"
 
+    def part(self) -> str:
+        """The slip alone, for a hint that names two: ``a missing transpose (a0.T in place of a0)``."""
+        if self.layout is not None:
+            return f"{self.kind} (this network's is {self.layout})"
+        if self.old is None or self.new is None:
+            return f"{self.kind} (of the whole)" if self.kind in ("a missing transpose", "a sign") else self.kind
+        return f"{self.kind} ({ast.unparse(self.new)} in place of {ast.unparse(self.old)})"
 
-def _hint(tree: ast.Node, shape: tuple, judge: _Judge, builder: MatrixBuilder, vocabulary: Vocabulary,
-          derivation: Derivation) -> str | None:
-    """The first single change that makes the formula right, as text, or None."""
+
+def _hint(tree: ast.Node, shape: tuple | None, judge: _Judge, builder: MatrixBuilder, vocabulary: Vocabulary,
+          derivation: Derivation) -> tuple[str | None, bool]:
+    """The first single change that makes the formula right, else the first pair of changes, as text (None
+    when none does), and whether pairs were left untried because there are more than :data:`MAX_PAIRS`."""
     tried: set[ast.Node] = {tree}
-    for change in _changes(tree, vocabulary, derivation):
+
+    def right(candidate: ast.Node) -> bool:
+        try:
+            built = _fit(builder.build(candidate), shape)
+        except SymbackpropError:  # a change that does not make sense (a3 in a two-layer network, say)
+            return False
+        return shape_of(built) == shape and judge.agrees(built)
+
+    singles: list[_Change] = []
+    layout = _other_layout(tree, vocabulary, derivation.program.layout)
+    for change in itertools.chain([layout], _changes(tree, vocabulary, derivation)):
         if change.tree in tried:
             continue
         tried.add(change.tree)
         if len(tried) > MAX_CANDIDATES:
-            return None
-        try:
-            built = _as_matrix(builder.build(change.tree), shape)
-        except SymbackpropError:  # a change that does not make sense (a3 in a two-layer network, say)
-            continue
-        if shape_of(built) == shape and judge.agrees(built):
-            return change.text()
-    return None
+            return None, True
+        if right(change.tree):
+            return change.text(), False
+        singles.append(change)
+    # two slips: each single change followed by each change of its result, in the order singles are tried
+    pairs = 0
+    for first in singles:
+        for second in _changes(first.tree, vocabulary, derivation):
+            if second.tree in tried:
+                continue
+            tried.add(second.tree)
+            pairs += 1
+            if pairs > MAX_PAIRS:
+                return None, True
+            if right(second.tree):
+                return f"two slips: {first.part()}, and {second.part()}: {ast.unparse(second.tree)} is right", False
+    return None, False
+
+
+def _other_layout(tree: ast.Node, vocabulary: Vocabulary, layout: str) -> _Change:
+    """The formula as it reads in ``layout`` when it was written for the other one.
+
+    Every matrix of one layout is the transpose of its namesake in the other (X, W, δ, a, z alike), so a
+    formula F for the other layout is F(Qᵀ)ᵀ here.  The transposes are pushed down to the names, where they
+    cancel: products swap their factors, elementwise operations and functions keep their order, ``ones(r, c)``
+    becomes ``ones(c, r)``, ``sum(M, 1)`` becomes ``sum(M, 2)`` and an entry's indices swap.
+    """
+    scalar_names = {*vocabulary.scalars, *vocabulary.learning_rates}
+    scalar: dict[int, bool] = {}
+    out: dict[int, ast.Node] = {}
+    swapped_dimension = {ast.Number("1"): ast.Number("2"), ast.Number("2"): ast.Number("1")}
+    for node in reversed(list(ast.walk(tree))):  # children before their parents, no recursion
+        kids = children(node)
+        new = [out[id(child)] for child in kids]
+        if isinstance(node, ast.Number):
+            scalar[id(node)], result = True, node
+        elif isinstance(node, ast.Name):
+            scalar[id(node)] = canonical_name(node, vocabulary.depth) in scalar_names
+            result = node
+        elif isinstance(node, ast.Entry):
+            scalar[id(node)], result = True, replace(node, operand=new[0], indices=node.indices[::-1])
+        elif isinstance(node, ast.Transpose):
+            scalar[id(node)] = scalar[id(node.operand)]
+            result = new[0].operand if isinstance(new[0], ast.Transpose) else ast.Transpose(new[0])
+        elif isinstance(node, ast.Neg):
+            scalar[id(node)], result = scalar[id(node.operand)], replace(node, operand=new[0])
+        elif isinstance(node, ast.BinOp):
+            both = scalar[id(node.left)] and scalar[id(node.right)]
+            scalar[id(node)] = both
+            if node.op in ("matmul", "juxt") and not scalar[id(node.left)] and not scalar[id(node.right)]:
+                result = replace(node, left=new[1], right=new[0])
+            else:
+                result = replace(node, left=new[0], right=new[1])
+        else:  # a call
+            if node.func == "ones" and len(new) == 2:
+                new = new[::-1]
+            elif node.func in ("sum", "mean", "softmax", "log_softmax") and len(new) == 2:
+                new[1] = swapped_dimension.get(new[1], new[1])
+            scalar[id(node)] = node.func != "ones" and (
+                (node.func in ("sum", "mean", "trace", "tr") and len(new) == 1) or all(scalar[id(c)] for c in kids))
+            result = replace(node, args=tuple(new))
+        out[id(node)] = result
+    theirs = "columns" if layout == "rows" else "rows"
+    return _Change(f"a formula for the {theirs} layout", out[id(tree)], layout=layout)
 
 
 def _with_child(node: ast.Node, index: int, child: ast.Node) -> ast.Node:
     if isinstance(node, ast.BinOp):
         return replace(node, left=child) if index == 0 else replace(node, right=child)
-    if isinstance(node, (ast.Neg, ast.Transpose)):
+    if isinstance(node, (ast.Neg, ast.Transpose, ast.Entry)):
         return replace(node, operand=child)
     assert isinstance(node, ast.Call)
     return replace(node, args=(*node.args[:index], child, *node.args[index + 1 :]))
@@ -501,6 +732,15 @@ def _changes(tree: ast.Node, vocabulary: Vocabulary, derivation: Derivation) -> 
     for path, node in summands:
         yield fix("a missing factor 2", path, node, ast.BinOp("mul", two, node))
         yield fix("a missing factor 1/2", path, node, ast.BinOp("div", node, two))
+    # an average over the batch forgotten, or one too many, when the batch is a symbol
+    batch = vocabulary.scalars.get("m")
+    if isinstance(batch, sympy.Symbol):
+        size = ast.Name(batch.name)
+        for path, node in nodes:
+            if isinstance(node, ast.BinOp) and node.op == "div" and node.right == size:
+                yield fix(f"an extra factor 1/{batch.name}", path, node, node.left)
+        for path, node in summands:
+            yield fix(f"a missing factor 1/{batch.name}", path, node, ast.BinOp("div", node, size))
 
     names = [(path, node) for path, node in nodes if isinstance(node, ast.Name)]
     for by in (-1, 1):
@@ -516,7 +756,15 @@ def _changes(tree: ast.Node, vocabulary: Vocabulary, derivation: Derivation) -> 
             if moved is not None:
                 yield fix("an off-by-one layer index", path, node, moved)
 
-    yield _Change("a sign", tree.operand if isinstance(tree, ast.Neg) else ast.Neg(tree))
+    # the sign of the whole: a leading minus dropped (-delta2 @ a1.T, not -(-delta2 @ a1.T)), or one put in front
+    lead: tuple[int, ...] = ()
+    node = tree
+    while isinstance(node, ast.BinOp) and node.op in (*products, "matmul", "div", "hdiv"):
+        lead, node = (*lead, 0), node.left
+    yield fix("a sign", lead, node, node.operand) if isinstance(node, ast.Neg) else _Change("a sign", ast.Neg(tree))
+    for path, node in nodes:
+        if path and isinstance(node, ast.Neg):
+            yield fix("a sign", path, node, node.operand)
     for path, node in nodes:
         if isinstance(node, ast.BinOp) and node.op in ("add", "sub"):
             yield fix("a sign", path, node, replace(node, op="sub" if node.op == "add" else "add"))

@@ -47,6 +47,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 import sympy
+from sympy.matrices.expressions.matexpr import MatrixElement
 from sympy import (
     Expr,
     MatAdd,
@@ -60,8 +61,9 @@ from . import syntax as ast
 from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS, Activation
 from ..calculus.expressions import Named, hadamard, hadamard_power
 from ..derive import Derivation
-from ..errors import FormulaError, ShapeError, UnknownNameError
-from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, LogSoftmax, Softmax, SumEntries
+from ..errors import FormulaError, ShapeError, SymbackpropError, UnknownNameError
+from ..calculus.expressions import (SCALAR_VARIABLE, Broadcast, Deviation, Elementwise, LogSoftmax, Normalize, Softmax,
+                                    SumEntries)
 from .scalar import MAX_EXPONENT, number
 from ..printing.common import shape_text as matrix_shape_text
 
@@ -69,6 +71,7 @@ __all__ = [
     "LAYERED_NAME",
     "LEARNING_RATE_NAMES",
     "MAX_EXPONENT",
+    "MAX_SYMBOLIC_INDEX",
     "MatrixBuilder",
     "Vocabulary",
     "broadcast_shape",
@@ -83,6 +86,9 @@ __all__ = [
 #: spellings of a learning rate in an update rule (``W1 - eta * ...``); ``η`` and ``α`` parse as eta and alpha
 LEARNING_RATE_NAMES = ("R", "eta", "lr", "alpha")
 
+#: an entry along a symbolic size (``a1[i]`` with n_1 units) has an index below this, so that the sizes
+#: a check draws (from this up) hold it
+MAX_SYMBOLIC_INDEX = 8
 #: numbers in a formula stay within float64's range, so evaluating them never overflows
 _LARGEST = sympy.Integer(10) ** 300
 _MAX_DERIVATIVE = 3
@@ -222,7 +228,8 @@ class Vocabulary:
     def known_functions(self) -> list[str]:
         """Every function a formula may call, for error messages."""
         activations = sorted(self.functions, key=str.lower)
-        return [*activations, "sqrt", "exp", "log", "ln", "log_softmax", "sum", "mean", "trace", "tr", "ones",
+        return [*activations, "sqrt", "exp", "log", "ln", "log_softmax", "causal_softmax", "normalize", "sum", "mean",
+                "trace", "tr", "ones",
                 "and derivatives such as sigmoid'(z1) or dsigmoid(z1)"]
 
 
@@ -230,7 +237,7 @@ def children(node: ast.Node) -> tuple[ast.Node, ...]:
     """The operands of a formula tree's node, left to right."""
     if isinstance(node, ast.BinOp):
         return node.left, node.right
-    if isinstance(node, (ast.Neg, ast.Transpose)):
+    if isinstance(node, (ast.Neg, ast.Transpose, ast.Entry)):
         return (node.operand,)
     return node.args if isinstance(node, ast.Call) else ()
 
@@ -265,19 +272,28 @@ class MatrixBuilder:
         # id → (node, value); the node is kept so its id is never reused.  Identity, not equality:
         # hashing a tree hashes all of it, which made long formulas slow.
         self.memo: dict[int, tuple[ast.Node, Expr]] = {}
+        # id → (node, error) for subtrees that do not make sense: a changed formula that keeps one fails at
+        # once, without building (and wording the error) again
+        self.failed: dict[int, tuple[ast.Node, SymbackpropError]] = {}
 
     def build(self, tree: ast.Node) -> Expr:
         """The SymPy expression ``tree`` stands for; raises on anything outside the language."""
-        memo = self.memo
+        memo, failed = self.memo, self.failed
         pending, stack = [], [tree]
         while stack:  # no recursion, however deep the tree
             node = stack.pop()
+            if id(node) in failed:
+                raise failed[id(node)][1].with_traceback(None)
             if id(node) not in memo:
                 pending.append(node)
                 stack.extend(children(node))
         for node in reversed(pending):  # pre-order reversed: children before their parents
             if id(node) not in memo:
-                memo[id(node)] = (node, self._node(node))
+                try:
+                    memo[id(node)] = (node, self._node(node))
+                except SymbackpropError as err:
+                    failed[id(node)] = (node, err)
+                    raise
         return memo[id(tree)][1]
 
     def _value(self, node: ast.Node) -> Expr:
@@ -298,7 +314,33 @@ class MatrixBuilder:
             return value.arg if isinstance(value, Transpose) else Transpose(value)
         if isinstance(node, ast.Call):
             return self._call(node, [self._value(arg) for arg in node.args])
+        if isinstance(node, ast.Entry):
+            return self._entry(node, self._value(node.operand))
         return self._binary(node, self._value(node.left), self._value(node.right))
+
+    def _entry(self, node: ast.Entry, value: Expr) -> Expr:
+        """``M[i, j]``, or ``v[i]`` of a vector: a scalar.  A numeric size bounds its index; a symbolic one
+        is given a value above every index when evaluated (:func:`entry_floor`)."""
+        shape = shape_of(value)
+        if shape is None:
+            raise FormulaError(f"{_show(node.operand)} is a scalar, which has no entries (position {node.pos})")
+        indices = node.indices
+        if len(indices) == 1:
+            if shape[1] == 1:
+                indices = (indices[0], 0)
+            elif shape[0] == 1:
+                indices = (0, indices[0])
+            else:
+                raise FormulaError(f"{_show(node.operand)} is {shape_text(shape)}, not a vector: give a row and a "
+                                   f"column, as in {_show(node.operand)}[{indices[0]}, 0] (position {node.pos})")
+        for index, size, what in zip(indices, shape, ("rows", "columns")):
+            if size.is_Integer and index >= size:
+                raise FormulaError(f"{_show(node.operand)} is {shape_text(shape)}: its {what} are numbered 0 to "
+                                   f"{size - 1}, so {index} is out of range (position {node.pos})")
+            if not size.is_Integer and index >= MAX_SYMBOLIC_INDEX:
+                raise FormulaError(f"{_show(node.operand)} is {shape_text(shape)}: an index along the symbolic "
+                                   f"size {size} is below {MAX_SYMBOLIC_INDEX}, not {index} (position {node.pos})")
+        return MatrixElement(value, *indices)
 
     # --- names and calls ---------------------------------------------------------------
 
@@ -319,7 +361,7 @@ class MatrixBuilder:
         func = node.func
         builtin = {
             "sum": self._sum, "mean": self._mean, "trace": self._trace, "tr": self._trace, "ones": self._ones,
-            "log_softmax": self._log_softmax,
+            "log_softmax": self._log_softmax, "normalize": self._normalize, "causal_softmax": self._causal_softmax,
         }.get(func)  # fmt: skip
         if builtin is not None:
             if node.derivative:
@@ -426,6 +468,30 @@ class MatrixBuilder:
 
     def _log_softmax(self, node: ast.Call, args: list[Expr]) -> Expr:
         return self._per_sample(node, args, LogSoftmax)
+
+    def _causal_softmax(self, node: ast.Call, args: list[Expr]) -> Expr:
+        """``causal_softmax(S, k)``: softmax of the square scores S with each token's later tokens masked."""
+        softmax = self._per_sample(node, args, Softmax)
+        if softmax.arg.shape[0] != softmax.arg.shape[1]:
+            raise ShapeError(f"causal_softmax takes a square matrix of token-to-token scores, and "
+                             f"{_show(node.args[0])} is {shape_text(softmax.arg.shape)}")
+        return Softmax(softmax.arg, softmax.axis, causal=True)
+
+    def _normalize(self, node: ast.Call, args: list[Expr]) -> Expr:
+        """``normalize(M, 1)``: each column of M standardised, (x − μ) ⊘ √(σ² + ε) with the biased variance
+        and ε = 1e-5 (layer normalisation in the columns layout); ``normalize(M, 2)``: each row."""
+        dimension = self._dimension(node, args)
+        value = self._matrix_argument(node, args)
+        if dimension == 0:
+            raise FormulaError(f"normalize takes a dimension: 1 (each column) or 2 (each row) "
+                               f"(position {node.pos})")
+        axis = dimension - 1
+        count = value.shape[axis]
+        if count == 1:
+            raise ShapeError(f"normalize(..., {dimension}) of {_show(node.args[0])} normalises a single entry "
+                             f"({shape_text(value.shape)}): every result would be 0")
+        mean = _times(1 / count, *_factors(_sum_along(value, dimension)))
+        return Normalize(value, mean, Deviation(value, mean, axis), axis)
 
     def _trace(self, node: ast.Call, args: list[Expr]) -> Expr:
         if len(args) != 1:

@@ -112,6 +112,9 @@ class _Builder:
     def _Transpose(self, node: ast.Transpose) -> sympy.Expr:
         raise FormulaError(f"a scalar formula has no transposes (position {node.pos})")
 
+    def _Entry(self, node: ast.Entry) -> sympy.Expr:
+        raise FormulaError(f"a scalar formula has no entries (position {node.pos})")
+
     def _BinOp(self, node: ast.BinOp) -> sympy.Expr:
         if node.op in ("matmul", "hdiv"):
             raise FormulaError(f"a scalar formula uses + - * / and powers, not {node.op} (position {node.pos})")

@@ -20,7 +20,7 @@ Operators, from lowest to highest precedence::
     product    = unary { product-op unary | operand-start unary }  left-assoc.
     unary      = ("+" | "-") unary | power
     power      = postfix [ ("^" | "**" | ".^") unary ]             right-assoc.
-    postfix    = primary { transpose | layer-superscript }
+    postfix    = primary { transpose | layer-superscript | entry }
     primary    = number | name | call | latex-function | "\frac" "{" expression "}" "{" expression "}"
                | "(" expression ")" | "[" expression "]" | "{" expression "}"
 
@@ -57,6 +57,11 @@ Operators, from lowest to highest precedence::
   unwrapped: ``\operatorname{tr}(A)`` is a call of ``tr``, ``\mathbf{1}`` is
   the number ``1``.
 * Numbers: ``2``, ``0.5``, ``.5``, ``1e-3``; kept as text, never converted.
+* Entries (postfix): ``W2[0, 1]`` (row, column) and ``a1[0]`` (one index, for
+  a vector), 0-based whole numbers of at most :data:`MAX_INDEX`, the ``[``
+  touching what it indexes.  Anything else in touching brackets stays what it
+  was (``a[b + c]`` is a product), but a comma makes it an entry, so
+  ``W2[i, j]`` is an error.
 
 Calls
 -----
@@ -108,12 +113,14 @@ from symbackprop.errors import FormulaSyntaxError
 __all__ = [
     "BINARY_OPS",
     "MAX_DEPTH",
+    "MAX_INDEX",
     "MAX_LENGTH",
     "MAX_NUMBER_LENGTH",
     "MAX_TOKENS",
     "RESERVED_WORDS",
     "BinOp",
     "Call",
+    "Entry",
     "LayerRef",
     "Name",
     "Neg",
@@ -129,6 +136,8 @@ MAX_LENGTH = 2000
 MAX_TOKENS = 1000
 MAX_NUMBER_LENGTH = 40
 MAX_DEPTH = 64
+#: the largest index of an entry, ``W2[i, j]``: a hand-checked entry is one of the first few
+MAX_INDEX = 9999
 
 # Python keywords and builtins that run or reflect code.  The tree is never
 # executed, but a consumer may map names to functions; refusing these keeps
@@ -223,7 +232,16 @@ class Transpose:
     pos: int = field(default=0, compare=False, repr=False)
 
 
-Node = Number | Name | Call | BinOp | Neg | Transpose
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An entry of a matrix, ``W2[0, 1]``: 0-based indices, a row and a column, or one index for a vector."""
+
+    operand: Node
+    indices: tuple[int, ...]
+    pos: int = field(default=0, compare=False, repr=False)
+
+
+Node = Number | Name | Call | BinOp | Neg | Transpose | Entry
 
 
 # ---------------------------------------------------------------------------
@@ -284,6 +302,8 @@ _ONE_CHAR_SYMBOLS = {
     "'": ("'", ""), "ᵀ": ("postT", ""), "⊤": ("top", ""), ",": (",", ""),
     "(": ("(", ""), ")": (")", ""), "[": ("[", ""), "]": ("]", ""), "{": ("{", ""), "}": ("}", ""),
 }  # fmt: skip
+#: a module name just before a '.', as in np.tanh(x) or math.exp(x)
+_MODULE_PREFIX = re.compile(r"(?<![A-Za-z0-9_])(np|numpy|math|torch|jnp|jax|sympy|sp|tf|scipy|F)$")
 _CHARACTER_HINTS = {
     "=": "'=' is not allowed: give only the right-hand side",
     "$": "'$' is only allowed around the whole formula, as $...$ or $$...$$",
@@ -448,6 +468,10 @@ class _Lexer:
 
     def refusal(self, pos: int) -> FormulaSyntaxError:
         char = self.text[pos]
+        module = _MODULE_PREFIX.search(self.text, 0, pos) if char == "." else None
+        if module is not None:  # np.tanh(x): NumPy's spelling of a function the language names directly
+            return FormulaSyntaxError(_CHARACTER_HINTS[char], self.text, pos,
+                                      hint=f"drop '{module.group(1)}.': functions are called by name, as in tanh(x)")
         if char in _CHARACTER_HINTS:
             return self.error(_CHARACTER_HINTS[char], pos)
         if " " < char <= "~":
@@ -716,8 +740,38 @@ class _Parser:
                     node = Transpose(node, start)
             elif token.kind == "{" and self.peek(1).kind == "}" and _is_caret(self.peek(2)):
                 self.index += 2  # the LaTeX idiom W^{(2)}{}^\top: an empty base for the next superscript
+            elif token.kind == "[" and self.touches_previous(0) and (entry := self.entry_indices()):
+                indices, span = entry
+                self.index += span
+                node = Entry(node, indices, start)
             else:
                 return node
+
+    def entry_indices(self) -> tuple[tuple[int, ...], int] | None:
+        """``[i]`` or ``[i, j]`` ahead, touching what it indexes: (indices, tokens spanned).
+
+        Only whole numbers make an entry; ``a[b + c]`` stays the product it always was.  A bracket
+        with a comma (``W2[i, j]``) cannot be a product, so anything but whole numbers in it is an error.
+        """
+        ahead, indices = 1, []
+        while True:
+            token = self.peek(ahead)
+            if token.kind != "num" or not token.value.isdigit():
+                if self.peek(ahead + 1).kind == "," or (indices and self.peek(ahead - 1).kind == ","):
+                    raise self.error("an entry's indices are whole numbers counted from 0, as in W2[0, 1]",
+                                     token.pos)
+                return None
+            if int(token.value) > MAX_INDEX:
+                raise self.error(f"an entry's index is at most {MAX_INDEX}, not {token.value}", token.pos)
+            indices.append(int(token.value))
+            following = self.peek(ahead + 1)
+            if following.kind == "]":
+                return tuple(indices), ahead + 2
+            if following.kind != "," or len(indices) == 2:
+                if following.kind == ",":
+                    raise self.error("an entry has at most two indices, a row and a column", following.pos)
+                return None
+            ahead += 2
 
 
 def _strip_delimiters(text: str, start: int = 0) -> tuple[int, int]:
@@ -766,7 +820,7 @@ def parse(text: str, start: int = 0) -> Node:
 def _children(node: Node) -> tuple[Node, ...]:
     if isinstance(node, BinOp):
         return node.left, node.right
-    if isinstance(node, (Neg, Transpose)):
+    if isinstance(node, (Neg, Transpose, Entry)):
         return (node.operand,)
     if isinstance(node, Call):
         return node.args
@@ -822,7 +876,7 @@ def _leads_with_t(node: Node) -> bool:
             return node.id == "T"
         if isinstance(node, Call):
             return node.func == "T"
-        if isinstance(node, Transpose):
+        if isinstance(node, (Transpose, Entry)):
             node = node.operand
         elif isinstance(node, BinOp) and node.op == "pow":
             node = node.left
@@ -866,6 +920,9 @@ def _pieces(node: Node) -> list[str | Node | tuple[Node]]:
         return [*pieces, ")"]
     if isinstance(node, Transpose):
         return [wrap(node.operand, _precedence(node.operand) < _ATOM_PRECEDENCE), ".T"]
+    if isinstance(node, Entry):
+        return [wrap(node.operand, _precedence(node.operand) < _ATOM_PRECEDENCE),
+                "[" + ", ".join(map(str, node.indices)) + "]"]
     if isinstance(node, Neg):
         return ["-", wrap(node.operand, _precedence(node.operand) < _NEG_PRECEDENCE)]
     precedence = _PRECEDENCE[node.op]

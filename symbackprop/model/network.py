@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import sympy
-from sympy import MatrixSymbol
+from sympy import MatAdd, MatrixSymbol
 
 from .. import naming
 from ..calculus.expressions import Broadcast, Named, SumEntries, hadamard_power, new_scope
@@ -28,18 +28,21 @@ from .activations import Activation, get_activation
 from .costs import Cost, get_cost
 from ..errors import SpecError, UnknownNameError
 
+from .layers import KINDS as LAYER_KINDS, Builder, Embedding
 from .program import fixed_value
 
 if TYPE_CHECKING:
     from .program import Program
 
-__all__ = ["Dense", "Network", "LAYOUTS", "size_symbol"]
+__all__ = ["Dense", "Network", "LAYOUTS", "REDUCTIONS", "size_symbol"]
 
 LAYOUTS = ("columns", "rows")
+#: how the cost combines the samples: their sum (the default) or their mean, as PyTorch's losses do
+REDUCTIONS = ("sum", "mean")
 
 _SYMBOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # the names of quantities, as the formula language reads them too (W_1 is W1)
-_RESERVED = re.compile(r"^(X|Y|x|y|C|(W|b|z|a|delta)_?[0-9]+)$")
+_RESERVED = re.compile(r"^(X|Y|x|y|C|(" + "|".join(naming.LAYERED_KINDS) + r")_?[0-9]+)$")
 
 Size = sympy.Expr
 #: the largest weight decay: code computes 2λW, which must stay within float64
@@ -103,9 +106,32 @@ class Dense:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise SpecError(f"{key} must be a layer number (0 for the input), not {value!r}")
 
+    kind = "dense"
+
     @property
     def shared_bias(self) -> bool:
         return self.bias == "shared"
+
+    def output_width(self, below):
+        return self.units
+
+    def parameter_specs(self, layer: int, below, columns: bool) -> dict:
+        one = sympy.Integer(1)
+        specs = {}
+        if self.tied_to is None:
+            specs[naming.weight(layer)] = ((self.units, below) if columns else (below, self.units), "weight",
+                                           1 if columns else 0)
+        if self.shared_bias:
+            specs[naming.bias(layer)] = ((one, one), "zeros", 0)
+        elif self.bias:
+            specs[naming.bias(layer)] = ((self.units, one) if columns else (one, self.units), "zeros", 0)
+        return specs
+
+    def check(self, net: "Network", layer: int, below) -> None:
+        pass
+
+    def label(self) -> str:
+        return self.activation.name
 
 
 @dataclass(frozen=True)
@@ -124,6 +150,7 @@ class Network:
     batch: int | str = 1
     weight_decay: float | int | str = 0
     fixed: Mapping[str, object] = field(default_factory=dict)
+    reduction: str = "sum"
     activations: tuple[Activation, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -134,10 +161,14 @@ class Network:
         layers = tuple(self.layers)
         if not layers:
             raise SpecError("the network has no layers; give at least one Dense layer")
+        kinds = (Dense, *LAYER_KINDS.values())
         for index, layer in enumerate(layers, 1):
-            if not isinstance(layer, Dense):
-                raise SpecError(f"layer {index} must be a Dense layer, not {type(layer).__name__}")
+            if not isinstance(layer, kinds):
+                raise SpecError(f"layer {index} must be a layer (Dense, {', '.join(k.__name__ for k in kinds[1:])}), "
+                                f"not {type(layer).__name__}")
         object.__setattr__(self, "layers", layers)
+        if self.reduction not in REDUCTIONS:
+            raise SpecError(f"unknown reduction {self.reduction!r}; known: {', '.join(REDUCTIONS)}")
         try:
             object.__setattr__(self, "cost", get_cost(self.cost))
         except UnknownNameError as error:
@@ -163,6 +194,9 @@ class Network:
                 f"the last layer has {self.activations[-1].name}"
             )
         self._check_connections()
+        n = self.sizes
+        for l, layer in enumerate(layers, 1):
+            layer.check(self, l, n[l - 1])
         object.__setattr__(self, "fixed", self._fixed(self.fixed))
 
     def _check_connections(self) -> None:
@@ -171,6 +205,9 @@ class Network:
         for l, layer in enumerate(self.layers, 1):
             if layer.skip_from is not None:
                 k = layer.skip_from
+                if k == 0 and isinstance(self.layers[0], Embedding):
+                    raise SpecError(f"layer {l}: skip_from = 0 adds the input X, but the input is one-hot words "
+                                    f"the embedding reads; skip from layer 1 or later")
                 if k >= l:
                     raise SpecError(f"layer {l}: skip_from = {k} must name an earlier layer (0 to {l - 1}; 0 is the input)")
                 if n[k] != n[l]:
@@ -180,6 +217,9 @@ class Network:
                 k = layer.tied_to
                 if not 1 <= k <= self.depth or k == l:
                     raise SpecError(f"layer {l}: tied_to = {k} must name another layer (1 to {self.depth})")
+                if not isinstance(self.layers[k - 1], Dense):
+                    raise SpecError(f"layer {l}: tied_to = {k}, but layer {k} is a {self.layers[k - 1].kind} "
+                                    f"layer; tie to a dense layer's weight")
                 if self.layers[k - 1].tied_to is not None:
                     raise SpecError(f"layer {l}: tied_to = {k}, but layer {k} is itself tied to layer "
                                     f"{self.layers[k - 1].tied_to}; tie to a layer with a weight of its own")
@@ -234,7 +274,8 @@ class Network:
     @staticmethod
     def _activations(layers: tuple[Dense, ...]) -> tuple[Activation, ...]:
         """The layers' activations, custom ones given distinct names (phi1, phi2, ...)."""
-        activations = [layer.activation for layer in layers]
+        identity = get_activation("identity")
+        activations = [layer.activation if isinstance(layer, Dense) else identity for layer in layers]
         custom = []
         for activation in activations:
             if activation.formula is not None and activation.definition not in [c.definition for c in custom]:
@@ -263,7 +304,10 @@ class Network:
     @property
     def sizes(self) -> tuple[Size, ...]:
         """Widths n₀ (inputs), n₁, …, n_L as SymPy integers or symbols."""
-        return (self.inputs, *(layer.units for layer in self.layers))
+        widths = [self.inputs]
+        for layer in self.layers:
+            widths.append(layer.output_width(widths[-1]))
+        return tuple(widths)
 
     def data_shape(self, width: Size) -> tuple[Size, Size]:
         """The shape of a batch of ``width``-wide vectors: (width, m) or (m, width)."""
@@ -271,24 +315,23 @@ class Network:
 
     def parameter_shapes(self) -> dict[str, tuple[Size, Size]]:
         """Ordered parameter names ("W1", "b1", …) and their shapes in this layout (fixed ones too)."""
-        shapes: dict[str, tuple[Size, Size]] = {}
+        return {name: spec[0] for name, spec in self.parameter_specs().items()}
+
+    def parameter_specs(self) -> dict[str, tuple[tuple[Size, Size], str, int]]:
+        """Each parameter → (shape, how it starts, the axis of its shape that counts inputs)."""
+        specs: dict = {}
         n = self.sizes
-        one = sympy.Integer(1)
+        columns = self.layout == "columns"
         for l, layer in enumerate(self.layers, 1):
-            columns = self.layout == "columns"
-            if layer.tied_to is None:
-                shapes[naming.weight(l)] = (n[l], n[l - 1]) if columns else (n[l - 1], n[l])
-            if layer.shared_bias:
-                shapes[naming.bias(l)] = (one, one)
-            elif layer.bias:
-                shapes[naming.bias(l)] = (n[l], one) if columns else (one, n[l])
-        return shapes
+            specs.update(layer.parameter_specs(l, n[l - 1], columns))
+        return specs
 
     @property
     def size_symbols(self) -> tuple[sympy.Symbol, ...]:
         """The symbolic sizes, in order of first appearance (n₀ … n_L, then m)."""
         seen: list[sympy.Symbol] = []
-        for size in (*self.sizes, self.batch):
+        shapes = [d for shape in self.parameter_shapes().values() for d in shape]
+        for size in (*self.sizes, self.batch, *shapes):
             if isinstance(size, sympy.Symbol) and size not in seen:
                 seen.append(size)
         return tuple(seen)
@@ -296,7 +339,7 @@ class Network:
     def describe_widths(self) -> str:
         """``3 → 4 → 2 (tanh, identity)``: the widths and the activations."""
         widths = " → ".join(str(n) for n in self.sizes)
-        return f"{widths} ({', '.join(a.name for a in self.activations)})"
+        return f"{widths} ({', '.join(layer.label() for layer in self.layers)})"
 
     def describe(self) -> str:
         """The network in one line, as ``symbackprop derive`` opens with it."""
@@ -304,12 +347,14 @@ class Network:
                  f"batch {self.batch}"]
         if self.weight_decay != 0:
             parts.append(f"weight decay {self.weight_decay}")
+        if self.reduction == "mean":
+            parts.append("mean over the samples")
         for l, layer in enumerate(self.layers, 1):
             if layer.skip_from is not None:
                 parts.append(f"layer {l} adds a{layer.skip_from}")
             if layer.tied_to is not None:
                 parts.append(f"layer {l} uses W{layer.tied_to}ᵀ")
-            if layer.shared_bias:
+            if isinstance(layer, Dense) and layer.shared_bias:
                 parts.append(f"layer {l} shares one bias")
         if self.fixed:
             parts.append("fixed " + ", ".join(self.fixed))
@@ -331,57 +376,69 @@ class Network:
         return self._program
 
 
+def _dense(b: Builder, l: int, layer: Dense, activation: Activation, below):
+    """z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾1ᵀ, then σ(z⁽ˡ⁾) (the layer's output before any skip)."""
+    W = b.parameter(naming.weight(l)) if layer.tied_to is None else b.parameter(naming.weight(layer.tied_to)).T
+    pre = W * below if b.columns else below * W
+    if layer.bias:
+        bias = b.parameter(naming.bias(l))
+        shape = b.net.data_shape(b.net.sizes[l])
+        # one sample needs no broadcast: z = W a + b
+        pre = pre + (bias if bias.shape == shape else Broadcast(bias, *shape))
+    z = b.define(naming.preactivation(l), pre, "preactivation", l)
+    return activation.apply(z, 0 if b.columns else 1)
+
+
 def _build_program(net: Network) -> "Program":
-    """Each layer appends z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾1ᵀ and a⁽ˡ⁾ = σ(z⁽ˡ⁾) (+ a⁽ᵏ⁾); the cost comes last."""
+    """Each layer appends its definitions (a dense layer z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾1ᵀ and a⁽ˡ⁾ = σ(z⁽ˡ⁾)),
+    then a⁽ˡ⁾ (+ a⁽ᵏ⁾ for a skip); the cost comes last."""
     from .program import Definition, Input, Parameter, Program
 
     columns = net.layout == "columns"
     n = net.sizes
+    first = net.layers[0]
     X = MatrixSymbol(naming.INPUT, *net.data_shape(n[0]))
     Y = MatrixSymbol(naming.TARGET, *net.data_shape(n[-1]))
     parameters: dict[str, Parameter] = {}
-    for name, shape in net.parameter_shapes().items():
+    for name, (shape, init, fan_in) in net.parameter_specs().items():
         kind = naming.split_layer_name(name)
-        weight = kind is not None and kind[0] == "W"
         parameters[name] = Parameter(MatrixSymbol(name, *shape), trained=name not in net.fixed,
-                                     value=net.fixed.get(name), init="weight" if weight else "zeros",
-                                     fan_in=1 if columns else 0, layer=kind[1] if kind else None)
-    scope = new_scope()
-    definitions: list[Definition] = []
+                                     value=net.fixed.get(name), init=init, fan_in=fan_in,
+                                     layer=kind[1] if kind else None)
+    b = Builder(net, parameters, new_scope())
     outputs: list = [X]
     for l, (layer, activation) in enumerate(zip(net.layers, net.activations), 1):
-        if layer.tied_to is None:
-            W = parameters[naming.weight(l)].symbol
-        else:
-            W = parameters[naming.weight(layer.tied_to)].symbol.T
         below = outputs[-1]
-        pre = W * below if columns else below * W
-        if layer.bias:
-            b = parameters[naming.bias(l)].symbol
-            shape = net.data_shape(n[l])
-            # one sample needs no broadcast: z = W a + b
-            pre = pre + (b if b.shape == shape else Broadcast(b, *shape))
-        z = Named(naming.preactivation(l), pre, scope)
-        out = activation.apply(z, 0 if columns else 1)
+        if isinstance(layer, Dense):
+            out = _dense(b, l, layer, activation, below)
+        else:
+            out = layer.append(b, l, below)
         if layer.skip_from is not None:
-            out = out + outputs[layer.skip_from]
-        a = Named(naming.activation(l), out, scope)
-        definitions += [Definition(z, "preactivation", l),
-                        Definition(a, "output" if l == net.depth else "activation", l)]
-        outputs.append(a)
+            if isinstance(layer, Dense):
+                out = out + outputs[layer.skip_from]
+            else:  # the layer's own terms first, as written (γ ⊙ x̂ + β + a⁽ᵏ⁾)
+                out = MatAdd(*(out.args if isinstance(out, MatAdd) else (out,)), outputs[layer.skip_from],
+                             evaluate=False)
+        outputs.append(b.define(naming.activation(l), out, "output" if l == net.depth else "activation", l))
+    definitions = b.definitions
     output = outputs[-1]
-    cost = net.cost.build(output, Y)
+    data_loss = net.cost.build(output, Y)
+    mean = net.reduction == "mean" and net.batch != 1
+    cost = data_loss / net.batch if mean else data_loss
     decayed = [p.symbol for p in parameters.values() if p.trained and p.init == "weight"]
-    if net.weight_decay != 0 and decayed:
-        cost = cost + net.weight_decay * sympy.Add(*(SumEntries(hadamard_power(W, 2)) for W in decayed))
-    numeric_cost = cost
+    decay = net.weight_decay * sympy.Add(*(SumEntries(hadamard_power(W, 2)) for W in decayed)) \
+        if net.weight_decay != 0 and decayed else 0
+    numeric_loss = data_loss
+    last = net.layers[-1]
     if net.cost.stable is not None and net.activations[-1].name == net.cost.stable_output \
-            and net.layers[-1].skip_from is None:
-        plain = net.cost.build(output, Y)
-        numeric_cost = substitute(cost, {plain: net.cost.stable(definitions[-2].node, Y, 0 if columns else 1)})
+            and isinstance(last, Dense) and last.skip_from is None:
+        numeric_loss = net.cost.stable(definitions[-2].node, Y, 0 if columns else 1)
+    numeric_cost = (numeric_loss / net.batch if mean else numeric_loss) + decay
+    cost = cost + decay
     definitions.append(Definition(cost, "cost", label=naming.COST))
     return Program(
-        inputs=(Input(X, "input"), Input(Y, "target")),
+        inputs=(Input(X, "input", "one_hot" if isinstance(first, Embedding) else "real"), *b.inputs,
+                Input(Y, "target")),
         parameters=tuple(parameters.values()),
         definitions=tuple(definitions),
         layout=net.layout,

@@ -33,12 +33,15 @@ from ..errors import SpecError, UnknownNameError
 from ..printing.common import shape_text
 from .activations import Activation
 
-__all__ = ["ROLES", "INPUT_ROLES", "Input", "Parameter", "Definition", "Program", "fixed_value"]
+__all__ = ["ROLES", "INPUT_ROLES", "INPUT_KINDS", "Input", "Parameter", "Definition", "Program", "fixed_value"]
 
 #: what a definition is, as the renderers and code generators ask
-ROLES = ("preactivation", "activation", "output", "cost", "intermediate")
+ROLES = ("preactivation", "activation", "output", "cost", "intermediate", "statistic")
 #: what an input is: the samples, their targets, or another given matrix (a mask)
 INPUT_ROLES = ("input", "target", "data")
+#: what an input's entries are: any numbers, one-hot columns or rows (an embedding's input, which
+#: generated code also takes as integer ids), or a 0/1 mask (dropout's)
+INPUT_KINDS = ("real", "one_hot", "mask")
 #: how a parameter starts when ``init_params`` draws it
 INITS = ("weight", "zeros", "ones")
 
@@ -69,6 +72,16 @@ class Input:
 
     symbol: MatrixSymbol
     role: str = "data"
+    kind: str = "real"
+    #: for a dropout mask, the probability p of dropping an entry; for a one-hot input, None
+    rate: Any = None
+    layer: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in INPUT_ROLES:
+            raise SpecError(f"unknown input role {self.role!r}; known: {', '.join(INPUT_ROLES)}")
+        if self.kind not in INPUT_KINDS:
+            raise SpecError(f"unknown input kind {self.kind!r}; known: {', '.join(INPUT_KINDS)}")
 
     @property
     def name(self) -> str:
@@ -115,15 +128,20 @@ class Parameter:
 class Definition:
     """``name = expression``: a matrix as the :class:`~symbackprop.calculus.expressions.Named` node ``node``.
 
-    ``role`` is one of :data:`ROLES`; ``layer`` the layer or block that emitted
-    it (``None`` for the cost and for definitions outside any layer).  The
-    scalar cost is no matrix: its ``node`` is its expression and ``label`` its name.
+    ``role`` is one of :data:`ROLES` (a ``"statistic"`` is a mean or deviation
+    that a normalisation reads and its rule accounts for); ``layer`` the layer
+    or block that emitted it (``None`` for the cost and for definitions outside
+    any layer).  ``named`` asks the derivation to name this quantity's adjoint
+    (``∂C/∂P``) even when it feeds one quantity only, as published derivations
+    do for attention.  The scalar cost is no matrix: its ``node`` is its
+    expression and ``label`` its name.
     """
 
     node: Basic
     role: str
     layer: int | None = None
     label: str | None = None
+    named: bool = False
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

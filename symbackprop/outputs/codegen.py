@@ -38,6 +38,8 @@ from sympy import HadamardProduct, MatAdd, MatrixExpr, Piecewise
 
 from .. import naming
 from ..calculus import runtime
+from ..calculus.expressions import Normalize
+from ..calculus.trees import walk
 from ..derive import Derivation
 from ..errors import ShapeError, SpecError
 from ..errors import TrainingError as ArgumentError
@@ -66,11 +68,13 @@ def numpy_cost(derivation: Derivation) -> sympy.Expr:
 # It raises ShapeError and ArgumentError: the library's classes here, the module's own there.
 
 
-def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
+def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False, one_hot=None):
     """The parameters in the order of ``shapes``, then X (and Y), as arrays of one float dtype.
 
     Checks the parameter names, every shape (a size given as a name is bound by
     the first array that has it) and the dtypes; X and Y take the parameters' dtype.
+    With ``one_hot`` (the axis of X that holds the words), X is one-hot samples
+    or a 1-d array of integer ids, which stay integers.
     """
     if not isinstance(params, dict):
         raise ArgumentError(f"params must be a dict of arrays keyed {', '.join(shapes)}, not {type(params).__name__}")
@@ -104,6 +108,7 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
         arrays.append(array)
     dtype = arrays[0].dtype
     data = {"X": X} if Y is None else {"X": X, "Y": Y}
+    ids = False
     for name, value in data.items():
         try:
             array = np.asarray(value)
@@ -112,13 +117,23 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
                                 f"given {type(value).__name__}") from None
         if array.dtype.kind not in "biuf":
             raise ArgumentError(f"{name}: expected numbers, given an array of {array.dtype}")
+        if name == "X" and one_hot is not None and array.ndim == 1:
+            if array.dtype.kind not in "iu":
+                raise ArgumentError(f"X: the embedding takes one-hot samples or a 1-d array of integer word ids, "
+                                    f"given a 1-d array of {array.dtype}")
+            ids = True
+            data[name] = array
+            continue
         data[name] = array if array.dtype == dtype else array.astype(dtype)
     sizes, bound_by = {}, {}
-    checked = [("X", data["X"], data_shapes["X"]), *zip(shapes, arrays, shapes.values())]
+    x_shape = data_shapes["X"]
+    if ids:  # the ids give the number of samples; the vocabulary is E's
+        x_shape = (x_shape[1 - one_hot],)
+    checked = [("X", data["X"], x_shape), *zip(shapes, arrays, shapes.values())]
     if Y is not None:
         checked.append(("Y", data["Y"], data_shapes["Y"]))
     for name, array, expected in checked:
-        if array.ndim != 2:
+        if array.ndim != len(expected):
             raise ShapeError(f"{name}: expected a 2-d array of shape ({', '.join(map(str, expected))}), "
                              f"given shape {array.shape}")
         if array.size == 0:
@@ -132,7 +147,48 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
                 raise ShapeError(f"{name}: expected shape ({shown}){source}, given {array.shape}")
             if isinstance(size, str):
                 bound_by.setdefault(size, name)
+    if one_hot is not None:
+        words = data_shapes["X"][one_hot]
+        vocab = sizes.get(words, words)
+        X = data["X"]
+        if ids:
+            if X.size and (X.min() < 0 or X.max() >= vocab):
+                raise ArgumentError(f"X: word ids must be from 0 to {vocab - 1} (the vocabulary has {vocab} words); "
+                                    f"given ids from {X.min()} to {X.max()}")
+        elif not (np.all((X == 0) | (X == 1)) and np.all(X.sum(axis=one_hot) == 1)):
+            sample = "column" if one_hot == 0 else "row"
+            raise ArgumentError(f"X: the embedding takes one-hot samples (each {sample} a single 1, zeros "
+                                f"elsewhere) or a 1-d array of integer word ids")
     return (*arrays, *data.values())
+
+
+def _data(name, value, shape, dtype):
+    """Another given matrix of the model (beside X and Y), as an array of ``shape`` in the parameters' dtype."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name}: expected an array of numbers, given {type(value).__name__}") from None
+    if array.dtype.kind not in "biuf":
+        raise ArgumentError(f"{name}: expected numbers, given an array of {array.dtype}")
+    if array.shape != shape:
+        raise ShapeError(f"{name}: expected shape {shape}, given shape {array.shape}")
+    return array.astype(dtype, copy=False)
+
+
+def _mask(name, mask, shape, dtype, rate):
+    """A dropout mask of 0s and 1s in the parameters' dtype; None is evaluation mode: the scalar 1 − p,
+    so that the layer's M ⊙ x / (1 − p) passes x through."""
+    if mask is None:
+        return dtype.type(1 - rate)
+    try:
+        array = np.asarray(mask)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name}: expected a dropout mask of 0s and 1s, given {type(mask).__name__}") from None
+    if array.shape != shape:
+        raise ShapeError(f"{name}: expected a dropout mask of shape {shape}, given shape {array.shape}")
+    if array.dtype.kind not in "biuf" or not np.all((array == 0) | (array == 1)):
+        raise ArgumentError(f"{name}: a dropout mask holds only 0 (dropped) and 1 (kept)")
+    return array.astype(dtype, copy=False)
 
 
 def _learning_rate(lr):
@@ -255,7 +311,7 @@ def _distributions(Y, axis):
                             f"(entries ≥ 0 summing to 1); {sample} {worst} sums to {float(sums.flat[worst]):.6g}")
 
 
-_SUPPORT = (_check_arguments, _learning_rate, _scalar, _distributions, _random_parameters)
+_SUPPORT = (_check_arguments, _data, _mask, _learning_rate, _scalar, _distributions, _random_parameters)
 #: the in-place step's support, copied only into a module whose step_inplace uses it
 _IN_PLACE_SUPPORT = (_new_workspace, _commit, _distributions_into)
 
@@ -324,7 +380,17 @@ class _Generator:
         self.d = derivation
         self.p = derivation.program
         self.plan = make_plan(derivation)
-        self.printer = self.printer_class({"outputs": self.plan.outputs})
+        X = next(i for i in self.p.inputs if i.role == "input")
+        #: the axis of X that holds the words, when X is an embedding's one-hot input (code takes ids too)
+        self.one_hot = (0 if self.p.layout == "columns" else 1) if X.kind == "one_hot" else None
+        one_hot = {} if self.one_hot is None else {X.name: (self.one_hot, X.shape[self.one_hot])}
+        self.printer = self.printer_class({"outputs": self.plan.outputs, "one_hot": one_hot})
+        #: dropout masks and other data inputs, given as keyword arguments
+        self.data_inputs = [i for i in self.p.inputs if i.role == "data"]
+        #: the symbolic counts of entries normalised together (a batch), checked to be at least 2
+        self.normalised_counts = list(dict.fromkeys(
+            node.count for d in self.p.definitions for node in walk(d.expr)
+            if isinstance(node, Normalize) and node.count.is_Symbol))
         self.params = self.plan.params
         self.scalars: dict[str, sympy.Symbol] = {}  # every scalar symbol printed: sizes, lr, weight decay
         self.sizes = self._size_sources()
@@ -340,8 +406,15 @@ class _Generator:
         arrays.append((naming.TARGET, self.d.symbols[naming.TARGET].shape))
         for name, shape in arrays:
             for axis, size in enumerate(shape):
-                if size.is_Symbol:
-                    sources.setdefault(self.printer.doprint(size), f"{name}.shape[{axis}]")
+                if not size.is_Symbol:
+                    continue
+                if name == naming.INPUT and self.one_hot is not None:
+                    if axis == self.one_hot:
+                        continue  # ids have no vocabulary axis: E's shape gives it
+                    # the samples: the last axis of one-hot columns or of ids, the first of one-hot rows
+                    sources.setdefault(self.printer.doprint(size), f"{name}.shape[{-1 if axis == 1 else 0}]")
+                    continue
+                sources.setdefault(self.printer.doprint(size), f"{name}.shape[{axis}]")
         return sources
 
     def _fixed(self, parameter) -> _Statement:
@@ -405,19 +478,39 @@ class _Generator:
         body = body + result
         everything = [r for s in body for r in s.reads]
         hyper = [r for r in dict.fromkeys(everything) if r in self.scalars and r not in self.sizes and r != "lr"]
+        masks = [i for i in self.data_inputs if i.name in everything]
+        for mask in masks:
+            everything += [str(d) for d in mask.shape if d.is_Symbol]
         arguments = self.arguments[name]
-        signature = arguments + (", *, " + ", ".join(hyper) if hyper else "")
+        # a dropout mask may be left out (evaluation mode); another given matrix may not
+        keywords = [*hyper, *(m.name for m in masks if m.kind != "mask"), *(f"{m.name}=None" for m in masks
+                                                                            if m.kind == "mask")]
+        signature = arguments + (", *, " + ", ".join(keywords) if keywords else "")
         has_y = "Y" in arguments
         unpack = ", ".join([*self.params, naming.INPUT, *([naming.TARGET] if has_y else [])])
         lines = []
         if "lr" in arguments:
             lines.append("lr = _learning_rate(lr)")
         lines += [f"{h} = _scalar({h!r}, {h})" for h in hyper]
+        options = (", True" if in_place else "") + (f", one_hot={self.one_hot}" if self.one_hot is not None
+                                                             else "")
         lines.append(f"{unpack} = _check_arguments(params, X, {'Y' if has_y else 'None'}, SHAPES, DATA_SHAPES"
-                     f"{', True' if in_place else ''})")
+                     f"{options})")
         if has_y and self.d.assumptions and self.checks_distributions:  # δ = a − y needs distributions
             lines.append(f"_distributions(Y, {0 if self.p.layout == 'columns' else 1})")
         lines += [f"{size} = {source}" for size, source in self.sizes.items() if size in everything]
+        for count in self.normalised_counts:
+            if str(count) in self.sizes and any(r == str(count) for r in everything):
+                lines += [f"if {count} < 2:",
+                          f"    raise ShapeError(f\"a normalisation over {count} = {{{count}}} entries makes every x̂ 0; "
+                          f"give at least 2 (a batch of 1 cannot be batch-normalised)\")"]
+        for mask in masks:
+            shape = "(" + ", ".join(self.printer.doprint(d) for d in mask.shape) + ",)"
+            if mask.kind == "mask":
+                lines.append(f"{mask.name} = _mask({mask.name!r}, {mask.name}, {shape}, {self.params[0]}.dtype, "
+                             f"{mask.rate!r})")
+            else:
+                lines.append(f"{mask.name} = _data({mask.name!r}, {mask.name}, {shape}, {self.params[0]}.dtype)")
         for statement in body:
             lines += statement.code.splitlines()
         return Function(name, signature, doc, tuple(lines))
@@ -467,18 +560,32 @@ class _Generator:
         lowering = InPlaceStep(self)
         body = lowering.build()
         self.in_place = lowering
-        sizes = [size for size in self.sizes if size in lowering.reads]
         hyper = [r for r in lowering.reads if r in self.scalars and r not in self.sizes and r != "lr"]
-        signature = self.arguments["step_inplace"] + (", *, " + ", ".join(hyper) if hyper else "")
-        keywords = "".join(f", {h}={h}" for h in hyper)
+        # dropout masks and other given matrices, as the other functions take them (see ``function``)
+        masks = [i for i in self.data_inputs if i.name in lowering.reads]
+        keywords = [*hyper, *(m.name for m in masks if m.kind != "mask"),
+                    *(f"{m.name}=None" for m in masks if m.kind == "mask")]
+        signature = self.arguments["step_inplace"] + (", *, " + ", ".join(keywords) if keywords else "")
+        passed = "".join(f", {name}={name}" for name in [*hyper, *(m.name for m in masks)])
         lines = ["lr = _learning_rate(lr)", *(f"{h} = _scalar({h!r}, {h})" for h in hyper)]
+        doc = ("One step of gradient descent that updates the arrays in ``params`` in place; returns None.\n\n"
+               "Every z, a and δ goes to a buffer of a workspace made on the first call for these shapes and\n"
+               "dtype (not for concurrent threads), and each update is written into its parameter by BLAS\n"
+               "(W ← W − lr δ aᵀ as one GEMM); a later call allocates nothing.  Every check runs, and every\n"
+               "δ is computed, before any parameter changes: a step that fails changes nothing.")
+        if self.one_hot is not None:  # word ids or one-hot samples: the plain step, copied in
+            lines += [f"_check_arguments(params, X, Y, SHAPES, DATA_SHAPES, True, one_hot={self.one_hot})",
+                      f"_commit(params, step(params, X, Y, lr{passed}))"]
+            return Function("step_inplace", signature, doc.split("\n\n")[0] + "\n\nIt runs ``step`` and "
+                            "copies the new values in, once every check has passed.", tuple(lines))
         check = self.d.assumptions and self.checks_distributions
         if check:
             axis = 0 if self.p.layout == "columns" else 1
             rows, cols = self.d.symbols[naming.TARGET].shape
             shape = (sympy.Integer(1), cols) if axis == 0 else (rows, sympy.Integer(1))
             lowering._entry("float", "_ysum", lowering._shape(shape))
-            sizes = [size for size in self.sizes if size in lowering.reads]
+        needed = set(lowering.reads) | {str(d) for m in masks for d in m.shape if d.is_Symbol}
+        sizes = [size for size in self.sizes if size in needed]
         # the workspace's signature: the checks ran when it was made, for arrays of these shapes and flags
         signature_parts = ["len(params)", "X.shape", "X.dtype", "Y.shape", "Y.dtype"]
         for name in self.params:
@@ -492,21 +599,26 @@ class _Generator:
                   "if w is None:",
                   "    w = _new_workspace(params, X, Y, key)",
                   "    if w is None:  # arrays the fast path cannot take: the plain step, copied in",
-                  f"        _commit(params, step(params, X, Y, lr{keywords}))",
+                  f"        _commit(params, step(params, X, Y, lr{passed}))",
                   "        return None",
                   f"{', '.join(lowering.entries)}{',' if len(lowering.entries) == 1 else ''} = w"]
+        lines += [f"{size} = {self.sizes[size]}" for size in sizes]
+        for count in self.normalised_counts:
+            if str(count) in sizes:
+                lines += [f"if {count} < 2:",
+                          f"    raise ShapeError(f\"a normalisation over {count} = {{{count}}} entries makes every x̂ 0; "
+                          f"give at least 2 (a batch of 1 cannot be batch-normalised)\")"]
+        for mask in masks:
+            shape = "(" + ", ".join(self.printer.doprint(d) for d in mask.shape) + ",)"
+            if mask.kind == "mask":
+                lines.append(f"{mask.name} = _mask({mask.name!r}, {mask.name}, {shape}, {self.params[0]}.dtype, "
+                             f"{mask.rate!r})")
+            else:
+                lines.append(f"{mask.name} = _data({mask.name!r}, {mask.name}, {shape}, {self.params[0]}.dtype)")
         if check:
             lines.append(f"_distributions_into(Y, {axis}, _ysum)")
-        lines += [f"{size} = {self.sizes[size]}" for size in sizes]
         lines += body
-        return Function(
-            "step_inplace", signature,
-            "One step of gradient descent that updates the arrays in ``params`` in place; returns None.\n\n"
-            "Every z, a and δ goes to a buffer of a workspace made on the first call for these shapes and\n"
-            "dtype (not for concurrent threads), and each update is written into its parameter by BLAS\n"
-            "(W ← W − lr δ aᵀ as one GEMM); a later call allocates nothing.  Every check runs, and every\n"
-            "δ is computed, before any parameter changes: a step that fails changes nothing.",
-            tuple(lines))
+        return Function("step_inplace", signature, doc, tuple(lines))
 
     def _scaled_product(self, gradient) -> "_Product | None":
         """A gradient ``c A B`` of two matrices, printed so that the learning rate scales the smaller array:

@@ -51,12 +51,12 @@ import jinja2
 from sympy import Basic, Integer, MatrixSymbol, Piecewise, Symbol, diff
 
 from .. import naming
-from ..calculus.expressions import SCALAR_VARIABLE, Adjoint, Elementwise, Named, Softmax
+from ..calculus.expressions import SCALAR_VARIABLE, Adjoint, Constant, Deviation, Elementwise, Named, Softmax
 from ..calculus.trees import expand_names, transform, walk
 from ..errors import NotationError, OutputError
 from ..model.activations import ACTIVATIONS, Activation
 from ..printing.common import shape_text
-from ..printing.latex import KINDS, LatexPrinter
+from ..printing.latex import KINDS, OUTPUT_LABEL, LatexPrinter, superscript
 from ..calculus.simplify import tidy
 from .templating import environment, render, user_environment
 
@@ -200,8 +200,11 @@ def _check_latex(what: str, latex: object) -> None:
 
 def _renamable(derivation: "Derivation") -> list[str]:
     """Names ``symbols`` may rename: the cost, the kinds of per-layer quantities, every quantity."""
-    return ["C", naming.INPUT, naming.TARGET, *KINDS, *(n for n in derivation.symbols if n not in
-            (naming.INPUT, naming.TARGET)), *(n.name for n in derivation.forward), *derivation.deltas]
+    names = [*(n for n in derivation.symbols if n not in (naming.INPUT, naming.TARGET)),
+             *(n.name for n in derivation.forward), *derivation.deltas]
+    used = {split[0] for split in map(naming.split_layer_name, names) if split is not None}
+    kinds = [k for k in KINDS if k in naming.LAYERED_KINDS[:5] or k in used]  # a dense layer's kinds, then any used
+    return ["C", naming.INPUT, naming.TARGET, *kinds, *names]
 
 
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -815,7 +818,7 @@ class _Context:
         blocks = []
         for key, ls in groups.items():
             if ls == [self.depth] and len(groups) > 1:
-                key = equations(self.depth, "L")
+                key = equations(self.depth, OUTPUT_LABEL)
             uses_generic = generic and any(r"\sigma_{" in row.lines[0] for e in key for row in e.rows)
             blocks.append(self.fit(key, layers=_layer_range(ls, self.depth, descending), generic=uses_generic))
         return blocks
@@ -847,8 +850,8 @@ class _Context:
             return {"output": self.fit([]), "hidden": [], "parameters": []}
         L = self.depth
         z, a = self.layer_definition(L, "preactivation"), self.layer_definition(L, "activation", "output")
-        g = self.general(self.labels(L, "L"))
-        output = self.fit([self._step(self._step_for(q.name), g, "L") for q in (a, z)])
+        g = self.general(self.labels(L, OUTPUT_LABEL))
+        output = self.fit([self._step(self._step_for(q.name), g, OUTPUT_LABEL) for q in (a, z)])
         generic = self._generic(range(1, L))
 
         def hidden(l: int, name: str) -> tuple[Equation, ...]:
@@ -941,7 +944,11 @@ class _Context:
             lengths = []
             if self.batch != 1 and any(q.name.startswith("b") for q in self.program.parameters):
                 lengths.append(f"of length ${self.printer.doprint(self.batch)}$ (the number of samples) beside a bias")
-            if r"\mathbf{1}\,\mathbf{1}^\top" in text:
+            if r"\mathbf{1}\,\mathbf{1}^\top" in text and any(d.role == "statistic" or isinstance(d.expr, Softmax)
+                                                               and d.role == "intermediate" for d in self.program.forward):
+                lengths.append(r"$\mathbf{1}\,\mathbf{1}^\top$ sums along the axis it multiplies and spreads the sums "
+                               r"back")
+            elif r"\mathbf{1}\,\mathbf{1}^\top" in text:
                 lengths.append(r"of the output layer's width in $\mathbf{1}\,\mathbf{1}^\top$")
             said.append(r"$\mathbf{1}$ is a column of ones" + (": " + " and ".join(lengths) if lengths else ""))
         for activation in dict.fromkeys(self.program.activations):
@@ -949,18 +956,19 @@ class _Context:
             if isinstance(definition, Piecewise) and f"{activation.latex}'" in text:
                 at_zero = diff(definition, SCALAR_VARIABLE).subs(SCALAR_VARIABLE, 0)
                 said.append(f"${activation.latex}'(0)$ is taken as ${self.printer.doprint(at_zero)}$")
+        said += self._layer_symbols(text)
         if self.general_form:
-            kinds_only = LatexPrinter({
+            # the general form writes a renamed per-layer quantity (or the input, a^{(0)}) by its kind, except
+            # in the output layer's own equations; the targets and the cost keep their symbols everywhere
+            by_kind = LatexPrinter({
                 "bold": self.notation.bold, "functions": self.functions, "scalar": self.notation.scalar,
-                "symbols": {k: v for k, v in self.notation.symbols.items() if k in KINDS}})
-            output = self.layer_definition(self.depth, "activation", "output").name
+                "symbols": {k: v for k, v in self.notation.symbols.items() if k in KINDS},
+                "layer_labels": {self.depth: OUTPUT_LABEL}})
             links = []
             for name in self.notation.symbols:
-                if name not in ("X", "Y", output):
+                if name != naming.INPUT and (name in KINDS or naming.split_layer_name(name) is None):
                     continue
-                general = self.general(self.labels(self.depth, "L")).name(name) if name == output else \
-                    kinds_only.name(name)
-                renamed = self.printer.name(name)
+                general, renamed = by_kind.name(name), self.printer.name(name)
                 if general != renamed:
                     links.append(f"${renamed} = {general}$")
             if links:
@@ -968,6 +976,43 @@ class _Context:
         if not said:
             return ""
         return "Here " + "; ".join(said) + "."
+
+    def _layer_symbols(self, text: str) -> list[str]:
+        """τ, ε and the causal softmax of the layer library, as the printed parts use them."""
+        constants: dict[str, Constant] = {}
+        epsilons: list = []
+        causal = False
+        for definition in self.program.definitions:
+            for node in walk(definition.expr):
+                if isinstance(node, Constant):
+                    constants.setdefault(node.name, node)
+                elif isinstance(node, Deviation) and node.epsilon not in epsilons:
+                    epsilons.append(node.epsilon)
+                elif isinstance(node, Softmax) and node.causal:
+                    causal = True
+        said = []
+        for name, constant in constants.items():
+            symbol = self.printer.name(name)
+            if symbol in text:
+                value = self.printer.doprint(constant.value)
+                said.append(f"${symbol} = 1/\\sqrt{{d_k}} = {value}$ scales the attention scores"
+                            if naming.split_layer_name(name)[0] == "tau" else f"${symbol} = {value}$")
+        if r"\epsilon" in text and epsilons:
+            values = ", ".join(f"$10^{{-{len(str(e.q)) - 1}}}$" if e.p == 1 and str(e.q).strip("0") == "1"
+                               else f"${self.printer.doprint(e)}$" for e in epsilons)
+            said.append(rf"$\epsilon$ is the normalisation's small constant ({values})")
+        for item in self.program.inputs:
+            symbol = self.printer.name(item.name)
+            if item.kind == "mask" and symbol in text:
+                said.append(f"${symbol}$ is a dropout mask of 0s and 1s, each entry kept with probability "
+                            f"$1 - {item.rate:g}$")
+            elif item.kind == "one_hot" and symbol in text:
+                said.append(f"${symbol}$ holds one-hot samples, so a product with ${superscript(symbol, chr(92) + 'top')}$ adds each "
+                            f"sample's adjoint into the embedding of its word (a scatter-add)")
+        if r"\mathrm{causal}" in text and causal:
+            said.append(r"$\operatorname{softmax}_{\mathrm{causal}}$ gives a later token's score the weight 0 "
+                        r"(a token attends to itself and the tokens before it)")
+        return said
 
     def all(self) -> dict[str, Any]:
         context = self._all()
@@ -1003,6 +1048,7 @@ class _Context:
                              else "Delta recursion"),
             "layer_by_layer": self.notation.layer_by_layer or not self.general_form,
             "rules": self.notation.rules,
+            "line_width": self.notation.line_width,
         }
 
 
@@ -1021,18 +1067,29 @@ def _rows(equation: Equation, rule_column: bool) -> list[str]:
 
 
 def align(equations: Iterable[Equation]) -> str:
-    r"""Equations as an ``align*`` environment, each rule in a ``\tag*``, each note in an ``\intertext``.
+    r"""Equations as an ``align*`` environment, each rule in a ``\tag*`` or, set below, with its notes in a ``\stepnote``.
 
-    A note on the last equation follows the environment instead, as text.
+    What is set below a step stays with it: its row ends with ``\\*``, and ``\stepnote`` (which
+    ``derivation.tex.j2`` provides) begins with ``\nobreak``, so no page or column break falls between them;
+    one may fall after it (with ``\allowdisplaybreaks``).  amsmath's ``\intertext`` does the opposite (a break
+    may fall before its text, never after), as it introduces the rows below it.  Below the last equation the
+    rule and notes follow the environment instead, as text, and ``\postdisplaypenalty=10000``, in a group
+    around the environment, keeps them with it.
 
     >>> print(align([_equation("z", "W a", rule="matrix product")]))
     \begin{align*}
     z &= W a \tag*{\small[matrix product]}
     \end{align*}
+    >>> print(align([_equation("z", "W a", rule="matrix product", note="W ≠ 0"), _equation("a", "z")]))
+    \begin{align*}
+    z &= W a \tag*{\small[matrix product]} \\*
+    \stepnote{\small Assuming W ≠ 0.}
+    a &= z
+    \end{align*}
     """
     equations = list(equations)
     numbered = any(e.label for e in equations)
-    parts: list[tuple[bool, str]] = []  # (is a row, text)
+    rows: list[tuple[list[str], list[str]]] = []  # each equation's rows, and what goes below it
     for equation in equations:
         lines = _rows(equation, rule_column=False)
         if equation.rule and not equation.rule_below:
@@ -1040,30 +1097,76 @@ def align(equations: Iterable[Equation]) -> str:
         if numbered:
             lines = [line + (rf" \label{{{equation.label}}}" if i == 0 and equation.label else r" \nonumber")
                      for i, line in enumerate(lines)]
-        parts += [(True, line) for line in lines]
-        if equation.rule and equation.rule_below:
-            parts.append((False, rf"\small[{equation.rule}]"))
+        below = [rf"\small[{equation.rule}]"] if equation.rule and equation.rule_below else []
         if equation.note:
-            parts.append((False, rf"\small Assuming {equation.note}."))
-    after = []
-    while parts and not parts[-1][0]:
-        after.insert(0, f"{{{parts.pop()[1]}}}\\par")
+            below.append(rf"\small Assuming {equation.note}.")
+        rows.append((lines, below))
+    after = [f"{{{text}}}\\par" for text in rows[-1][1]] if rows else []
     if after:
+        rows[-1] = (rows[-1][0], [])
         # what follows continues the text the display interrupted: not a new, indented paragraph
         after[-1] += r"\noindent"
-    body = ""
-    for index, (is_row, text) in enumerate(parts):
-        if index:
-            # a row ends with a row break, an \intertext does not
-            body += " \\\\\n" if parts[index - 1][0] else "\n"
-        body += text if is_row else rf"\intertext{{{text}}}"
+    body = []
+    for index, (lines, below) in enumerate(rows):
+        last = index == len(rows) - 1
+        body += [line + " \\\\" for line in lines[:-1]]
+        if below:  # \endgraf: the body of an alignment cannot hold \par
+            body += [lines[-1] + " \\\\*", r"\stepnote{" + "\\endgraf\\noindent ".join(below) + "}"]
+        else:
+            body.append(lines[-1] + ("" if last else " \\\\"))
     environment = "align" if numbered else "align*"
-    return "\n".join([f"\\begin{{{environment}}}", body, f"\\end{{{environment}}}", *after])
+    display = [f"\\begin{{{environment}}}", *(body or [""]), f"\\end{{{environment}}}"]
+    if after:
+        display = [r"\begingroup\postdisplaypenalty=10000", *display[:-1], display[-1] + r"\endgroup", *after]
+    return "\n".join(display)
 
 
-def aligned(equations: Iterable[Equation]) -> str:
-    r"""Equations as the rows of an ``aligned`` environment (MathJax, KaTeX), each rule in a text column."""
-    return " \\\\\n".join(line for e in equations for line in _rows(e, rule_column=True))
+#: em per character of a rule in a Markdown display's text column (display size, not ``\small``), erring wide
+_TEXT_CHARACTER = 0.5
+#: em between the equations and the text column of an ``aligned`` environment (MathJax sets 2 em, amsmath 1)
+_COLUMN_GAP = 2.0
+
+
+def _wrapped_rule(rule: str, width: float) -> list[str]:
+    """``[rule]`` cut after its commas into lines of at most ``width`` em of text (a single rule is never cut)."""
+    lines: list[str] = []
+    for part in f"[{rule}]".split(", "):
+        if lines and _TEXT_CHARACTER * (len(lines[-1]) + 2 + len(part)) <= width:
+            lines[-1] += ", " + part
+        else:
+            lines[-1:] = [lines[-1] + ","] if lines else []
+            lines.append(part)
+    return lines
+
+
+def aligned(equations: Iterable[Equation], line_width: float | None = None, rules: str = "tags") -> str:
+    r"""Equations as the rows of an ``aligned`` environment (MathJax, KaTeX), each rule in a text column.
+
+    The text column starts after the block's widest right-hand side.  With ``line_width`` (em), a rule that
+    would end beyond it there goes on rows of its own below its step instead, cut after commas to fit (a display
+    cannot wrap text by itself), as a ``\tag*`` too wide for the LaTeX measure does; with ``rules="below"`` every
+    rule does.
+
+    >>> print(aligned([_equation("z", "W a", rule="matrix product")]))
+    z &= W a && \text{[matrix product]}
+    >>> print(aligned([_equation("z", "W a", rule="matrix product, bias broadcast")], line_width=10))
+    z &= W a \\
+    &\quad \text{[matrix product,} \\
+    &\quad \text{bias broadcast]}
+    """
+    equations = list(equations)
+    left = max((latex_width(e.lhs) for e in equations), default=0.0)
+    right = max((latex_width(f"{row.relation} {line}") for e in equations for row in e.rows for line in row.lines),
+                default=0.0)
+    room = (line_width if line_width is not None else float("inf")) - left - _WIDTHS[r"\quad"]
+    lines = []
+    for equation in equations:
+        below = bool(equation.rule) and (rules == "below" or line_width is not None and left + right + _COLUMN_GAP
+                                         + _TEXT_CHARACTER * (len(equation.rule) + 2) > line_width)
+        lines += _rows(equation, rule_column=not below)
+        if below:
+            lines += [rf"&\quad \text{{{text}}}" for text in _wrapped_rule(equation.rule, room)]
+    return " \\\\\n".join(lines)
 
 
 def cells(rows: Iterable[Sequence[Cell]]) -> str:

@@ -181,8 +181,14 @@ class InPlaceStep:
     # --- interior nodes ------------------------------------------------------------------
 
     def _kind(self, node):
-        """What computing ``node`` into a buffer takes: (kind, data); kinds are those of :meth:`_emit`."""
+        """What computing ``node`` into a buffer takes: (kind, data); kinds are those of :meth:`_emit`.
+
+        Only the classes named here, exactly, are lowered; a subclass, or a variant with a setting this
+        does not know, is printed by the NumPy printer and copied in ("opaque").
+        """
         while True:
+            if isinstance(node, Elementwise) and type(node) is not Elementwise:
+                return "opaque", (node,)
             if isinstance(node, Elementwise):
                 entry = registered_activation(node)
                 if entry is not None and entry.name == "identity" and node.order == 0:
@@ -200,8 +206,9 @@ class InPlaceStep:
                     name = entry.runtime if entry is not None else self.printer._numpy_function(node)[3:]
                     return "ufunc", (node, node.arg, name)
                 return "opaque", (node,)
-            if isinstance(node, Softmax):
-                return "softmax", (node, node.arg)
+            if isinstance(node, Softmax):  # a causal one (attention) is printed: its mask is the printer's
+                return ("opaque", (node,)) if getattr(node, "causal", False) or type(node) is not Softmax \
+                    else ("softmax", (node, node.arg))
             if isinstance(node, MatMul):
                 coefficient, factors = self.printer._matmul_parts(node)
                 if len(factors) == 1:
@@ -464,7 +471,7 @@ class InPlaceStep:
 
     def _in_place_operand(self, expr) -> str | None:
         """The quantity ``expr``'s buffer may be written over while it is read: σ(z) over z, a − Y over a."""
-        if isinstance(expr, (Elementwise, Softmax)) and isinstance(expr.arg, Named):
+        if type(expr) in (Elementwise, Softmax) and isinstance(expr.arg, Named):
             kind = self._kind(expr)[0]
             return expr.arg.name if kind in ("helper", "ufunc", "softmax") else None
         if isinstance(expr, MatAdd) and all(isinstance(t, (Named, MatrixSymbol, Broadcast)) or (
@@ -586,7 +593,7 @@ class InPlaceStep:
                 trans = int(m_t) if ones[0] else int(not m_t)
                 calls.append(("gemv", f"_gemv({alpha}, {m}.T, {vector}, BETA, {name}.reshape(-1), 0, 1, 0, 1, "
                                       f"{trans}, 1)"))
-            elif len(factors) == 1 and (not simple[0][1] or 1 in factors[0].shape):
+            elif len(factors) == 1 and simple and (not simple[0][1] or 1 in factors[0].shape):
                 length = self._print(sympy.Mul(*factors[0].shape))
                 calls.append(("axpy", f"_axpy({simple[0][0]}.reshape(-1), {name}.reshape(-1), {length}, {alpha})"))
             else:

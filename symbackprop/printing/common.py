@@ -117,3 +117,10 @@ class SumPrinting:
 
     def _print_Add(self, expr, order=None) -> str:
         return self._print_sum(Add.make_args(expr))
+
+
+class WrittenPrinting:
+    """``_print_`` methods for classes that a text or LaTeX printer writes as the matrices they are made of."""
+
+    def _print_Normalize(self, expr) -> str:
+        return self._print(expr.written())  # (x − 1μ) ⊘ 1σ

@@ -21,7 +21,10 @@ Settings (``_default_settings``) beyond SymPy's own:
 * ``scalar`` — every quantity is 1×1: print ordinary products and powers and no
   transposes, factors ordered as commutative algebra orders them (``2 a (a w - y)``);
 * ``layer_labels`` — layer numbers → labels (``{2: "l", 3: "l+1"}``), for the
-  general form of a step;
+  general form of a step.  A renamed quantity (``symbols={"a3": r"\hat{Y}"}``)
+  keeps its symbol where its layer is labelled ``L``, the output layer, which
+  is that one layer in any general form; under any other label (``l``, ``l+1``)
+  it is written by its kind;
 * ``generic_activations`` — with ``layer_labels``, write every activation as
   ``\sigma_{l}``, subscripted by its layer's label;
 * ``gradient`` — ``"partial"`` (the default) writes a gradient ``\frac{\partial C}{\partial W}``,
@@ -65,6 +68,7 @@ from ..calculus.expressions import Adjoint, Broadcast, Elementwise, Named, Softm
 from .precedence import ATOM, HADAMARD, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 from .common import (
     SumPrinting,
+    WrittenPrinting,
     hadamard_order,
     is_reciprocal,
     is_scalar_entry,
@@ -73,10 +77,16 @@ from .common import (
     split_sign,
 )
 
-__all__ = ["LatexPrinter", "to_latex", "superscript", "DEFAULT_FUNCTIONS", "KINDS"]
+__all__ = ["LatexPrinter", "to_latex", "superscript", "DEFAULT_FUNCTIONS", "KINDS", "OUTPUT_LABEL"]
+
+#: the layer label of the output layer: under it a renamed quantity keeps its symbol in the general form
+OUTPUT_LABEL = "L"
 
 #: how each kind of per-layer quantity is written
-KINDS: dict[str, str] = {"W": "W", "b": "b", "z": "z", "a": "a", "delta": r"\delta"}
+KINDS: dict[str, str] = {"W": "W", "b": "b", "z": "z", "a": "a", "delta": r"\delta",
+                         "xhat": r"\hat{x}", "mu": r"\mu", "sigma": r"\sigma", "gamma": r"\gamma",
+                         "beta": r"\beta", "WQ": "W_Q", "WK": "W_K", "WV": "W_V", "WO": "W_O", "Q": "Q",
+                         "K": "K", "V": "V", "S": "S", "P": "P", "O": "O", "E": "E", "M": "M", "tau": r"\tau"}
 
 #: activation names (and ``log``, ``sqrt``, ``exp``) → LaTeX
 DEFAULT_FUNCTIONS: dict[str, str] = {name: a.latex for name, a in (*ACTIVATIONS.items(), *MATH_FUNCTIONS.items())}
@@ -119,7 +129,7 @@ def _tall(latex: str) -> bool:
     return r"\frac" in latex
 
 
-class LatexPrinter(SumPrinting, SympyLatexPrinter):
+class LatexPrinter(SumPrinting, WrittenPrinting, SympyLatexPrinter):
     """Prints symbackprop's matrix expressions as a paper would."""
 
     printmethod = "_symbackprop_latex"
@@ -214,7 +224,7 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         if name == naming.TARGET:
             return symbols.get(name, _bold(_TARGET) if self._settings["bold"] else _TARGET)
         split = ("a", 0) if name == naming.INPUT else naming.split_layer_name(name)
-        if name in symbols and (labels is None or split is None):
+        if name in symbols and (labels is None or split is None or labels.get(split[1]) == OUTPUT_LABEL):
             return symbols[name]
         if split is None:
             target = naming.adjoint_target(name)
@@ -282,7 +292,16 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
         return self._call(expr, self._print(expr.arg))
 
     def _print_Softmax(self, expr) -> str:
-        return self._function_name(expr) + self._bracket(self._print(expr.arg))
+        name = self._function_name(expr)
+        if expr.causal:
+            name += r"_{\mathrm{causal}}"
+        return name + self._bracket(self._print(expr.arg))
+
+    def _print_Constant(self, expr) -> str:
+        return self.name(expr.name)
+
+    def _print_Deviation(self, expr) -> str:
+        return rf"\sqrt{{{self._print(expr.variance())} + \epsilon}}"
 
     def _print_LogSoftmax(self, expr) -> str:
         return r"\log " + self._functions["softmax"] + self._bracket(self._print(expr.arg))
@@ -335,7 +354,10 @@ class LatexPrinter(SumPrinting, SympyLatexPrinter):
     def _print_Transpose(self, expr) -> str:
         if isinstance(expr.arg, Inverse):
             return self._print_Inverse(Inverse(Transpose(expr.arg.arg)))
-        return superscript(self.parenthesize(expr.arg, POSTFIX), r"\top")
+        printed = self.parenthesize(expr.arg, POSTFIX)
+        if _tall(printed) and not printed.startswith(("(", r"\biggl(", r"\left(")):
+            printed = self._bracket(printed)  # (∂C/∂S)ᵀ, not a fraction with a superscript on its bar
+        return superscript(printed, r"\top")
 
     def _print_Inverse(self, expr) -> str:
         if isinstance(expr.arg, Transpose):  # X^{-\top}, as the Cookbook writes it

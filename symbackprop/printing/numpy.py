@@ -42,7 +42,7 @@ from sympy import (
 from sympy.printing.numpy import NumPyPrinter
 
 from ..model.activations import ACTIVATIONS, MATH_FUNCTIONS, Activation, y
-from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Elementwise, Named, Softmax
+from ..calculus.expressions import SCALAR_VARIABLE, Broadcast, Constant, Deviation, Elementwise, Named, Normalize, Softmax
 
 __all__ = ["NumPyCodePrinter", "to_numpy", "helper_name", "scaled", "is_negative_term", "REGISTERED"]
 
@@ -115,7 +115,7 @@ class NumPyCodePrinter(NumPyPrinter):
     """
 
     printmethod = "_symbackprop_numpy"
-    _default_settings = {**NumPyPrinter._default_settings, "outputs": {}}
+    _default_settings = {**NumPyPrinter._default_settings, "outputs": {}, "one_hot": {}}
 
     def __init__(self, settings: Mapping | None = None) -> None:
         super().__init__(dict(settings or {}))
@@ -183,6 +183,12 @@ class NumPyCodePrinter(NumPyPrinter):
             coefficient, factors = self._matmul_parts(expr)
             if coefficient == 1 and len(factors) > 1 and OneMatrix in (type(factors[0]), type(factors[-1])):
                 return _ATOM  # printed as a call of np.sum
+            if coefficient == 1 and self._embedding(factors) is not None:
+                return _ATOM  # printed as a call of embed
+        if isinstance(expr, Normalize):  # (x - mu) / sigma
+            return _PRODUCT
+        if isinstance(expr, Constant):  # printed as its value
+            return self._precedence(expr.value)
         if isinstance(expr, (MatMul, HadamardProduct, sympy.Mul)) or (
             isinstance(expr, sympy.Rational) and not expr.is_Integer
         ):
@@ -268,10 +274,35 @@ class NumPyCodePrinter(NumPyPrinter):
         if not isinstance(expr, MatMul):
             return False
         factors = self._matmul_parts(expr)[1]
-        return len(factors) > 1 and not any(isinstance(f, OneMatrix) for f in factors)
+        return len(factors) > 1 and not any(isinstance(f, OneMatrix) for f in factors) \
+            and self._embedding(factors) is None
+
+    def _embedding(self, factors) -> str | None:
+        """``A X`` or ``G Xᵀ`` (rows: ``X A``, ``Xᵀ G``) for a one-hot input X, which code may be given as
+        integer ids: a gather or a scatter-add instead of a product."""
+        one_hot: Mapping = self._settings["one_hot"]
+        if len(factors) < 2 or not one_hot:
+            return None
+        for name, (axis, vocab) in one_hot.items():
+            end = factors[-1] if axis == 0 else factors[0]
+            rest = factors[:-1] if axis == 0 else factors[1:]
+            if getattr(end, "name", None) == name:
+                return self._embed("embed", rest, end, axis)
+            if isinstance(end, Transpose) and getattr(end.arg, "name", None) == name:
+                return self._embed("embed_grad", rest, end.arg, axis, vocab)
+        return None
+
+    def _embed(self, helper: str, rest, X, axis: int, vocab=None) -> str:
+        self.helpers[helper] = None
+        extra = "" if vocab is None else f", {self._print(vocab)}"
+        other = self._print_product_of(rest) if len(rest) > 1 else self.full(rest[0])
+        return f"{helper}({other}, {self._print(X)}, {axis}{extra})"
 
     def _print_MatMul(self, expr) -> str:
         coefficient, factors = self._matmul_parts(expr)
+        embedded = self._embedding(factors)
+        if embedded is not None:
+            return embedded if coefficient == 1 else self._scaled(coefficient, embedded)
         left = len(factors) > 1 and isinstance(factors[0], OneMatrix)
         right = len(factors) > 1 and isinstance(factors[-1], OneMatrix)
         inner = factors[int(left) : len(factors) - int(right)]
@@ -283,7 +314,16 @@ class NumPyCodePrinter(NumPyPrinter):
             body = self._operand(inner[0])
         else:
             body = self._print_product_of(inner)
+            if coefficient != 1 and self._larger_than(inner[0], expr):
+                # c A B with A larger than the product (τ dS K): scale the product, not A
+                return f"{self._operand(coefficient)} * ({body})"
         return body if coefficient == 1 else self._scaled(coefficient, body)
+
+    @staticmethod
+    def _larger_than(factor, product) -> bool:
+        """Whether ``factor`` has more entries than ``product``, when both sizes are numbers."""
+        sizes = [sympy.Mul(*factor.shape), sympy.Mul(*product.shape)]
+        return all(n.is_Integer for n in sizes) and sizes[0] > sizes[1]
 
     def _scaled(self, coefficient, body: str) -> str:
         if coefficient == -1:
@@ -293,7 +333,13 @@ class NumPyCodePrinter(NumPyPrinter):
         return f"{self._operand(coefficient)} * {body}"
 
     def _print_HadamardProduct(self, expr) -> str:
-        return " * ".join(self._operand(f) for f in expr.args)
+        """``a * b``; a reciprocal factor divides (``a / sigma``), one operation instead of two."""
+        factors = [f for f in expr.args if not (isinstance(f, HadamardPower) and f.args[1] == -1)]
+        divisors = [f.args[0] for f in expr.args if isinstance(f, HadamardPower) and f.args[1] == -1]
+        if not factors or not divisors:
+            return " * ".join(self._operand(f) for f in expr.args)
+        text = " * ".join(self._operand(f) for f in factors)
+        return text + "".join(f" / {self._operand(d)}" for d in divisors)
 
     def _print_HadamardPower(self, expr) -> str:
         base, exponent = expr.args
@@ -375,8 +421,21 @@ class NumPyCodePrinter(NumPyPrinter):
         return f"{self._module_format('numpy.sum')}({self.full(expr.arg)})"
 
     def _print_Softmax(self, expr) -> str:
-        self.helpers["softmax"] = None
-        return f"softmax({self._print(expr.arg)}, axis={expr.axis})"
+        name = "causal_softmax" if expr.causal else "softmax"
+        self.helpers[name] = None
+        return f"{name}({self._print(expr.arg)}, axis={expr.axis})"
+
+    def _print_Constant(self, expr) -> str:
+        return self._print(expr.value)
+
+    def _print_Normalize(self, expr) -> str:
+        centred = f"{self._operand(expr.arg, self.full(expr.arg))} - {self._operand(expr.mean)}"
+        return f"({centred}) / {self._operand(expr.deviation)}"
+
+    def _print_Deviation(self, expr) -> str:
+        self.helpers["deviation"] = None
+        return (f"deviation({self.full(expr.arg)}, {self._print(expr.mean)}, {expr.axis}, "
+                f"{self._print(sympy.Float(expr.epsilon))})")
 
     def _print_LogSoftmax(self, expr) -> str:
         self.helpers["log_softmax"] = None

@@ -16,6 +16,8 @@ from sympy import (
 )
 from sympy.matrices.expressions.matexpr import MatrixElement
 
+from ..calculus.expressions import Normalize
+
 ADD = 40
 PRODUCT = 50
 HADAMARD = 48
@@ -38,7 +40,7 @@ def precedence(expr) -> int:
         if getattr(coefficient, "is_number", False) and coefficient.is_negative:
             return NEGATIVE
         return PRODUCT
-    if isinstance(expr, HadamardProduct):
+    if isinstance(expr, (HadamardProduct, Normalize)):  # x̂ prints as (x − μ) ⊘ σ
         return HADAMARD
     if isinstance(expr, (HadamardPower, Pow, MatPow)):
         return POWER

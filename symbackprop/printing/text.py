@@ -15,6 +15,7 @@ from .. import naming
 from ..model.activations import ACTIVATIONS
 from .common import (
     SumPrinting,
+    WrittenPrinting,
     hadamard_order,
     is_reciprocal,
     is_scalar_entry,
@@ -28,14 +29,15 @@ from .precedence import ATOM, NEGATIVE, POSTFIX, POWER, PRODUCT, precedence
 __all__ = ["TextPrinter", "to_text", "superscript"]
 
 _SUPERSCRIPT = str.maketrans("0123456789-+()L", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺⁽⁾ᴸ")
-_KIND_NAMES = {"delta": "δ"}
+_KIND_NAMES = {"delta": "δ", "tau": "τ", "xhat": "x̂", "mu": "μ", "sigma": "σ", "gamma": "γ", "beta": "β",
+               "WQ": "W_Q", "WK": "W_K", "WV": "W_V", "WO": "W_O"}
 
 
 def superscript(text: str) -> str:
     return text.translate(_SUPERSCRIPT)
 
 
-class TextPrinter(SumPrinting, StrPrinter):
+class TextPrinter(SumPrinting, WrittenPrinting, StrPrinter):
     """Prints matrix expressions as a textbook would, in Unicode."""
 
     printmethod = "_symbackprop_text"
@@ -75,7 +77,13 @@ class TextPrinter(SumPrinting, StrPrinter):
         return f"{name}{chr(39) * expr.order}({self._print(expr.arg)})"
 
     def _print_Softmax(self, expr) -> str:
-        return f"softmax({self._print(expr.arg)})"
+        return f"{'causal softmax' if expr.causal else 'softmax'}({self._print(expr.arg)})"
+
+    def _print_Constant(self, expr) -> str:
+        return self._print_name(expr.name)
+
+    def _print_Deviation(self, expr) -> str:
+        return f"√({self._print(expr.variance())} + ε)"
 
     def _print_LogSoftmax(self, expr) -> str:
         return f"log softmax({self._print(expr.arg)})"

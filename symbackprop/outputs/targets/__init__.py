@@ -36,14 +36,29 @@ def _module(target: str):
     return importlib.import_module(TARGETS[target][0])
 
 
+def _supported(derivation, target: str) -> None:
+    """Dropout masks and embedding ids are NumPy's for now: another target refuses them clearly."""
+    if target == "numpy":
+        return
+    program = getattr(derivation, "program", None)
+    for item in getattr(program, "inputs", ()):
+        if item.kind != "real":
+            what = "a dropout mask" if item.kind == "mask" else "an embedding's one-hot input (or ids)"
+            raise SpecError(f"the {target} target does not take {what} yet ({item.name}); generate NumPy code "
+                            f"(--code numpy) for this network")
+
+
 def source(derivation, target: str = "numpy") -> str:
     """The text of ``target``'s code for ``derivation`` (byte-identical for the same input)."""
-    return _module(target).module_source(derivation)
+    module = _module(target)
+    _supported(derivation, target)
+    return module.module_source(derivation)
 
 
 def compile(derivation, target: str = "numpy"):  # noqa: A001 - the targets' verb
     """``target``'s generated functions, run in this process (NumPy, PyTorch or JAX)."""
     module = _module(target)
+    _supported(derivation, target)
     if target == "numpy":
         return module.compile_numpy(derivation)
     if target == "octave":

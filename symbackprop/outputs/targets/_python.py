@@ -22,6 +22,7 @@ from ...errors import SpecError
 from ...printing.numpy import NumPyCodePrinter
 from ..codegen import Function, Program, _check_names, _Generator, _shape_constant, _Statement
 from ..templating import environment
+from . import _support
 
 
 class TargetPrinter(NumPyCodePrinter):
@@ -72,9 +73,6 @@ def require(package: str, engine: str, install: str) -> None:
 
 class TensorGenerator(_Generator):
     """The plan printed for an engine whose arrays are tensors (PyTorch, JAX)."""
-
-    # the NumPy module's target check (_distributions) has no PyTorch or JAX twin yet
-    checks_distributions = False
 
     arguments = {"forward": "params, X", "cost": "params, X, Y", "gradients": "params, X, Y",
                  "cost_and_gradients": "params, X, Y", "step": "params, X, Y, lr"}
@@ -191,7 +189,7 @@ def tensor_program(derivation: Derivation, generator: TensorGenerator, api: list
         data_shapes=tuple((name, _shape_constant(derivation.symbols[name].shape))
                           for name in (naming.INPUT, naming.TARGET)),
         fan_in={p.name: p.fan_in for p in model.trained if p.init == "weight"},
-        helpers=tuple(helpers + [s.strip("\n") for s in support]),
+        helpers=tuple(helpers + [s.strip("\n") for s in support] + _support.sources()),
         functions=(*custom, *api),
         layout_note="samples are columns: X is features × samples" if columns
         else "samples are rows: X is samples × features",

@@ -82,105 +82,61 @@ HELPERS = {
     "exp_grad": "def exp_grad(x):\n    return jnp.exp(x)\n",
 }
 
+# what JAX's arrays are, for the argument checks all tensor modules share (_support.py)
 SUPPORT = [
     '''
-def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
-    """The parameters in the order of ``shapes``, then X (and Y) as arrays of the parameters' dtype.
-
-    Checks the parameter names, that each is a floating array, every shape (a size
-    given as a name is bound by the first array that has it) and that all share one
-    dtype; X and Y are converted to it.  Shapes are static, so this runs under jit too.
-    """
-    if not isinstance(params, dict):
-        raise ArgumentError(f"params must be a dict of arrays keyed {', '.join(shapes)}, not {type(params).__name__}")
-    if params.keys() != shapes.keys():
-        missing = [name for name in shapes if name not in params]
-        unknown = [str(name) for name in params if name not in shapes]
-        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unknown {', '.join(unknown)}"] if unknown else [])
-        raise ArgumentError(f"params: {'; '.join(problems)}; expected {', '.join(shapes)}")
-    arrays = []
-    for name in shapes:
-        try:
-            array = jnp.asarray(params[name])
-        except TypeError as error:
-            raise ArgumentError(f"{name}: expected an array, given {type(params[name]).__name__}") from error
-        if not jnp.issubdtype(array.dtype, jnp.floating):
-            raise ArgumentError(f"{name}: expected a floating-point array, given {array.dtype}")
-        if arrays and array.dtype != arrays[0].dtype:
-            first = next(iter(shapes))
-            raise ArgumentError(f"{name}: dtype {array.dtype} differs from {first}'s {arrays[0].dtype}; "
-                                f"give every parameter the same dtype")
-        arrays.append(array)
-    data = {"X": X} if Y is None else {"X": X, "Y": Y}
-    for name, value in data.items():
-        try:
-            data[name] = jnp.asarray(value, dtype=arrays[0].dtype)
-        except (TypeError, ValueError) as error:
-            raise ArgumentError(f"{name}: expected an array of numbers, given {type(value).__name__}") from error
-    sizes, bound_by = {}, {}
-    checked = [("X", data["X"], data_shapes["X"]), *zip(shapes, arrays, shapes.values())]
-    if Y is not None:
-        checked.append(("Y", data["Y"], data_shapes["Y"]))
-    for name, array, expected in checked:
-        given = tuple(array.shape)
-        if len(given) != 2:
-            raise ShapeError(f"{name}: expected a 2-d array of shape ({', '.join(map(str, expected))}), "
-                             f"given shape {given}")
-        for size, actual in zip(expected, given):
-            known = sizes.setdefault(size, actual) if isinstance(size, str) else size
-            if known != actual:
-                shown = ", ".join(str(sizes.get(s, s)) for s in expected)
-                source = f" ({size} = {known} from {bound_by[size]})" if size in bound_by else ""
-                raise ShapeError(f"{name}: expected shape ({shown}){source}, given {given}")
-            if isinstance(size, str):
-                bound_by.setdefault(size, name)
-    return (*arrays, *data.values())
+_ARRAY = "array"
+_KIND = "dtype"
 ''',
     '''
-def _learning_rate(lr):
-    """``lr``: a number is checked positive and finite; a traced value (under jit) is taken as it is."""
-    if isinstance(lr, jax.Array):
-        return lr
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        raise ArgumentError(f"lr: expected a positive number, given {type(lr).__name__} {lr!r}")
-    if not 0 < float(lr) < float("inf"):
-        raise ArgumentError(f"lr: the learning rate must be a positive finite number, given {lr}")
-    return float(lr)
+def _parameter(name, value):
+    """A parameter as a floating JAX array."""
+    try:
+        array = jnp.asarray(value)
+    except TypeError as error:
+        raise ArgumentError(f"{name}: expected an array, given {type(value).__name__}") from error
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        raise ArgumentError(f"{name}: expected a floating-point array, given {array.dtype}")
+    return array
 ''',
     '''
-def _scalar(name, value):
-    """A scalar setting such as a weight decay: a number finite and not negative (a traced value as it is)."""
-    if isinstance(value, jax.Array):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ArgumentError(f"{name}: expected a number, given {type(value).__name__} {value!r}")
-    if not 0 <= value < float("inf"):
-        raise ArgumentError(f"{name}: expected a finite number ≥ 0, given {value!r}")
-    return float(value)
+def _kind(array):
+    return f"dtype {array.dtype}"
+''',
+    '''
+def _data(name, value, like):
+    """X or Y as an array of ``like``'s dtype."""
+    try:
+        return jnp.asarray(value, dtype=like.dtype)
+    except (TypeError, ValueError) as error:
+        raise ArgumentError(f"{name}: expected an array of numbers, given {type(value).__name__}") from error
+''',
+    '''
+def _traced(value):
+    """Under ``jax.jit`` (or ``grad``, ``vmap``) a value is a tracer: its shape is known, its numbers are not."""
+    return isinstance(value, jax.core.Tracer)
+''',
+    '''
+def _item(value):
+    return value.item() if isinstance(value, jax.Array) and value.size == 1 else value
 ''',
     '''
 def _random_parameters(shapes, fan_in, seed, dtype, sizes):
     """Weights drawn from N(0, 1/fan-in), biases zero, for the given sizes."""
-    needed = sorted({size for shape in shapes.values() for size in shape if isinstance(size, str)})
-    missing = [size for size in needed if size not in sizes]
-    if missing:
-        raise ShapeError(f"init_params needs the size{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
-                         f"e.g. init_params(0, {missing[0]}=4)")
-    for size in needed:
-        value = sizes[size]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ShapeError(f"init_params: the size {size} must be a positive integer, given {value!r}")
-    if not jnp.issubdtype(dtype, jnp.floating):
+    concrete = _concrete_shapes(shapes, sizes)
+    try:
+        floating = jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
         raise ArgumentError(f"dtype: expected a floating dtype, given {dtype}")
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))
+    keys = jax.random.split(jax.random.PRNGKey(_seed(seed, 32)), len(shapes))
     params = {}
-    for key, (name, shape) in zip(keys, shapes.items()):
-        concrete = tuple(sizes[size] if isinstance(size, str) else size for size in shape)
+    for key, (name, shape) in zip(keys, concrete.items()):
         if name in fan_in:
-            params[name] = jax.random.normal(key, concrete, dtype=dtype) / concrete[fan_in[name]] ** 0.5
+            params[name] = jax.random.normal(key, shape, dtype=dtype) / shape[fan_in[name]] ** 0.5
         else:
-            params[name] = jnp.zeros(concrete, dtype=dtype)
+            params[name] = jnp.zeros(shape, dtype=dtype)
     return params
 ''',
 ]

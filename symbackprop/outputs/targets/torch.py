@@ -90,103 +90,56 @@ HELPERS = {
     "exp_grad": "def exp_grad(x):\n    return torch.exp(x)\n",
 }
 
+# what PyTorch's arrays are, for the argument checks all tensor modules share (_support.py)
 SUPPORT = [
     '''
-def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False):
-    """The parameters in the order of ``shapes``, then X (and Y) as tensors of the parameters' dtype and device.
-
-    Checks the parameter names, that each is a floating tensor, every shape (a size
-    given as a name is bound by the first tensor that has it), and that all share one
-    dtype and device; X and Y are converted to that dtype and device.
-    """
-    if not isinstance(params, dict):
-        raise ArgumentError(f"params must be a dict of tensors keyed {', '.join(shapes)}, not {type(params).__name__}")
-    if params.keys() != shapes.keys():
-        missing = [name for name in shapes if name not in params]
-        unknown = [str(name) for name in params if name not in shapes]
-        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unknown {', '.join(unknown)}"] if unknown else [])
-        raise ArgumentError(f"params: {'; '.join(problems)}; expected {', '.join(shapes)}")
-    tensors = []
-    for name in shapes:
-        value = params[name]
-        if not isinstance(value, torch.Tensor):
-            raise ArgumentError(f"{name}: expected a torch.Tensor, given {type(value).__name__}")
-        if not value.dtype.is_floating_point:
-            raise ArgumentError(f"{name}: expected a floating-point tensor, given {value.dtype}")
-        if tensors and (value.dtype != tensors[0].dtype or value.device != tensors[0].device):
-            first = next(iter(shapes))
-            raise ArgumentError(f"{name}: {value.dtype} on {value.device} differs from {first}'s "
-                                f"{tensors[0].dtype} on {tensors[0].device}; give every parameter the same")
-        tensors.append(value)
-    like = tensors[0]
-    data = {"X": X} if Y is None else {"X": X, "Y": Y}
-    for name, value in data.items():
-        try:
-            data[name] = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise ArgumentError(f"{name}: expected a tensor of numbers, given {type(value).__name__}") from error
-    sizes, bound_by = {}, {}
-    checked = [("X", data["X"], data_shapes["X"]), *zip(shapes, tensors, shapes.values())]
-    if Y is not None:
-        checked.append(("Y", data["Y"], data_shapes["Y"]))
-    for name, array, expected in checked:
-        given = tuple(array.shape)
-        if len(given) != 2:
-            raise ShapeError(f"{name}: expected a 2-d tensor of shape ({', '.join(map(str, expected))}), "
-                             f"given shape {given}")
-        for size, actual in zip(expected, given):
-            known = sizes.setdefault(size, actual) if isinstance(size, str) else size
-            if known != actual:
-                shown = ", ".join(str(sizes.get(s, s)) for s in expected)
-                source = f" ({size} = {known} from {bound_by[size]})" if size in bound_by else ""
-                raise ShapeError(f"{name}: expected shape ({shown}){source}, given {given}")
-            if isinstance(size, str):
-                bound_by.setdefault(size, name)
-    return (*tensors, *data.values())
+_ARRAY = "tensor"
+_KIND = "dtype and device"
 ''',
     '''
-def _learning_rate(lr):
-    """``lr`` as a Python float (so it never changes the tensors' dtype), checked positive and finite."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) and not (
-            isinstance(lr, torch.Tensor) and lr.numel() == 1):
-        raise ArgumentError(f"lr: expected a positive number, given {type(lr).__name__} {lr!r}")
-    if not 0 < float(lr) < float("inf"):
-        raise ArgumentError(f"lr: the learning rate must be a positive finite number, given {lr}")
-    return float(lr)
+def _parameter(name, value):
+    """A parameter: a floating ``torch.Tensor``, as it is (``step`` updates it in place)."""
+    if not isinstance(value, torch.Tensor):
+        raise ArgumentError(f"{name}: expected a torch.Tensor, given {type(value).__name__}")
+    if not value.dtype.is_floating_point:
+        raise ArgumentError(f"{name}: expected a floating-point tensor, given {value.dtype}")
+    return value
 ''',
     '''
-def _scalar(name, value):
-    """A scalar setting such as a weight decay, as a Python float: finite and not negative."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ArgumentError(f"{name}: expected a number, given {type(value).__name__} {value!r}")
-    if not 0 <= value < float("inf"):
-        raise ArgumentError(f"{name}: expected a finite number ≥ 0, given {value!r}")
-    return float(value)
+def _kind(array):
+    return f"{array.dtype} on {array.device}"
+''',
+    '''
+def _data(name, value, like):
+    """X or Y as a tensor of ``like``'s dtype, on its device."""
+    try:
+        return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ArgumentError(f"{name}: expected a tensor of numbers, given {type(value).__name__}") from error
+''',
+    '''
+def _traced(value):
+    """PyTorch runs eagerly: every value is known."""
+    return False
+''',
+    '''
+def _item(value):
+    return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
 ''',
     '''
 def _random_parameters(shapes, fan_in, seed, dtype, sizes, device):
     """Weights drawn from N(0, 1/fan-in), biases zero, for the given sizes (drawn on the CPU, then moved)."""
-    needed = sorted({size for shape in shapes.values() for size in shape if isinstance(size, str)})
-    missing = [size for size in needed if size not in sizes]
-    if missing:
-        raise ShapeError(f"init_params needs the size{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
-                         f"e.g. init_params(0, {missing[0]}=4)")
-    for size in needed:
-        value = sizes[size]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ShapeError(f"init_params: the size {size} must be a positive integer, given {value!r}")
+    concrete = _concrete_shapes(shapes, sizes)
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise ArgumentError(f"dtype: expected a floating torch dtype, given {dtype}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(_seed(seed, 64))
     params = {}
-    for name, shape in shapes.items():
-        concrete = tuple(sizes[size] if isinstance(size, str) else size for size in shape)
+    for name, shape in concrete.items():
         if name in fan_in:
-            value = torch.randn(concrete, generator=generator, dtype=torch.float64) / concrete[fan_in[name]] ** 0.5
+            value = torch.randn(shape, generator=generator, dtype=torch.float64) / shape[fan_in[name]] ** 0.5
         else:
-            value = torch.zeros(concrete, dtype=torch.float64)
+            value = torch.zeros(shape, dtype=torch.float64)
         params[name] = value.to(device=device, dtype=dtype)
     return params
 ''',
