@@ -1,28 +1,36 @@
-"""How fast the generated NumPy step is, against hand-written NumPy and (when installed) PyTorch and HIPS autograd.
+"""How fast the generated NumPy step is, against hand-written NumPy, PyTorch and JAX, in the same rounds.
 
-The network of the issue: widths 784 → 256 → 256 → 10, sigmoid hidden layers,
-softmax with cross-entropy, columns layout.  For float64 and float32 and
-batches of 1, 64 and 1024 it times, interleaved round by round:
+Two networks.  The classifier of issue 12: widths 784 → 256 → 256 → 10,
+sigmoid hidden layers, softmax with cross-entropy, columns layout, float64
+and float32, batches 1, 64 and 1024.  And a deep narrow one: 16 tanh layers of
+64 units, half squared error, batch 32.  Each contender is written as an expert
+would write it:
 
 * ``hand``          — a plain hand-written NumPy backprop step returning new
                       arrays (``W - lr * gW``): the baseline of every ratio;
 * ``step``          — the generated ``step`` (a new dict);
-* ``step_inplace``  — the generated in-place step;
-* ``hand fused``    — a hand-fused NumPy step that writes each update in place;
-* ``torch eager``   — the same backprop written with PyTorch CPU tensors,
-                      updating in place (``addmm_``), no autograd;
+* ``step_inplace``  — the generated in-place step (workspace, BLAS-fused updates);
+* ``hand fused``    — a hand-fused NumPy step: ``out=`` everywhere it can, each
+                      update through one cached work array, written in place;
+* ``torch eager``   — the same backprop with PyTorch CPU tensors, no autograd,
+                      each update one in-place ``addmm_``;
 * ``torch autograd``— ``loss.backward()`` and an in-place SGD update;
-* ``HIPS autograd`` — ``autograd.grad`` of the same cost, new arrays.
+* ``jax jit``       — ``jax.grad`` of the cost and the update in one ``jax.jit``
+                      with the parameters donated (``donate_argnums=0``).
 
 Single timings on shared machines drift by 20 %, so every round times the
 baseline and each contender back to back, in a rotating order, and the ratio
-reported is the median over rounds of (contender / baseline) in that round.
-The GEMM line gives the machine's matrix-product throughput; each
-contender's GFLOP/s (the step's matrix products only) shows how close to
-that limit it runs.  The last line is the time to generate the code of a
-64-layer network (derive + module source).
+reported is the median over rounds of (contender / baseline) in that round,
+with the spread (lowest–highest ratio of the middle half of the rounds).  The
+GEMM line gives the machine's measured matrix-product throughput; each
+contender's GFLOP/s (the step's matrix products only) shows how close to that
+limit it runs ("of GEMM": the GEMM lower bound's time over the contender's).
+The memory table gives each step's traced peak per call (after warm-up) and
+what it keeps between calls (the generated workspace, the hand step's work
+array).  Run it again with ``OPENBLAS_NUM_THREADS=1`` for one-thread figures:
+PyTorch and JAX then get one thread too.
 
-    python benchmarks/bench_step.py [--rounds N] [--batches 1 64 1024] [--dtypes float64 float32]
+    python benchmarks/bench_step.py [--rounds N] [--batches 1 64 1024] [--dtypes float64 float32] [--no-deep]
 """
 
 from __future__ import annotations
@@ -32,18 +40,30 @@ import os
 import statistics
 import sys
 import time
+import tracemalloc
+import warnings
 from typing import Callable
 
-import numpy as np
+THREADS = int(os.environ.get("OPENBLAS_NUM_THREADS", "0")) or (os.cpu_count() or 1)
+if THREADS == 1:  # before JAX is imported: XLA's CPU client reads it once
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
-from symbackprop import Dense, Network, derive
+import numpy as np  # noqa: E402
+
+from symbackprop import Dense, Network, derive  # noqa: E402
 
 WIDTHS = (784, 256, 256, 10)
+DEEP, DEEP_WIDTH, DEEP_BATCH = 16, 64, 32
 
 
 def network(batch: int | str) -> Network:
     return Network(WIDTHS[0], [Dense(WIDTHS[1], "sigmoid"), Dense(WIDTHS[2], "sigmoid"), Dense(WIDTHS[3], "softmax")],
                    cost="softmax_cross_entropy", batch=batch)
+
+
+def deep_network() -> Network:
+    return Network(DEEP_WIDTH, [Dense(DEEP_WIDTH, "tanh") for _ in range(DEEP)], cost="half_squared_error",
+                   batch=DEEP_BATCH)
 
 
 # --- hand-written NumPy ------------------------------------------------------------------
@@ -66,7 +86,8 @@ def hand_step(p, X, Y, lr):
 
 
 def hand_fused_step(p, X, Y, lr, work={}):
-    """Hand-fused NumPy: the same backprop, each W updated in place through a cached work array."""
+    """Hand-fused NumPy: the same backprop with ``out=`` where it can, each W updated in place
+    through a cached work array (NumPy has no fused W ← W − η δ aᵀ)."""
     W1, b1, W2, b2, W3, b3 = p["W1"], p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]
     z1 = W1 @ X
     z1 += b1
@@ -90,26 +111,77 @@ def hand_fused_step(p, X, Y, lr, work={}):
     d1 = W2.T @ d2
     d1 *= a1
     d1 *= 1 - a1
+    one = X.shape[1] == 1
     for W, b, d, a in ((W3, b3, d3, a2), (W2, b2, d2, a1), (W1, b1, d1, X)):
         d *= lr
-        b -= d.sum(axis=1, keepdims=True)
+        b -= d if one else d.sum(axis=1, keepdims=True)
         key = (W.shape, W.dtype)
         buffer = work.get(key)
         if buffer is None:
             buffer = work[key] = np.empty_like(W)
-        np.subtract(W, np.matmul(d, a.T, out=buffer), out=W)
+        if one:  # an outer product by broadcasting, not a rank-1 GEMM
+            np.multiply(d, a.T, out=buffer)
+        else:
+            np.matmul(d, a.T, out=buffer)
+        np.subtract(W, buffer, out=W)
 
 
-# --- optional contenders ------------------------------------------------------------------
+def deep_hand_step(p, X, Y, lr):
+    """Plain NumPy backprop of the deep tanh network, new arrays."""
+    a = [X]
+    for l in range(1, DEEP + 1):
+        a.append(np.tanh(p[f"W{l}"] @ a[-1] + p[f"b{l}"]))
+    d = (a[-1] - Y) * (1 - a[-1] ** 2)
+    new = {}
+    for l in range(DEEP, 0, -1):
+        W = p[f"W{l}"]
+        new[f"W{l}"] = W - lr * (d @ a[l - 1].T)
+        new[f"b{l}"] = p[f"b{l}"] - lr * d.sum(axis=1, keepdims=True)
+        if l > 1:
+            d = (W.T @ d) * (1 - a[l - 1] ** 2)
+    return new
 
 
-def torch_contenders(params, X, Y, lr) -> dict[str, Callable[[], object]]:
+def deep_hand_fused_step(p, X, Y, lr, work={}):
+    """The deep network's step, hand-fused: ``out=`` into cached arrays, updates in place."""
+    key = (X.shape, X.dtype)
+    if key not in work:
+        work[key] = ([np.empty_like(X) for _ in range(DEEP)], np.empty_like(X), np.empty_like(X),
+                     np.empty((DEEP_WIDTH, DEEP_WIDTH), X.dtype))
+    acts, d, t, g = work[key]
+    a = [X, *acts]
+    for l in range(1, DEEP + 1):
+        np.matmul(p[f"W{l}"], a[l - 1], out=a[l])
+        a[l] += p[f"b{l}"]
+        np.tanh(a[l], out=a[l])
+    np.subtract(a[-1], Y, out=d)
+    np.multiply(a[-1], a[-1], out=t)
+    np.subtract(1, t, out=t)
+    d *= t
+    for l in range(DEEP, 0, -1):
+        W = p[f"W{l}"]
+        if l > 1:
+            np.matmul(W.T, d, out=t)
+        np.matmul(d, a[l - 1].T, out=g)
+        g *= lr
+        W -= g
+        p[f"b{l}"] -= lr * d.sum(axis=1, keepdims=True)
+        if l > 1:
+            np.multiply(a[l - 1], a[l - 1], out=d)
+            np.subtract(1, d, out=d)
+            d *= t
+
+
+# --- PyTorch and JAX ------------------------------------------------------------------
+
+
+def torch_contenders(params, X, Y, lr, deep=False) -> dict[str, Callable[[], object]]:
     try:
         import torch
     except ImportError:
         print("note: PyTorch is not installed; its rows are skipped (pip install torch)")
         return {}
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(THREADS)
     t = {k: torch.from_numpy(v.copy()) for k, v in params.items()}
     tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
 
@@ -125,6 +197,20 @@ def torch_contenders(params, X, Y, lr) -> dict[str, Callable[[], object]]:
             W.addmm_(d, a.T, alpha=-lr)
             b.sub_(d.sum(dim=1, keepdim=True), alpha=lr)
 
+    def deep_eager():
+        a = [tX]
+        for l in range(1, DEEP + 1):
+            a.append(torch.tanh(torch.addmm(t[f"b{l}"], t[f"W{l}"], a[-1])))
+        d = (a[-1] - tY) * (1 - a[-1] * a[-1])
+        for l in range(DEEP, 0, -1):
+            W = t[f"W{l}"]
+            below = (W.T @ d) * (1 - a[l - 1] * a[l - 1]) if l > 1 else None
+            W.addmm_(d, a[l - 1].T, alpha=-lr)
+            t[f"b{l}"].sub_(d.sum(dim=1, keepdim=True), alpha=lr)
+            d = below
+
+    if deep:
+        return {"torch eager": deep_eager}
     g = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in params.items()}
 
     def autograd():
@@ -140,30 +226,41 @@ def torch_contenders(params, X, Y, lr) -> dict[str, Callable[[], object]]:
     return {"torch eager": eager, "torch autograd": autograd}
 
 
-def hips_contender(params, X, Y, lr) -> dict[str, Callable[[], object]]:
+def jax_contender(params, X, Y, lr, deep=False) -> dict[str, Callable[[], object]]:
     try:
-        import autograd
-        import autograd.numpy as anp
+        import jax
+        import jax.numpy as jnp
     except ImportError:
-        print("note: HIPS autograd is not installed; its row is skipped (pip install autograd)")
+        print("note: JAX is not installed; its row is skipped (pip install jax)")
         return {}
+    jax.config.update("jax_enable_x64", True)
 
-    def cost(p):
-        a1 = 1 / (1 + anp.exp(-(p["W1"] @ X + p["b1"])))
-        a2 = 1 / (1 + anp.exp(-(p["W2"] @ a1 + p["b2"])))
-        z3 = p["W3"] @ a2 + p["b3"]
-        z3 = z3 - anp.max(z3, axis=0, keepdims=True)
-        return -anp.sum(Y * (z3 - anp.log(anp.sum(anp.exp(z3), axis=0, keepdims=True))))
+    def classifier_cost(p, X, Y):
+        a1 = jax.nn.sigmoid(p["W1"] @ X + p["b1"])
+        a2 = jax.nn.sigmoid(p["W2"] @ a1 + p["b2"])
+        return -jnp.sum(Y * jax.nn.log_softmax(p["W3"] @ a2 + p["b3"], axis=0))
 
-    gradient = autograd.grad(cost)
-    state = {k: v.copy() for k, v in params.items()}
+    def deep_cost(p, X, Y):
+        a = X
+        for l in range(1, DEEP + 1):
+            a = jnp.tanh(p[f"W{l}"] @ a + p[f"b{l}"])
+        return 0.5 * jnp.sum((a - Y) ** 2)
 
-    def step():
-        g = gradient(state)
-        for k in state:
-            state[k] = state[k] - lr * g[k]
+    gradient = jax.grad(deep_cost if deep else classifier_cost)
 
-    return {"HIPS autograd": step}
+    def update(p, X, Y):
+        g = gradient(p, X, Y)
+        return jax.tree_util.tree_map(lambda v, d: v - lr * d, p, g)
+
+    step = jax.jit(update, donate_argnums=0)
+    jX, jY = jnp.asarray(X), jnp.asarray(Y)
+    state = {"p": {k: jnp.asarray(v.copy()) for k, v in params.items()}}
+
+    def run():
+        state["p"] = step(state["p"], jX, jY)
+        jax.block_until_ready(state["p"])
+
+    return {"jax jit": run}
 
 
 # --- timing ------------------------------------------------------------------------------------
@@ -184,11 +281,11 @@ def settled(function: Callable[[], object], calls: int, pause: float = 0.1) -> f
 
 
 def compare(baseline: Callable[[], object], contenders: dict[str, Callable[[], object]], rounds: int,
-            budget: float = 0.02) -> tuple[float, dict[str, tuple[float, float]]]:
-    """Median baseline time and, per contender, (median time, median of per-round ratios)."""
+            budget: float = 0.02):
+    """Median baseline time and, per contender, (median time, median of per-round ratios, (q1, q3) of ratios)."""
     calls = max(1, int(budget / max(timed(baseline, 1), 1e-6)))
-    for function in contenders.values():  # warm-up: caches, work arrays, lazy imports
-        timed(function, 2)
+    for function in contenders.values():  # warm-up: caches, workspaces, compilation, lazy imports
+        timed(function, 3)
     names = list(contenders)
     base_times, times, ratios = [], {n: [] for n in names}, {n: [] for n in names}
     for r in range(rounds):
@@ -199,24 +296,123 @@ def compare(baseline: Callable[[], object], contenders: dict[str, Callable[[], o
             t = settled(contenders[name], calls)
             times[name].append(t)
             ratios[name].append(t / base)
-    return statistics.median(base_times), {n: (statistics.median(times[n]), statistics.median(ratios[n])) for n in names}
+    results = {}
+    for n in names:
+        results[n] = (statistics.median(times[n]), statistics.median(ratios[n]), spread(ratios[n]))
+    # step_inplace against each other contender, round by round
+    versus = {n: (statistics.median(r := [a / b for a, b in zip(times["step_inplace"], times[n])]), spread(r))
+              for n in names if n != "step_inplace" and "step_inplace" in times}
+    return statistics.median(base_times), results, versus
 
 
-def step_flops(batch: int) -> float:
+def spread(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles (the middle half of the rounds)."""
+    if len(values) < 4:
+        return min(values), max(values)
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def classifier_flops(batch: int) -> float:
     """Floating-point operations of one step's matrix products: L forward, 2L − 1 backward."""
     forward = sum(WIDTHS[i] * WIDTHS[i + 1] for i in range(len(WIDTHS) - 1))
     backward = forward + sum(WIDTHS[i] * WIDTHS[i + 1] for i in range(1, len(WIDTHS) - 1))
     return 2.0 * batch * (forward + backward)
 
 
-def gemm_throughput(dtype, batch: int) -> float:
-    """GFLOP/s of the step's largest product (256×784 by 784×batch), the machine's practical limit here."""
+def gemm_throughput(dtype, rows: int, inner: int, batch: int) -> float:
+    """GFLOP/s of a rows×inner by inner×batch product, best of 7: the machine's practical limit here."""
     rng = np.random.default_rng(0)
-    A = rng.standard_normal((WIDTHS[1], WIDTHS[0])).astype(dtype)
-    B = rng.standard_normal((WIDTHS[0], batch)).astype(dtype)
+    A = rng.standard_normal((rows, inner)).astype(dtype)
+    B = rng.standard_normal((inner, batch)).astype(dtype)
     calls = max(1, int(0.02 / max(timed(lambda: A @ B, 1), 1e-6)))
     best = min(timed(lambda: A @ B, calls) for _ in range(7))
-    return 2.0 * A.shape[0] * A.shape[1] * batch / best / 1e9
+    return 2.0 * rows * inner * batch / best / 1e9
+
+
+def peak_memory(function: Callable[[], object]) -> int:
+    """Bytes traced at the peak of one call, after a warm-up call."""
+    function()
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def retained(arrays) -> int:
+    seen, total = set(), 0
+    for array in arrays:
+        if isinstance(array, np.ndarray):
+            base = array if array.base is None else array.base
+            if id(base) not in seen and isinstance(base, np.ndarray):
+                seen.add(id(base))
+                total += base.nbytes
+    return total
+
+
+def report(title: str, base: float, results, versus, flops: float, peak: float) -> None:
+    print(f"\n{title}: GEMM {peak:.1f} GFLOP/s; hand-written step {base * 1e3:.3f} ms ({flops / base / 1e9:.1f} GFLOP/s)")
+    for name, (t, ratio, (low, high)) in results.items():
+        print(f"  {name:<15} {t * 1e3:9.3f} ms   {ratio:5.2f}× hand ({low:.2f}–{high:.2f})   "
+              f"{flops / t / 1e9:6.1f} GFLOP/s ({flops / t / 1e9 / peak:4.0%} of GEMM)")
+    print("  step_inplace ÷ " + "; ".join(f"{name} {ratio:.2f} ({low:.2f}–{high:.2f})"
+                                          for name, (ratio, (low, high)) in versus.items()))
+
+
+def data(f, batch, dtype, rows, outputs):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, batch)).astype(dtype)
+    Y = np.eye(outputs, dtype=dtype)[:, rng.integers(0, outputs, batch)]
+    return X, Y
+
+
+def classifier(dtype, batch: int, rounds: int) -> None:
+    f = derive(network(batch)).numpy()
+    params = f.init_params(0, dtype=dtype)
+    X, Y = data(f, batch, dtype, WIDTHS[0], WIDTHS[-1])
+    lr = 1e-3
+    own = {k: v.copy() for k, v in params.items()}
+    fused = {k: v.copy() for k, v in params.items()}
+    contenders = {
+        "step": lambda: f.step(params, X, Y, lr),
+        "step_inplace": lambda: f.step_inplace(own, X, Y, lr),
+        "hand fused": lambda: hand_fused_step(fused, X, Y, lr),
+        **torch_contenders(params, X, Y, lr),
+        **jax_contender(params, X, Y, lr),
+    }
+    base, results, versus = compare(lambda: hand_step(params, X, Y, lr), contenders, rounds)
+    report(f"{np.dtype(dtype).name}, batch {batch}", base, results, versus, classifier_flops(batch),
+           gemm_throughput(dtype, WIDTHS[1], WIDTHS[0], batch))
+    workspace = retained(a for w in f.namespace["_WORKSPACES"].values() for a in w)
+    work = retained(v for (shape, kind), v in hand_fused_step.__defaults__[0].items() if kind == np.dtype(dtype))
+    rows = [("hand", peak_memory(lambda: hand_step(params, X, Y, lr)), 0),
+            ("hand fused", peak_memory(lambda: hand_fused_step(fused, X, Y, lr)), work),
+            ("step", peak_memory(lambda: f.step(params, X, Y, lr)), 0),
+            ("step_inplace", peak_memory(lambda: f.step_inplace(own, X, Y, lr)), workspace)]
+    print("  memory: " + "; ".join(f"{name} {peak / 1024:.1f} KiB per call + {kept / 1024:.0f} KiB kept"
+                                   for name, peak, kept in rows))
+
+
+def deep(rounds: int, dtype=np.float64) -> None:
+    f = derive(deep_network()).numpy()
+    params = f.init_params(0, dtype=dtype)
+    X, Y = data(f, DEEP_BATCH, dtype, DEEP_WIDTH, DEEP_WIDTH)
+    lr = 1e-3
+    own = {k: v.copy() for k, v in params.items()}
+    fused = {k: v.copy() for k, v in params.items()}
+    contenders = {
+        "step": lambda: f.step(params, X, Y, lr),
+        "step_inplace": lambda: f.step_inplace(own, X, Y, lr),
+        "hand fused": lambda: deep_hand_fused_step(fused, X, Y, lr),
+        **torch_contenders(params, X, Y, lr, deep=True),
+        **jax_contender(params, X, Y, lr, deep=True),
+    }
+    base, results, versus = compare(lambda: deep_hand_step(params, X, Y, lr), contenders, rounds)
+    flops = 2.0 * DEEP_BATCH * DEEP_WIDTH * DEEP_WIDTH * (3 * DEEP - 1)
+    report(f"{DEEP} tanh layers of {DEEP_WIDTH}, {np.dtype(dtype).name}, batch {DEEP_BATCH}", base, results, versus, flops,
+           gemm_throughput(dtype, DEEP_WIDTH, DEEP_WIDTH, DEEP_BATCH))
 
 
 def generation_time(depth: int = 64, repeat: int = 3) -> float:
@@ -235,36 +431,21 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    parser.add_argument("--no-deep", action="store_true", help="skip the deep narrow network")
+    parser.add_argument("--no-generation", action="store_true", help="skip timing code generation")
     args = parser.parse_args(argv)
-    print(f"numpy {np.__version__}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
-          f"widths {' → '.join(map(str, WIDTHS))}, sigmoid, softmax cross-entropy; {args.rounds} rounds")
+    warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+    print(f"numpy {np.__version__}, {os.cpu_count()} cores, {THREADS} BLAS thread(s), Python {sys.version.split()[0]}; "
+          f"{args.rounds} rounds; ratios: median over rounds (middle half of rounds in brackets)")
+    print(f"classifier: widths {' → '.join(map(str, WIDTHS))}, sigmoid, softmax cross-entropy")
     for dtype_name in args.dtypes:
-        dtype = np.dtype(dtype_name)
         for batch in args.batches:
-            f = derive(network(batch)).numpy()
-            rng = np.random.default_rng(0)
-            params = f.init_params(0, dtype=dtype)
-            X = rng.standard_normal((WIDTHS[0], batch)).astype(dtype)
-            Y = np.eye(WIDTHS[-1], dtype=dtype)[:, rng.integers(0, WIDTHS[-1], batch)]
-            lr = 1e-3
-            own = {k: v.copy() for k, v in params.items()}
-            fused = {k: v.copy() for k, v in params.items()}
-            contenders = {
-                "step": lambda: f.step(params, X, Y, lr),
-                "step_inplace": lambda: f.step_inplace(own, X, Y, lr),
-                "hand fused": lambda: hand_fused_step(fused, X, Y, lr),
-                **torch_contenders(params, X, Y, lr),
-                **hips_contender(params, X, Y, lr),
-            }
-            base, results = compare(lambda: hand_step(params, X, Y, lr), contenders, args.rounds)
-            peak = gemm_throughput(dtype, batch)
-            flops = step_flops(batch)
-            print(f"\n{dtype_name}, batch {batch}: GEMM {peak:.1f} GFLOP/s; "
-                  f"hand-written step {base * 1e3:.3f} ms ({flops / base / 1e9:.1f} GFLOP/s)")
-            for name, (t, ratio) in results.items():
-                print(f"  {name:<15} {t * 1e3:9.3f} ms   {ratio:5.2f}× hand   {flops / t / 1e9:6.1f} GFLOP/s "
-                      f"({flops / t / 1e9 / peak:4.0%} of GEMM)")
-    print(f"\ncode generation, 64 layers (derive + NumPy module source): {generation_time():.2f} s")
+            classifier(np.dtype(dtype_name), batch, args.rounds)
+    if not args.no_deep:
+        for dtype_name in args.dtypes:
+            deep(args.rounds, np.dtype(dtype_name))
+    if not args.no_generation:
+        print(f"\ncode generation, 64 layers (derive + NumPy module source): {generation_time():.2f} s")
     return 0
 
 

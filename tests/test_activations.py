@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import sympy
 
-from symbackprop.calculus import runtime
+from symbackprop.calculus import inplace, runtime
+from symbackprop.outputs.fused import HELPERS
 from symbackprop.model.activations import ACTIVATIONS, MATH_FUNCTIONS, custom_activation, get_activation, y
 from symbackprop.errors import SpecError, UnknownNameError
 from symbackprop.calculus.expressions import SCALAR_VARIABLE as x
@@ -43,6 +44,47 @@ def test_runtime_functions_are_stable_and_keep_the_dtype(name, dtype):
             out = f(z)
             assert out.dtype == dtype
             assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("runtime_name, order", sorted(HELPERS), ids=lambda v: str(v))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("over_input", [False, True], ids=["into another array", "over its input"])
+def test_in_place_helpers_equal_their_runtime_twins_stably_and_allocate_nothing(runtime_name, order, dtype,
+                                                                                  over_input):
+    import tracemalloc
+
+    helper, scratch = HELPERS[runtime_name, order]
+    twin = getattr(runtime, runtime_name if order == 0 else runtime_name + "_grad")
+    z = np.concatenate([[-1e3, -50.0, -40.0, 0.0, 40.0, 50.0, 1e3], np.linspace(-6, 6, 4000)]).astype(dtype)
+    z = z.reshape(-1, 1)
+    out = z.copy() if over_input else np.empty_like(z)
+    extra = [np.empty_like(z) for _ in scratch]
+    function = getattr(inplace, helper)
+    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+        warnings.simplefilter("error")
+        function(out if over_input else z, out, *extra)
+        expected = twin(z)
+    assert out.dtype == dtype
+    tolerance = 1e-5 if dtype == np.float32 else 1e-13
+    # relative, even where tiny; σ(−1e3) is the smallest normal number, not 0
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=2 * np.finfo(dtype).tiny)
+    tracemalloc.start()
+    try:
+        function(z, out, *extra)
+        assert tracemalloc.get_traced_memory()[1] < 2048  # NumPy's scalar objects; z holds 32 kB or 16 kB
+    finally:
+        tracemalloc.stop()
+
+
+def test_in_place_softmax_equals_softmax_and_writes_over_its_input():
+    z = np.array([[1e3, -1e3, 0.5], [0.0, 1e3, -0.5], [-1e3, 0.0, 2.0]])
+    expected = runtime.softmax(z, axis=0)
+    out, sums = z.copy(), np.empty((1, 3))
+    inplace.softmax_into(out, out, sums, 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-14)
+    rows = z.T.copy()
+    inplace.softmax_into(rows, rows, np.empty((3, 1)), 1)
+    np.testing.assert_allclose(rows, expected.T, rtol=1e-14)
 
 
 def test_softmax_and_log_softmax_are_stable():

@@ -138,8 +138,34 @@ print(json.dumps({"modules": sorted(m for m in sys.modules if m.split(".")[0] in
     assert np.isclose(out["cost"], evaluate(d.cost, values))
     for name, gradient in d.gradients.items():
         assert np.allclose(out[name], evaluate(gradient, values), rtol=1e-10)
-    imports = [node for node in ast.walk(ast.parse(d.numpy_source())) if isinstance(node, (ast.Import, ast.ImportFrom))]
-    assert [ast.unparse(node) for node in imports] == ["import numpy as np"]
+    tree = ast.parse(d.numpy_source())
+    imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert [ast.unparse(node) for node in imports] == ["import numpy as np", "from scipy.linalg import blas as _blas"]
+    optional = next(node for node in tree.body if isinstance(node, ast.Try))  # SciPy only if it is there
+    assert [ast.unparse(h.type) for h in optional.handlers] == ["ImportError"]
+
+
+def test_standalone_module_steps_in_place_without_scipy(tmp_path):
+    net = Network(3, [Dense(4, "tanh"), Dense(2, "softmax")], cost="softmax_cross_entropy", batch="m")
+    d = derive(net)
+    (tmp_path / "net.py").write_text(d.numpy_source(), encoding="utf-8")
+    values, params = arrays(net, seed=1, m=5)
+    np.savez(tmp_path / "values.npz", X=values["X"], Y=values["Y"], **params)
+    script = """
+import sys
+sys.modules["scipy"] = None  # as if SciPy were not installed
+import numpy as np
+import net
+assert net._blas is None
+data = np.load("values.npz")
+params = {k: data[k].copy() for k in net.PARAMS}
+new = net.step(params, data["X"], data["Y"], 0.1)
+net.step_inplace(params, data["X"], data["Y"], 0.1)
+assert all(np.array_equal(params[k], new[k]) for k in params)
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout == "ok\n", run.stderr
 
 
 def test_module_docstring_states_the_network_and_its_formulas():
@@ -168,16 +194,48 @@ def test_gradients_use_the_hand_written_number_of_matrix_products(depth, layout)
     source = derive(net).numpy_source()
     products = [n for n in ast.walk(_function(source, "gradients")) if isinstance(n, ast.MatMult)]
     assert len(products) == depth + (2 * depth - 1)
-    assert "ones" not in source  # biases broadcast, never multiplied by a matrix of ones
+    for name in ("forward", "gradients", "step", "step_inplace"):  # biases broadcast, never multiplied by ones
+        assert "np.ones" not in ast.unparse(_function(source, name))
+
+
+def _written(function: ast.FunctionDef) -> list[str]:
+    """The arrays the calls of an in-place body write, in order: ``out=``, an ``_into`` helper's second
+    argument, the matrix a BLAS call overwrites (``z1.T``, ``W1.reshape(-1)``)."""
+    written = []
+    for statement in function.body:
+        node = statement.value if isinstance(statement, ast.Expr) else None
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        target = next((k.value for k in node.keywords if k.arg == "out"), None)
+        if name.endswith("_into") and name != "_distributions_into":  # which only reads Y
+            target = node.args[1]
+        elif name in ("_gemm", "_gemv"):
+            target = node.args[4]
+        elif name == "_axpy":
+            target = node.args[1]
+        elif name == "_ger":
+            target = node.args[5]
+        elif name == "np.copyto":
+            target = node.args[0]
+        if target is not None:
+            while isinstance(target, (ast.Attribute, ast.Call)):
+                target = target.value if isinstance(target, ast.Attribute) else target.func
+            written.append(target.id)
+    return written
 
 
 def test_each_quantity_is_computed_once_per_call():
     source = derive(classifier()).numpy_source()
-    for name in ("gradients", "step", "step_inplace"):
+    expected = ["z1", "a1", "z2", "a2", "z3", "a3", "delta3", "delta2", "delta1"]
+    for name in ("gradients", "step"):
         targets = [t.id for n in ast.walk(_function(source, name)) if isinstance(n, ast.Assign)
                    for t in n.targets if isinstance(t, ast.Name)]
-        computed = [t for t in targets if t[0] in "za" or t.startswith("delta")]
-        assert computed == ["z1", "a1", "z2", "a2", "z3", "a3", "delta3", "delta2", "delta1"]
+        assert [t for t in targets if t[0] in "za" or t.startswith("delta")] == expected
+    # in place: each quantity is written by one run of calls, then each parameter by its own
+    written = [name for name in _written(_function(source, "step_inplace")) if not name.startswith("_")]
+    runs = [name for i, name in enumerate(written) if i == 0 or name != written[i - 1]]
+    assert runs == expected + ["W1", "b1", "W2", "b2", "W3", "b3"]
     # the cost needs no a3: the stable form works from z3
     assert "a3 =" not in ast.unparse(_function(source, "cost"))
 
@@ -195,13 +253,37 @@ def test_generated_code_reads_as_the_textbook_formulas():
     assert "return -np.sum(Y * log_softmax(z3, axis=0))" in ast.unparse(_function(f.source, "cost"))
 
 
-def test_one_sample_writes_outer_products_as_broadcasts():
+def test_one_sample_writes_outer_products_as_broadcasts_and_rank_one_updates():
     source = derive(classifier(batch=1)).numpy_source()
-    step = ast.unparse(_function(source, "step_inplace"))
-    assert "dW1 = np.multiply(lr * delta1, X.T, out=_workspace(_BUFFERS, 'W1', W1))" in step
-    assert "db1 = np.subtract(b1, lr * delta1, out=_workspace(_BUFFERS, 'b1', b1))" in step
-    assert step.rstrip().endswith("np.copyto(b3, db3)")  # parameters change only once all is computed
     assert "'W1': delta1 * X.T" in ast.unparse(_function(source, "gradients"))
+    step = ast.unparse(_function(source, "step_inplace"))
+    # W1 ← W1 − lr δ1 Xᵀ as one GER on W1's memory, b1 ← b1 − lr δ1 as one AXPY
+    assert "_ger(-lr, X.reshape(-1), delta1.reshape(-1), 1, 1, W1.T, 1, 1, 1)" in step
+    assert "_axpy(delta1.reshape(-1), b1.reshape(-1), 5, -lr)" in step
+    lines = step.splitlines()
+    last_delta = max(i for i, line in enumerate(lines) if "out=delta" in line)
+    first_update = min(i for i, line in enumerate(lines) if "_ger(" in line or "_axpy(" in line)
+    assert last_delta < first_update  # parameters change only once every δ is computed
+
+
+def test_a_buffer_whose_last_reader_has_run_is_taken_over():
+    source = derive(classifier()).numpy_source()
+    # a = σ(z) is written over z, and δ³ = a³ − Y over a³ (neither is read again); a¹, a² and every δ
+    # are read by the updates at the end, so they keep buffers of their own
+    for line in ("('float', 'z1', (5, 'm')),  # a1", "('float', 'z3', (3, 'm')),  # a3",
+                 "('float', 'z3', (3, 'm')),  # delta3", "('float', 'delta2', (4, 'm')),  # delta2"):
+        assert line in source
+    assert "sigmoid_into(z1, a1)" in ast.unparse(_function(source, "step_inplace"))
+
+
+def test_batches_update_weights_by_gemm_and_biases_by_gemv_in_both_layouts():
+    columns = ast.unparse(_function(derive(classifier()).numpy_source(), "step_inplace"))
+    assert "np.copyto(z1, b1)\n    _gemm(1, X.T, W1.T, 1.0, z1.T, 0, 0, 1)" in columns
+    assert "_gemm(-lr, X.T, delta1.T, 1.0, W1.T, 1, 0, 1)" in columns
+    assert "_gemv(-lr, delta1.T, _ones_m, 1.0, b1.reshape(-1), 0, 1, 0, 1, 1, 1)" in columns
+    rows = ast.unparse(_function(derive(classifier("rows")).numpy_source(), "step_inplace"))
+    assert "_gemm(-lr, delta1.T, X.T, 1.0, W1.T, 0, 1, 1)" in rows
+    assert "_gemv(-lr, delta1.T, _ones_m, 1.0, b1.reshape(-1), 0, 1, 0, 1, 0, 1)" in rows
 
 
 def test_same_input_gives_byte_identical_source_in_any_process(tmp_path):
@@ -297,6 +379,82 @@ def test_step_inplace_updates_the_callers_arrays_without_parameter_sized_tempora
     assert all(params[k] is arrays_before[k] for k in params)
     assert all(np.allclose(params[k], expected[k]) for k in params)
     assert peak < params["W1"].nbytes / 4  # NumPy's own iteration buffers (~130 kB) aside, nothing W-sized
+
+
+@pytest.mark.parametrize("hidden, cost, output", [
+    ("sigmoid", "softmax_cross_entropy", "softmax"), ("tanh", "binary_cross_entropy", "sigmoid"),
+    ("relu", "squared_error", "identity"), ("leaky_relu", "mean_squared_error", "tanh"),
+    ("softplus", "half_squared_error", "sigmoid"),
+])
+@pytest.mark.parametrize("layout, dtype, batch", [("columns", np.float64, 24), ("rows", np.float32, 24),
+                                                   ("columns", np.float32, 1), ("rows", np.float64, 1)])
+def test_step_inplace_allocates_nothing_per_step_after_the_first(hidden, cost, output, layout, dtype, batch):
+    import tracemalloc
+
+    net = Network(120, [Dense(90, hidden), Dense(60, hidden, skip_from=None), Dense(8, output)], cost=cost,
+                  layout=layout, batch="m", weight_decay=0.01)
+    f = derive(net).numpy()
+    params = f.init_params(0, dtype=dtype)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, batch) if layout == "columns" else (batch, 120)).astype(dtype)
+    Y = rng.random(size=(8, batch) if layout == "columns" else (batch, 8)).astype(dtype)
+    if cost == "softmax_cross_entropy":
+        Y /= Y.sum(axis=0 if layout == "columns" else 1, keepdims=True)
+    arrays_before = dict(params)
+    expected = f.step(f.step(params, X, Y, 0.01), X, Y, 0.01)
+    f.step_inplace(params, X, Y, 0.01)  # the first call makes the workspace
+    tracemalloc.start()
+    try:
+        f.step_inplace(params, X, Y, 0.01)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(params[k] is arrays_before[k] for k in params)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    assert all(np.allclose(params[k], expected[k], rtol=tolerance, atol=tolerance * np.max(np.abs(expected[k])))
+               for k in params)
+    # the smallest z, a or δ holds 8 × 24 values; what is traced is a few small NumPy objects and the
+    # iteration buffer of a broadcast (the softmax's sums), never an array of the network's
+    assert peak < 4096, peak
+
+
+def test_a_step_inplace_that_fails_leaves_the_callers_arrays_untouched():
+    net = classifier()
+    f = derive(net).numpy()
+    values, params = arrays(net, m=7)
+    X, Y = values["X"], values["Y"]
+    f.step_inplace({k: v.copy() for k, v in params.items()}, X, Y, 0.1)  # a workspace for these shapes
+    before = {k: v.copy() for k, v in params.items()}
+    failures = [
+        (ShapeError, lambda: f.step_inplace(params, X[:, :3], Y, 0.1)),  # Y's m differs from X's
+        (ShapeError, lambda: f.step_inplace(params, X[:4], Y, 0.1)),
+        (ShapeError, lambda: f.step_inplace({**params, "W2": np.zeros((4, 4))}, X, Y, 0.1)),
+        (TrainingError, lambda: f.step_inplace(params, X, 2 * Y, 0.1)),  # not distributions
+        (TrainingError, lambda: f.step_inplace({**params, "W1": params["W1"].astype(np.float32)}, X, Y, 0.1)),
+        (TrainingError, lambda: f.step_inplace({k: v for k, v in params.items() if k != "b3"}, X, Y, 0.1)),
+        (TrainingError, lambda: f.step_inplace(params, X, Y, -1.0)),
+    ]
+    for error, call in failures:
+        with pytest.raises(error):
+            call()
+        assert all(np.array_equal(params[k], before[k]) for k in params)
+
+
+def test_step_inplace_takes_arrays_the_fast_path_cannot_through_the_plain_step():
+    net = classifier()
+    f = derive(net).numpy()
+    values, params = arrays(net, m=5)
+    X, Y = values["X"], values["Y"]
+    expected = f.step(params, X, Y, 0.1)
+    cases = [({k: np.asfortranarray(v) for k, v in params.items()}, X, Y),  # not C-ordered
+             ({k: v.copy() for k, v in params.items()}, X.astype(np.float32), Y),  # data of another dtype
+             ({k: v.copy() for k, v in params.items()}, X.tolist(), Y),  # not an array
+             ({k: v.copy() for k, v in params.items()}, np.asfortranarray(X), Y[:, ::-1][:, ::-1])]
+    for given, data_X, data_Y in cases:
+        kept = dict(given)
+        f.step_inplace(given, data_X, data_Y, 0.1)
+        assert all(given[k] is kept[k] for k in given)
+        assert all(np.allclose(given[k], expected[k], rtol=1e-6) for k in given)
 
 
 # --- bad input --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Executable update functions: NumPy code generated from a derivation.
 
-:func:`module_source` writes a standalone Python module that imports only
+:func:`module_source` writes a standalone Python module that needs only
 NumPy and defines ``PARAMS``, ``SHAPES``, ``forward``, ``cost``, ``gradients``,
 ``step``, ``step_inplace`` and ``init_params``; :func:`compile_numpy` runs the
 same source in-process and returns its functions as an :class:`UpdateFunctions`.
@@ -11,6 +11,8 @@ own expressions; the Jinja2 template ``numpy_module.py.j2`` only lays the
 printed lines out.  The code computes each ``z``, ``a`` and ``δ`` once per
 call, broadcasts biases, and uses the stable helpers of
 :mod:`symbackprop.calculus.runtime` (copied into the module, only those it calls).
+``step_inplace`` is the same plan lowered into a workspace and BLAS-fused
+updates by :mod:`.fused`.
 
 >>> from symbackprop import Dense, Network, derive
 >>> import numpy as np
@@ -42,6 +44,8 @@ from ..derive import Derivation
 from ..errors import ShapeError, SpecError
 from ..errors import TrainingError as ArgumentError
 from ..printing.numpy import NumPyCodePrinter, is_negative_term, scaled
+from .fused import WORKSPACE_NAMES, InPlaceStep
+from .fused import helper_sources as in_place_helpers
 from .targets.plan import plan as make_plan
 from .templating import environment
 
@@ -215,12 +219,48 @@ def _scalar(name, value):
     return number
 
 
-def _workspace(buffers, name, like):
-    """A cached work array shaped and typed like ``like``, reused by every call with that shape and dtype."""
-    array = buffers.get(name)
-    if array is None or array.shape != like.shape or array.dtype != like.dtype:
-        array = buffers[name] = np.empty_like(like)
-    return array
+def _new_workspace(params, X, Y, key):
+    """Check the arguments, then make the buffers of ``_WORKSPACE`` for their sizes and dtype, kept under ``key``.
+
+    None when the fast path cannot take the arrays: no SciPy, data of another
+    dtype than the parameters, or parameters that are not C-ordered writeable arrays.
+    """
+    arrays = _check_arguments(params, X, Y, SHAPES, DATA_SHAPES, True)
+    dtype = arrays[0].dtype
+    if key is None or _blas is None or X.dtype != dtype or Y.dtype != dtype or not all(
+            array.flags.carray for array in arrays[:len(SHAPES)]):
+        return None
+    named = dict(zip([*SHAPES, "X", "Y"], arrays))
+    sizes = {size: named[array].shape[axis] for size, (array, axis) in _SIZES.items()}
+    slots, workspace = {}, []
+    for kind, slot, shape in _WORKSPACE:
+        concrete = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        if kind == "blas":
+            workspace.append(getattr(_blas, ("s" if dtype == np.float32 else "d") + slot))
+        elif kind == "fixed":
+            workspace.append(np.broadcast_to(np.asarray(FIXED[slot], dtype=dtype), concrete))
+        else:
+            if slot not in slots:
+                slots[slot] = np.ones(concrete, dtype) if kind == "ones" else np.empty(concrete, dtype)
+            workspace.append(slots[slot])
+    if len(_WORKSPACES) >= 8:  # a few batch sizes at most; forget the oldest
+        del _WORKSPACES[next(iter(_WORKSPACES))]
+    _WORKSPACES[key] = workspace = tuple(workspace)
+    return workspace
+
+
+def _commit(params, new):
+    """Copy the new values of a plain ``step`` into the caller's arrays."""
+    for name, value in new.items():
+        np.copyto(params[name], value)
+
+
+def _distributions_into(Y, axis, sums):
+    """``_distributions`` with the sums in a buffer of the workspace: nothing allocated when the targets are fine."""
+    tolerance = 1e-4 if Y.dtype == np.float32 else 1e-9
+    np.sum(Y, axis=axis, keepdims=True, out=sums)
+    if not (Y.min() >= 0 and sums.min() >= 1 - tolerance and sums.max() <= 1 + tolerance):
+        _distributions(Y, axis)
 
 
 def _random_parameters(shapes, fan_in, seed, dtype, sizes):
@@ -271,7 +311,9 @@ def _distributions(Y, axis):
                             f"(entries ≥ 0 summing to 1); {sample} {worst} sums to {float(sums.flat[worst]):.6g}")
 
 
-_SUPPORT = (_check_arguments, _data, _mask, _learning_rate, _scalar, _distributions, _workspace, _random_parameters)
+_SUPPORT = (_check_arguments, _data, _mask, _learning_rate, _scalar, _distributions, _random_parameters)
+#: the in-place step's support, copied only into a module whose step_inplace uses it
+_IN_PLACE_SUPPORT = (_new_workspace, _commit, _distributions_into)
 
 # --- the program -----------------------------------------------------------------------
 
@@ -316,7 +358,7 @@ _DATA_ARGUMENTS = {"forward": "params, X", "cost": "params, X, Y", "gradients": 
                    "step": "params, X, Y, lr", "step_inplace": "params, X, Y, lr"}
 _FIXED_NAMES = {"np", "params", "lr", "seed", "dtype", "sizes", "X", "Y", "PARAMS", "SHAPES", "FIXED", "DATA_SHAPES",
                 "FAN_IN", "ShapeError", "ArgumentError", *_DATA_ARGUMENTS, "init_params",
-                *(f.__name__ for f in _SUPPORT), "_BUFFERS"}
+                *(f.__name__ for f in _SUPPORT), *(f.__name__ for f in _IN_PLACE_SUPPORT), *WORKSPACE_NAMES}
 
 
 def _shape_constant(shape) -> tuple[int | str, ...]:
@@ -518,32 +560,69 @@ class _Generator:
                              statements + [self._returning(entries, reads)])
 
     def step_inplace(self) -> Function:
-        """Every new value is computed into a work array first, and only then copied over the parameters:
-        a step that fails part-way (an overflow under the caller's ``np.errstate(over="raise")``, Ctrl-C)
-        leaves every parameter as it was."""
-        computed, commits = [], []
-        for name, gradient in self.d.gradients.items():
-            product = self._scaled_product(gradient)
-            work = naming.scaled_gradient(name)
-            buffer = f"_workspace(_BUFFERS, {name!r}, {name})"
-            if product is None:
-                code, names, symbols = self.print(scaled(_LR, gradient))
-                computed.append(_Statement(work, f"{work} = np.subtract({name}, {code}, out={buffer})",
-                                           (*names, *symbols, name)))
+        """The in-place step of :mod:`.fused`: a workspace per signature, updates fused into BLAS calls."""
+        lowering = InPlaceStep(self)
+        body = lowering.build()
+        self.in_place = lowering
+        hyper = [r for r in lowering.reads if r in self.scalars and r not in self.sizes and r != "lr"]
+        # dropout masks and other given matrices, as the other functions take them (see ``function``)
+        masks = [i for i in self.data_inputs if i.name in lowering.reads]
+        keywords = [*hyper, *(m.name for m in masks if m.kind != "mask"),
+                    *(f"{m.name}=None" for m in masks if m.kind == "mask")]
+        signature = self.arguments["step_inplace"] + (", *, " + ", ".join(keywords) if keywords else "")
+        passed = "".join(f", {name}={name}" for name in [*hyper, *(m.name for m in masks)])
+        lines = ["lr = _learning_rate(lr)", *(f"{h} = _scalar({h!r}, {h})" for h in hyper)]
+        doc = ("One step of gradient descent that updates the arrays in ``params`` in place; returns None.\n\n"
+               "Every z, a and δ goes to a buffer of a workspace made on the first call for these shapes and\n"
+               "dtype (not for concurrent threads), and each update is written into its parameter by BLAS\n"
+               "(W ← W − lr δ aᵀ as one GEMM); a later call allocates nothing.  Every check runs, and every\n"
+               "δ is computed, before any parameter changes: a step that fails changes nothing.")
+        if self.one_hot is not None:  # word ids or one-hot samples: the plain step, copied in
+            lines += [f"_check_arguments(params, X, Y, SHAPES, DATA_SHAPES, True, one_hot={self.one_hot})",
+                      f"_commit(params, step(params, X, Y, lr{passed}))"]
+            return Function("step_inplace", signature, doc.split("\n\n")[0] + "\n\nIt runs ``step`` and "
+                            "copies the new values in, once every check has passed.", tuple(lines))
+        check = self.d.assumptions and self.checks_distributions
+        if check:
+            axis = 0 if self.p.layout == "columns" else 1
+            rows, cols = self.d.symbols[naming.TARGET].shape
+            shape = (sympy.Integer(1), cols) if axis == 0 else (rows, sympy.Integer(1))
+            lowering._entry("float", "_ysum", lowering._shape(shape))
+        needed = set(lowering.reads) | {str(d) for m in masks for d in m.shape if d.is_Symbol}
+        sizes = [size for size in self.sizes if size in needed]
+        # the workspace's signature: the checks ran when it was made, for arrays of these shapes and flags
+        signature_parts = ["len(params)", "X.shape", "X.dtype", "Y.shape", "Y.dtype"]
+        for name in self.params:
+            signature_parts += [f"{name}.shape", f"{name}.dtype", f"{name}.flags.carray"]
+        lines += ["try:",
+                  f"    {', '.join(self.params)} = {', '.join(f'params[{name!r}]' for name in self.params)}",
+                  f"    key = ({', '.join(signature_parts)})",
+                  "except (TypeError, KeyError, AttributeError):",
+                  "    key = None",
+                  "w = _WORKSPACES.get(key)",
+                  "if w is None:",
+                  "    w = _new_workspace(params, X, Y, key)",
+                  "    if w is None:  # arrays the fast path cannot take: the plain step, copied in",
+                  f"        _commit(params, step(params, X, Y, lr{passed}))",
+                  "        return None",
+                  f"{', '.join(lowering.entries)}{',' if len(lowering.entries) == 1 else ''} = w"]
+        lines += [f"{size} = {self.sizes[size]}" for size in sizes]
+        for count in self.normalised_counts:
+            if str(count) in sizes:
+                lines += [f"if {count} < 2:",
+                          f"    raise ShapeError(f\"a normalisation over {count} = {{{count}}} entries makes every x̂ 0; "
+                          f"give at least 2 (a batch of 1 cannot be batch-normalised)\")"]
+        for mask in masks:
+            shape = "(" + ", ".join(self.printer.doprint(d) for d in mask.shape) + ",)"
+            if mask.kind == "mask":
+                lines.append(f"{mask.name} = _mask({mask.name!r}, {mask.name}, {shape}, {self.params[0]}.dtype, "
+                             f"{mask.rate!r})")
             else:
-                function = "np.multiply" if product.operator == "*" else "np.matmul"
-                lines = [f"{work} = {function}({product.left}, {product.right}, out={buffer})",
-                         *([f"{work} *= lr"] if product.scale_after else []),
-                         f"np.subtract({name}, {work}, out={work})"]
-                computed.append(_Statement(work, "\n".join(lines), (*product.reads, name)))
-            commits.append(_Statement(None, f"np.copyto({name}, {work})", (work, name)))
-        return self.function(
-            "step_inplace",
-            "One step of gradient descent that updates the arrays in ``params`` in place; returns None.\n\n"
-            "It allocates no parameter-sized arrays: each new value goes through a work array kept\n"
-            "between calls (one per shape and dtype; not for concurrent threads), and the parameters\n"
-            "change only once every new value is computed: a step that fails changes nothing.",
-            computed + commits, in_place=True)
+                lines.append(f"{mask.name} = _data({mask.name!r}, {mask.name}, {shape}, {self.params[0]}.dtype)")
+        if check:
+            lines.append(f"_distributions_into(Y, {axis}, _ysum)")
+        lines += body
+        return Function("step_inplace", signature, doc, tuple(lines))
 
     def _scaled_product(self, gradient) -> "_Product | None":
         """A gradient ``c A B`` of two matrices, printed so that the learning rate scales the smaller array:
@@ -618,6 +697,8 @@ class Program:
     helpers: tuple[str, ...]
     functions: tuple[Function, ...]
     layout_note: str
+    #: module-level constants of the in-place step (its workspace), one line each
+    workspace: tuple[str, ...] = ()
 
 
 _EXPORTS = ("PARAMS", "SHAPES", "forward", "cost", "gradients", "step", "step_inplace", "init_params")
@@ -632,9 +713,10 @@ def program(derivation: Derivation) -> Program:
     api = [g.forward(), g.cost(), g.gradients(), g.step(), g.step_inplace(), g.init_params()]
     custom = [_custom_helper(g.printer, name, variable, expression)
               for name, (variable, expression) in sorted(g.printer.custom.items())]
-    helpers = _runtime_helpers(g.printer.helpers)
+    helpers = _runtime_helpers(g.printer.helpers) + in_place_helpers(g.in_place.helpers)
     _check_names(g, [h.split("(")[0].removeprefix("def ") for h in helpers], custom)
     columns = model.layout == "columns"
+    support = [*_SUPPORT, *_IN_PLACE_SUPPORT]
     return Program(
         summary=f"Backpropagation for {model.title}.",
         derivation=tuple(derivation.text().rstrip("\n").splitlines()),
@@ -644,10 +726,11 @@ def program(derivation: Derivation) -> Program:
         data_shapes=tuple((name, _shape_constant(derivation.symbols[name].shape))
                           for name in (naming.INPUT, naming.TARGET)),
         fan_in={p.name: p.fan_in for p in model.trained if p.init == "weight"},
-        helpers=tuple(helpers + [inspect.getsource(f).rstrip("\n") for f in _SUPPORT]),
+        helpers=tuple(helpers + [inspect.getsource(f).rstrip("\n") for f in support]),
         functions=(*custom, *api),
         layout_note="samples are columns: X is features × samples" if columns
         else "samples are rows: X is samples × features",
+        workspace=g.in_place.constants(),
     )
 
 
@@ -683,7 +766,7 @@ def module_source(derivation: Derivation) -> str:
     return template.render(
         summary=p.summary, version=__version__, params=p.params, layout_note=p.layout_note,
         derivation=p.derivation, functions=p.functions, exports=_EXPORTS, shapes=p.shapes, fixed=p.fixed,
-        data_shapes=p.data_shapes, fan_in=p.fan_in, helpers=p.helpers,
+        data_shapes=p.data_shapes, fan_in=p.fan_in, helpers=p.helpers, workspace=p.workspace,
     )
 
 
