@@ -497,3 +497,14 @@ def test_a_skip_connection_left_out_of_an_adjoint_is_named():
     net = Network(3, [Dense(3, "tanh"), Dense(3, "tanh", skip_from=1), Dense(2)], batch=2)
     result = check(net, "delta1", "(W2.T @ delta2) .* dtanh(z1)")
     assert not result.ok and result.hint == "the term ∂C/∂a⁽²⁾ of the derived formula is missing"
+
+
+def test_the_gradient_check_still_catches_a_wrong_gradient_at_every_step():
+    """The smaller steps retried on a disagreement cannot make a wrong gradient pass."""
+    from dataclasses import replace as replaced
+
+    d = derive(Network(4, [Attention(3), LayerNorm(), Dense(2)], batch=3))
+    assert check_gradients(d, seed=2).ok  # needs the step 1e-4: Richardson's error at 1e-3 is 2e-6
+    wrong = replaced(d, gradients={**d.gradients, "WK1": 1.001 * d.gradients["WK1"]})
+    result = check_gradients(wrong, seed=2)
+    assert not result.ok and [c.name for c in result.parameters if c.relative_error >= 1e-6] == ["WK1"]
