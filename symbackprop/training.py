@@ -612,8 +612,8 @@ class _Optimizer:
     def _masks(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """A fresh 0/1 mask per dropout layer for this batch: each entry kept with probability 1 − p."""
         masks = {}
-        batch = X.shape[-1] if self.setup.axis == 1 and X.ndim == 1 else X.shape[self.setup.axis] \
-            if X.ndim == 2 else X.shape[0]
+        batch = X.shape[self.setup.axis]  # training data are matrices (word ids are read as one-hot samples)
+        dtype = next(iter(self.setup.params.values())).dtype
         for mask in self.masks:
             shape = []
             for axis, size in enumerate(mask.shape):
@@ -621,7 +621,6 @@ class _Optimizer:
                     shape.append(batch)
                 else:
                     shape.append(int(size) if size.is_Integer else self.sizes[size.name])
-            dtype = next(iter(self.setup.params.values())).dtype
             masks[mask.name] = (self.mask_rng.random(tuple(shape)) >= mask.rate).astype(dtype)
         return masks
 
