@@ -67,6 +67,7 @@ __all__ = [
     "is_ones",
     "hadamard",
     "hadamard_power",
+    "spread",
 ]
 
 #: the variable in which scalar functions (activations, log) are defined
@@ -308,8 +309,9 @@ def _argument(index: int, convert=None, doc: str = "") -> property:
     return property(lambda self: convert(self.args[index]), doc=doc)
 
 
-def _spread(vector: MatrixExpr, shape) -> MatrixExpr:
-    """A row or column of statistics spread to ``shape`` (nothing to spread when it already has it)."""
+def spread(vector: MatrixExpr, shape) -> MatrixExpr:
+    """A row or column (statistics, a per-feature γ) spread to ``shape``: ``Broadcast``, or the vector itself
+    when it already has that shape."""
     return vector if vector.shape == tuple(shape) else Broadcast(vector, *shape)
 
 
@@ -356,8 +358,8 @@ class Normalize(MatrixExpr):
 
     def written(self) -> MatrixExpr:
         """x̂ as the matrices it is made of: (x − spread μ) ⊘ spread σ, for printers."""
-        centred = self.arg - _spread(self.mean, self.shape)
-        return HadamardProduct(centred, HadamardPower(_spread(self.deviation, self.shape), -1), evaluate=False)
+        centred = self.arg - spread(self.mean, self.shape)
+        return HadamardProduct(centred, HadamardPower(spread(self.deviation, self.shape), -1), evaluate=False)
 
     def doit(self, **hints):
         return self
@@ -398,7 +400,7 @@ class Deviation(MatrixExpr):
     def variance(self) -> MatrixExpr:
         """(1/N) Σ (x − μ)^∘2 along the axis, as the matrices it is made of, for printers."""
         rows, cols = self.arg.shape
-        square = HadamardPower(self.arg - _spread(self.mean, self.arg.shape), 2)
+        square = HadamardPower(self.arg - spread(self.mean, self.arg.shape), 2)
         ones = OneMatrix(1, rows) * square if self.axis == 0 else square * OneMatrix(cols, 1)
         return sympy.MatMul(1 / self.count, ones) if self.count != 1 else ones
 

@@ -55,6 +55,7 @@ from .expressions import (
     UnitMatrix,
     hadamard,
     hadamard_power,
+    spread,
 )
 
 __all__ = ["VJP", "VJPRule", "defvjp", "rule_for"]
@@ -199,30 +200,6 @@ def _elementwise(g, node, i):
     return hadamard(g, node.derivative())
 
 
-@defvjp(Softmax, "softmax")
-def _softmax(g, node, i):
-    """S = softmax of each column of X:  ∂C/∂X = S ⊙ (G − 1 (1ᵀ (S ⊙ G))); rows: S ⊙ (G − ((S ⊙ G) 1) 1ᵀ)."""
-    rows, cols = node.shape
-    weighted = hadamard(node, g)
-    if node.axis == 0:
-        spread = OneMatrix(rows, 1) * (OneMatrix(1, rows) * weighted)
-    else:
-        spread = (weighted * OneMatrix(cols, 1)) * OneMatrix(1, cols)
-    return hadamard(node, g - spread)
-
-
-@defvjp(LogSoftmax, "log-softmax")
-def _log_softmax(g, node, i):
-    """L = log softmax of each column of X:  ∂C/∂X = G − S ⊙ (1 (1ᵀ G)); rows: G − S ⊙ ((G 1) 1ᵀ)."""
-    rows, cols = node.shape
-    probabilities = Softmax(node.arg, node.axis)
-    if node.axis == 0:
-        spread = OneMatrix(rows, 1) * (OneMatrix(1, rows) * g)
-    else:
-        spread = (g * OneMatrix(cols, 1)) * OneMatrix(1, cols)
-    return g - hadamard(probabilities, spread)
-
-
 def _along(node_shape, axis: int, matrix: Expr) -> Expr:
     """Σ along ``axis`` spread back: 1 1ᵀ M (sums of columns, ``axis = 0``) or M 1 1ᵀ (of rows)."""
     rows, cols = node_shape
@@ -231,8 +208,16 @@ def _along(node_shape, axis: int, matrix: Expr) -> Expr:
     return (matrix * OneMatrix(cols, 1)) * OneMatrix(1, cols)
 
 
-def _spread(vector: Expr, shape) -> Expr:
-    return vector if vector.shape == tuple(shape) else Broadcast(vector, *shape)
+@defvjp(Softmax, "softmax")
+def _softmax(g, node, i):
+    """S = softmax of each column of X:  ∂C/∂X = S ⊙ (G − 1 (1ᵀ (S ⊙ G))); rows: S ⊙ (G − ((S ⊙ G) 1) 1ᵀ)."""
+    return hadamard(node, g - _along(node.shape, node.axis, hadamard(node, g)))
+
+
+@defvjp(LogSoftmax, "log-softmax")
+def _log_softmax(g, node, i):
+    """L = log softmax of each column of X:  ∂C/∂X = G − S ⊙ (1 (1ᵀ G)); rows: G − S ⊙ ((G 1) 1ᵀ)."""
+    return g - hadamard(Softmax(node.arg, node.axis), _along(node.shape, node.axis, g))
 
 
 @defvjp(Normalize, "normalisation")
@@ -246,7 +231,7 @@ def _normalize(g, node, i):
     n = node.count
     inner = MatAdd(n * g, -_along(node.shape, node.axis, g),
                    -hadamard(node, _along(node.shape, node.axis, hadamard(g, node)))).doit(deep=False)
-    scaled = hadamard(HadamardPower(_spread(node.deviation, node.shape), -1), inner)
+    scaled = hadamard(HadamardPower(spread(node.deviation, node.shape), -1), inner)
     return scaled / n
 
 
@@ -258,8 +243,8 @@ def _deviation(g, node, i):
         raise MissingRuleError("the mean of a deviation is its input's own statistic; "
                                "the rule for the input accounts for it")
     shape = node.arg.shape
-    centred = node.arg - _spread(node.mean, shape)
-    return hadamard(centred, _spread(hadamard(g, HadamardPower(node, -1)), shape)) / node.count
+    centred = node.arg - spread(node.mean, shape)
+    return hadamard(centred, spread(hadamard(g, HadamardPower(node, -1)), shape)) / node.count
 
 
 @defvjp(Broadcast, "bias broadcast")

@@ -433,15 +433,21 @@ class _Judge:
     def agrees(self, formula: Expr) -> bool:
         return self.counterexample(formula) is None
 
-    def agrees_without(self, formula: Expr, total: Expr, term: Expr) -> bool:
-        """Whether ``formula`` equals the derived expression with ``term`` of the sum ``total`` left out."""
-        for sizes, values, _, expected in self.points:
+    def values(self, formula: Expr) -> list[np.ndarray]:
+        """``formula``'s value at each point, shaped like the derived one."""
+        with np.errstate(all="ignore"):
+            return [np.asarray(evaluator(formula), dtype=np.float64).reshape(expected.shape)
+                    for _, _, evaluator, expected in self.points]
+
+    def agrees_without(self, formula_values: list[np.ndarray], total: Expr, term: Expr) -> bool:
+        """Whether a formula with these values equals the derived expression with ``term`` of the sum
+        ``total`` left out."""
+        for (sizes, values, _, expected), got in zip(self.points, formula_values):
             evaluator = Evaluator(values)
             with np.errstate(all="ignore"):
                 evaluator.bind(self.derived)
                 evaluator.memo[total] = evaluator(total) - evaluator(term)
                 changed = np.atleast_2d(np.asarray(evaluator(self.derived), dtype=np.float64))
-                got = np.asarray(Evaluator(values)(formula), dtype=np.float64).reshape(changed.shape)
             if np.allclose(changed, expected, rtol=RTOL, atol=ATOL):
                 return False  # the term is zero here: leaving it out changes nothing
             if not np.all(np.abs(got - changed) <= RTOL * np.max(np.abs(changed)) + ATOL):
@@ -471,12 +477,13 @@ def _missing_term(built: Expr, derived: Expr, derivation: Derivation, judge: "_J
                 seen.add(node)
                 sums.append((node, owner))
     tried = 0
+    values = judge.values(built)  # the formula's values at the points, once for every term tried
     for total, owner in sums:
         for term in total.args:
             tried += 1
             if tried > MAX_TERMS:
                 return None
-            if judge.agrees_without(built, total, term):
+            if judge.agrees_without(values, total, term):
                 return f"the term {to_text(term)} of {owner} is missing"
     return None
 

@@ -451,13 +451,7 @@ class MatrixBuilder:
     def _mean(self, node: ast.Call, args: list[Expr]) -> Expr:
         """``mean(M)``: of all entries, a scalar; ``mean(M, 1)``: of each column (1×c); ``mean(M, 2)``: of each row (r×1)."""
         dimension = self._dimension(node, args)
-        value = self._matrix_argument(node, args)
-        rows, cols = value.shape
-        count = (rows * cols, rows, cols)[dimension]
-        total = _sum_along(value, dimension)
-        if count == 1:
-            return total
-        return _times(total, 1 / count) if dimension == 0 else _times(1 / count, *_factors(total))
+        return _mean_along(self._matrix_argument(node, args), dimension)
 
     def _per_sample(self, node: ast.Call, args: list[Expr], cls: type) -> Expr:
         """``softmax(M)`` / ``log_softmax(M)``: over the vocabulary's axis; ``(M, 1)``: each column; ``(M, 2)``: each row."""
@@ -490,7 +484,7 @@ class MatrixBuilder:
         if count == 1:
             raise ShapeError(f"normalize(..., {dimension}) of {_show(node.args[0])} normalises a single entry "
                              f"({shape_text(value.shape)}): every result would be 0")
-        mean = _times(1 / count, *_factors(_sum_along(value, dimension)))
+        mean = _mean_along(value, dimension)
         return Normalize(value, mean, Deviation(value, mean, axis), axis)
 
     def _trace(self, node: ast.Call, args: list[Expr]) -> Expr:
@@ -622,6 +616,16 @@ def _sum_along(value: Expr, dimension: int) -> Expr:
     if dimension == 0:
         return SumEntries(value)
     return _times(_ones(1, rows), value) if dimension == 1 else _times(value, _ones(cols, 1))
+
+
+def _mean_along(value: Expr, dimension: int) -> Expr:
+    """The mean of all entries (dimension 0), of each column (1) or of each row (2) of a matrix."""
+    rows, cols = value.shape
+    count = (rows * cols, rows, cols)[dimension]
+    total = _sum_along(value, dimension)
+    if count == 1:
+        return total
+    return _times(total, 1 / count) if dimension == 0 else _times(1 / count, *_factors(total))
 
 
 def _factors(product: Expr) -> tuple[Expr, ...]:

@@ -28,7 +28,7 @@ import sympy
 from sympy import MatAdd, MatrixSymbol, OneMatrix
 
 from .. import naming
-from ..calculus.expressions import Broadcast, Constant, Deviation, Named, Normalize, Softmax, hadamard
+from ..calculus.expressions import Constant, Deviation, Named, Normalize, Softmax, hadamard, spread
 from ..errors import SpecError
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Builder:
 
     ``define`` appends a definition and returns its :class:`Named` node;
     ``parameter`` gives a parameter's symbol; ``add_input`` declares an input
-    (a dropout mask); ``spread`` repeats a per-feature vector across the batch.
+    (a dropout mask).
     """
 
     def __init__(self, net: "Network", parameters: dict, scope) -> None:
@@ -80,10 +80,6 @@ class Builder:
         symbol = MatrixSymbol(name, *shape)
         self.inputs.append(Input(symbol, "data", kind, rate=rate, layer=layer))
         return symbol
-
-    def spread(self, vector, shape):
-        """A per-feature vector (n×1 in columns, 1×n in rows) repeated across the samples."""
-        return vector if tuple(vector.shape) == tuple(shape) else Broadcast(vector, *shape)
 
 
 def _feature_shape(columns: bool, width):
@@ -145,7 +141,7 @@ class _Normalization:
                         layer, named=True)
         gamma, beta = b.parameter(naming.layered("gamma", layer)), b.parameter(naming.layered("beta", layer))
         # γ ⊙ x̂ + β, in the order the papers write it (SymPy would sort β first)
-        return MatAdd(hadamard(b.spread(gamma, xhat.shape), xhat), b.spread(beta, xhat.shape), evaluate=False)
+        return MatAdd(hadamard(spread(gamma, xhat.shape), xhat), spread(beta, xhat.shape), evaluate=False)
 
     def label(self) -> str:
         return self.kind

@@ -277,9 +277,10 @@ class NumPyCodePrinter(NumPyPrinter):
         return len(factors) > 1 and not any(isinstance(f, OneMatrix) for f in factors) \
             and self._embedding(factors) is None
 
-    def _embedding(self, factors) -> str | None:
-        """``A X`` or ``G Xᵀ`` (rows: ``X A``, ``Xᵀ G``) for a one-hot input X, which code may be given as
-        integer ids: a gather or a scatter-add instead of a product."""
+    def _embedding(self, factors) -> tuple | None:
+        """``(helper, rest, X, axis, vocab)`` when the product is ``A X`` or ``G Xᵀ`` (rows: ``X A``, ``Xᵀ G``)
+        for a one-hot input X, which code may be given as integer ids: printed as a gather or a scatter-add
+        instead of a product (``_embed``); None for any other product."""
         one_hot: Mapping = self._settings["one_hot"]
         if len(factors) < 2 or not one_hot:
             return None
@@ -287,9 +288,9 @@ class NumPyCodePrinter(NumPyPrinter):
             end = factors[-1] if axis == 0 else factors[0]
             rest = factors[:-1] if axis == 0 else factors[1:]
             if getattr(end, "name", None) == name:
-                return self._embed("embed", rest, end, axis)
+                return "embed", rest, end, axis, None
             if isinstance(end, Transpose) and getattr(end.arg, "name", None) == name:
-                return self._embed("embed_grad", rest, end.arg, axis, vocab)
+                return "embed_grad", rest, end.arg, axis, vocab
         return None
 
     def _embed(self, helper: str, rest, X, axis: int, vocab=None) -> str:
@@ -300,8 +301,9 @@ class NumPyCodePrinter(NumPyPrinter):
 
     def _print_MatMul(self, expr) -> str:
         coefficient, factors = self._matmul_parts(expr)
-        embedded = self._embedding(factors)
-        if embedded is not None:
+        embedding = self._embedding(factors)
+        if embedding is not None:
+            embedded = self._embed(*embedding)
             return embedded if coefficient == 1 else self._scaled(coefficient, embedded)
         left = len(factors) > 1 and isinstance(factors[0], OneMatrix)
         right = len(factors) > 1 and isinstance(factors[-1], OneMatrix)
