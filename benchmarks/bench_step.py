@@ -30,7 +30,13 @@ what it keeps between calls (the generated workspace, the hand step's work
 array).  Run it again with ``OPENBLAS_NUM_THREADS=1`` for one-thread figures:
 PyTorch and JAX then get one thread too.
 
+The training-loop lines run ``step_inplace`` and then the generated ``cost``
+(NumPy's matmul) step after step, as ``symbackprop train`` does, with the
+step's BLAS NumPy's own and, for comparison, SciPy's copy of OpenBLAS (its
+second choice), each in a fresh process per round.
+
     python benchmarks/bench_step.py [--rounds N] [--batches 1 64 1024] [--dtypes float64 float32] [--no-deep]
+                                    [--no-loop] [--loop-rounds N]
 """
 
 from __future__ import annotations
@@ -415,6 +421,52 @@ def deep(rounds: int, dtype=np.float64) -> None:
            gemm_throughput(dtype, DEEP_WIDTH, DEEP_WIDTH, DEEP_BATCH))
 
 
+# --- a training loop: the step beside NumPy's own products ----------------------------------
+
+
+LOOP_BACKENDS = ("numpy", "scipy")
+
+
+def loop_child(backend: str, batch: int, dtype_name: str, steps: int = 200) -> None:
+    """Print the median time (ms) of ``step_inplace`` followed by the generated ``cost`` (NumPy's matmul),
+    as ``symbackprop train`` runs each step, with step_inplace calling ``backend``'s BLAS."""
+    f = derive(network(batch)).numpy()
+    if backend == "scipy":  # the second choice: SciPy's wrappers, SciPy's own copy of OpenBLAS
+        f.namespace["_BLAS"][:] = [f.namespace["_scipy_blas"]()]
+    dtype = np.dtype(dtype_name)
+    params = f.init_params(0, dtype=dtype)
+    X, Y = data(f, batch, dtype, WIDTHS[0], WIDTHS[-1])
+    samples = []
+    for index in range(steps + 20):
+        start = time.perf_counter()
+        f.step_inplace(params, X, Y, 1e-3)
+        f.cost(params, X, Y)
+        if index >= 20:
+            samples.append(time.perf_counter() - start)
+    print(statistics.median(samples) * 1e3)
+
+
+def training_loop(rounds: int, batches, dtypes) -> None:
+    """step_inplace and NumPy's cost, step after step, each backend in a fresh process (a process's BLAS
+    thread pools are what is measured), the processes alternating round by round."""
+    import subprocess
+
+    print("\ntraining loop (step_inplace, then the cost through NumPy, each step), ms per step; fresh process "
+          "per round, backends alternating:")
+    for dtype_name in dtypes:
+        for batch in batches:
+            times = {backend: [] for backend in LOOP_BACKENDS}
+            for r in range(rounds):
+                for backend in LOOP_BACKENDS[r % 2:] + LOOP_BACKENDS[: r % 2]:
+                    run = subprocess.run([sys.executable, __file__, "--loop-child", backend, str(batch), dtype_name],
+                                         capture_output=True, text=True, check=True)
+                    times[backend].append(float(run.stdout))
+            numpy_blas, scipy_blas = (statistics.median(times[b]) for b in LOOP_BACKENDS)
+            low, high = spread([a / b for a, b in zip(times["scipy"], times["numpy"])])
+            print(f"  {dtype_name}, batch {batch}: NumPy's BLAS {numpy_blas:.3f} ms, SciPy's {scipy_blas:.3f} ms "
+                  f"({scipy_blas / numpy_blas:.2f}×, {low:.2f}–{high:.2f})")
+
+
 def generation_time(depth: int = 64, repeat: int = 3) -> float:
     net = Network("n_0", [Dense(f"n_{l}", "tanh") for l in range(1, depth)] + [Dense(10, "softmax")],
                   cost="softmax_cross_entropy", batch="m")
@@ -433,7 +485,14 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     parser.add_argument("--no-deep", action="store_true", help="skip the deep narrow network")
     parser.add_argument("--no-generation", action="store_true", help="skip timing code generation")
+    parser.add_argument("--no-loop", action="store_true", help="skip the training loop (fresh processes)")
+    parser.add_argument("--loop-rounds", type=int, default=5)
+    parser.add_argument("--loop-child", nargs=3, metavar=("BACKEND", "BATCH", "DTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.loop_child:
+        backend, batch, dtype_name = args.loop_child
+        loop_child(backend, int(batch), dtype_name)
+        return 0
     warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
     print(f"numpy {np.__version__}, {os.cpu_count()} cores, {THREADS} BLAS thread(s), Python {sys.version.split()[0]}; "
           f"{args.rounds} rounds; ratios: median over rounds (middle half of rounds in brackets)")
@@ -444,6 +503,8 @@ def main(argv=None) -> int:
     if not args.no_deep:
         for dtype_name in args.dtypes:
             deep(args.rounds, np.dtype(dtype_name))
+    if not args.no_loop:
+        training_loop(args.loop_rounds, args.batches, args.dtypes)
     if not args.no_generation:
         print(f"\ncode generation, 64 layers (derive + NumPy module source): {generation_time():.2f} s")
     return 0

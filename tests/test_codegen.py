@@ -85,7 +85,9 @@ def test_generated_functions_and_module_equal_evaluate_and_finite_differences(ne
     path.write_text(source, encoding="utf-8")
     X, Y, extra = values["X"], values["Y"], hyper(values)
     rng = np.random.default_rng(seed)
-    for f in (compile_numpy(d), import_file(path, f"generated_{seed}")):
+    standalone = import_file(path, f"generated_{seed}")
+    standalone._BLAS.append(standalone._scipy_blas())  # step_inplace through SciPy's BLAS, the second choice
+    for f in (compile_numpy(d), standalone):
         assert np.allclose(f.forward(params, X), output, rtol=1e-10, atol=1e-12)
         assert np.isclose(f.cost(params, X, Y, **extra), evaluate(d.cost, values), rtol=1e-10, atol=1e-12)
         gradients = f.gradients(params, X, Y, **extra)
@@ -139,33 +141,70 @@ print(json.dumps({"modules": sorted(m for m in sys.modules if m.split(".")[0] in
     for name, gradient in d.gradients.items():
         assert np.allclose(out[name], evaluate(gradient, values), rtol=1e-10)
     tree = ast.parse(d.numpy_source())
-    imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
-    assert [ast.unparse(node) for node in imports] == ["import numpy as np", "from scipy.linalg import blas as _blas"]
-    optional = next(node for node in tree.body if isinstance(node, ast.Try))  # SciPy only if it is there
-    assert [ast.unparse(h.type) for h in optional.handlers] == ["ImportError"]
+    imports = [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert imports == ["import numpy as np"]  # ctypes and SciPy only inside the BLAS look-up, on first use
 
 
-def test_standalone_module_steps_in_place_without_scipy(tmp_path):
+_BACKENDS = """
+import sys
+import numpy as np
+import net
+choice = sys.argv[1]
+if choice == "scipy":  # NumPy's BLAS not found: SciPy's wrappers
+    net._BLAS.append(net._scipy_blas())
+elif choice == "none":  # neither: as if SciPy were not installed either
+    sys.modules["scipy"] = None
+    net._numpy_cblas = lambda: None
+address, functions = net._blas() or (None, {})
+data = np.load("values.npz")
+params = {k: data[k].copy() for k in net.PARAMS}
+kept = dict(params)
+new = net.step(params, data["X"], data["Y"], 0.1)
+net.step_inplace(params, data["X"], data["Y"], 0.1)
+net.step_inplace({k: v.copy() for k, v in kept.items()}, data["X"], data["Y"], 0.1)  # the workspace again
+assert all(params[k] is kept[k] for k in params)
+assert all(np.allclose(params[k], new[k], rtol=1e-12, atol=1e-14) for k in params), choice
+gemm = functions.get("dgemm")
+import ctypes
+print("ctypes" if isinstance(gemm, ctypes._CFuncPtr) else getattr(gemm, "__module__", None), len(net._WORKSPACES))
+"""
+
+
+@pytest.mark.parametrize("choice, backend, workspaces", [("numpy", "ctypes", 1), ("scipy", "net", 1),
+                                                         ("none", "None", 0)])
+def test_standalone_module_steps_in_place_through_numpys_blas_scipys_or_the_plain_step(tmp_path, choice,
+                                                                                      backend, workspaces):
     net = Network(3, [Dense(4, "tanh"), Dense(2, "softmax")], cost="softmax_cross_entropy", batch="m")
     d = derive(net)
     (tmp_path / "net.py").write_text(d.numpy_source(), encoding="utf-8")
     values, params = arrays(net, seed=1, m=5)
     np.savez(tmp_path / "values.npz", X=values["X"], Y=values["Y"], **params)
-    script = """
-import sys
-sys.modules["scipy"] = None  # as if SciPy were not installed
-import numpy as np
-import net
-assert net._blas is None
-data = np.load("values.npz")
-params = {k: data[k].copy() for k in net.PARAMS}
-new = net.step(params, data["X"], data["Y"], 0.1)
-net.step_inplace(params, data["X"], data["Y"], 0.1)
-assert all(np.array_equal(params[k], new[k]) for k in params)
-print("ok")
-"""
-    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0 and run.stdout == "ok\n", run.stderr
+    run = subprocess.run([sys.executable, "-c", _BACKENDS, choice], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    # NumPy's own OpenBLAS through ctypes (NumPy's wheels bundle it), SciPy's behind the module's adapters,
+    # or, with neither, the plain step copied in (no workspace)
+    assert run.stdout.split() == [backend, str(workspaces)]
+
+
+def test_the_blas_of_step_inplace_is_the_library_numpy_loaded_and_agrees_with_numpy():
+    import ctypes
+    import os
+
+    f = derive(classifier()).numpy()
+    address, functions = f.namespace["_blas"]()
+    assert isinstance(functions["sgemm"], ctypes._CFuncPtr)
+    if sys.platform == "linux":  # one OpenBLAS of NumPy's in the process: the one its matmul calls
+        numpy_libs = os.path.realpath(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs"))
+        with open("/proc/self/maps") as maps:
+            mapped = {line.split()[-1] for line in maps if "openblas" in line}
+        ours = [path for path in mapped if os.path.realpath(path).startswith(numpy_libs)]
+        assert len(ours) == 1, mapped
+    assert f.namespace["_blas_agrees"](address, functions)
+    assert f.namespace["_blas_agrees"](*f.namespace["_scipy_blas"]())
+    # a function that answers wrongly, or not at all, is caught before any step uses it
+    assert not f.namespace["_blas_agrees"](address, {**functions, "dgemv": lambda *args: None})
+    assert not f.namespace["_blas_agrees"](address, {**functions, "sger": functions["sgemv"]})
 
 
 def test_module_docstring_states_the_network_and_its_formulas():
@@ -200,7 +239,7 @@ def test_gradients_use_the_hand_written_number_of_matrix_products(depth, layout)
 
 def _written(function: ast.FunctionDef) -> list[str]:
     """The arrays the calls of an in-place body write, in order: ``out=``, an ``_into`` helper's second
-    argument, the matrix a BLAS call overwrites (``z1.T``, ``W1.reshape(-1)``)."""
+    argument, the matrix a BLAS call overwrites (given by its address, ``_p_z1``)."""
     written = []
     for statement in function.body:
         node = statement.value if isinstance(statement, ast.Expr) else None
@@ -210,18 +249,14 @@ def _written(function: ast.FunctionDef) -> list[str]:
         target = next((k.value for k in node.keywords if k.arg == "out"), None)
         if name.endswith("_into") and name != "_distributions_into":  # which only reads Y
             target = node.args[1]
-        elif name in ("_gemm", "_gemv"):
-            target = node.args[4]
-        elif name == "_axpy":
-            target = node.args[1]
-        elif name == "_ger":
-            target = node.args[5]
+        elif name in ("_gemm", "_gemv", "_ger", "_axpy"):  # CBLAS row-major: C, y, A, y
+            target = node.args[{"_gemm": 12, "_gemv": 10, "_ger": 8, "_axpy": 4}[name]]
         elif name == "np.copyto":
             target = node.args[0]
         if target is not None:
             while isinstance(target, (ast.Attribute, ast.Call)):
                 target = target.value if isinstance(target, ast.Attribute) else target.func
-            written.append(target.id)
+            written.append(target.id.removeprefix("_p_"))
     return written
 
 
@@ -258,8 +293,8 @@ def test_one_sample_writes_outer_products_as_broadcasts_and_rank_one_updates():
     assert "'W1': delta1 * X.T" in ast.unparse(_function(source, "gradients"))
     step = ast.unparse(_function(source, "step_inplace"))
     # W1 ← W1 − lr δ1 Xᵀ as one GER on W1's memory, b1 ← b1 − lr δ1 as one AXPY
-    assert "_ger(-lr, X.reshape(-1), delta1.reshape(-1), 1, 1, W1.T, 1, 1, 1)" in step
-    assert "_axpy(delta1.reshape(-1), b1.reshape(-1), 5, -lr)" in step
+    assert "_ger(101, 5, 6, -lr, _p_delta1, 1, _p_X, 1, _p_W1, 6)" in step
+    assert "_axpy(5, -lr, _p_delta1, 1, _p_b1, 1)" in step
     lines = step.splitlines()
     last_delta = max(i for i, line in enumerate(lines) if "out=delta" in line)
     first_update = min(i for i, line in enumerate(lines) if "_ger(" in line or "_axpy(" in line)
@@ -278,12 +313,13 @@ def test_a_buffer_whose_last_reader_has_run_is_taken_over():
 
 def test_batches_update_weights_by_gemm_and_biases_by_gemv_in_both_layouts():
     columns = ast.unparse(_function(derive(classifier()).numpy_source(), "step_inplace"))
-    assert "np.copyto(z1, b1)\n    _gemm(1, X.T, W1.T, 1.0, z1.T, 0, 0, 1)" in columns
-    assert "_gemm(-lr, X.T, delta1.T, 1.0, W1.T, 1, 0, 1)" in columns
-    assert "_gemv(-lr, delta1.T, _ones_m, 1.0, b1.reshape(-1), 0, 1, 0, 1, 1, 1)" in columns
+    # CBLAS row-major (101), op = the matrix (111) or its transpose (112), arrays given by address
+    assert "np.copyto(z1, b1)\n    _gemm(101, 111, 111, 5, m, 6, 1, _p_W1, 6, _p_X, m, 1.0, _p_z1, m)" in columns
+    assert "_gemm(101, 111, 112, 5, 6, m, -lr, _p_delta1, m, _p_X, m, 1.0, _p_W1, 6)" in columns
+    assert "_gemv(101, 111, 5, m, -lr, _p_delta1, m, _p__ones_m, 1, 1.0, _p_b1, 1)" in columns
     rows = ast.unparse(_function(derive(classifier("rows")).numpy_source(), "step_inplace"))
-    assert "_gemm(-lr, delta1.T, X.T, 1.0, W1.T, 0, 1, 1)" in rows
-    assert "_gemv(-lr, delta1.T, _ones_m, 1.0, b1.reshape(-1), 0, 1, 0, 1, 0, 1)" in rows
+    assert "_gemm(101, 112, 111, 6, 5, m, -lr, _p_X, 6, _p_delta1, 5, 1.0, _p_W1, 5)" in rows
+    assert "_gemv(101, 112, m, 5, -lr, _p_delta1, 5, _p__ones_m, 1, 1.0, _p_b1, 1)" in rows
 
 
 def test_same_input_gives_byte_identical_source_in_any_process(tmp_path):

@@ -222,23 +222,31 @@ def _scalar(name, value):
 def _new_workspace(params, X, Y, key):
     """Check the arguments, then make the buffers of ``_WORKSPACE`` for their sizes and dtype, kept under ``key``.
 
-    None when the fast path cannot take the arrays: no SciPy, data of another
-    dtype than the parameters, or parameters that are not C-ordered writeable arrays.
+    None when the fast path cannot take the arrays: no BLAS to call (neither
+    NumPy's own nor SciPy's), data of another dtype than the parameters, or
+    parameters that are not C-ordered writeable arrays.
     """
     arrays = _check_arguments(params, X, Y, SHAPES, DATA_SHAPES, True)
     dtype = arrays[0].dtype
-    if key is None or _blas is None or X.dtype != dtype or Y.dtype != dtype or not all(
+    blas = _blas()
+    if key is None or blas is None or X.dtype != dtype or Y.dtype != dtype or not all(
             array.flags.carray for array in arrays[:len(SHAPES)]):
         return None
+    address, functions = blas
     named = dict(zip([*SHAPES, "X", "Y"], arrays))
     sizes = {size: named[array].shape[axis] for size, (array, axis) in _SIZES.items()}
     slots, workspace = {}, []
     for kind, slot, shape in _WORKSPACE:
         concrete = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
         if kind == "blas":
-            workspace.append(getattr(_blas, ("s" if dtype == np.float32 else "d") + slot))
-        elif kind == "fixed":
-            workspace.append(np.broadcast_to(np.asarray(FIXED[slot], dtype=dtype), concrete))
+            workspace.append(functions[("s" if dtype == np.float32 else "d") + slot])
+        elif kind == "address":  # what BLAS is given for an array: its address, or the array for SciPy
+            workspace.append(address)
+        elif kind == "pointer":  # a buffer's address, taken once
+            workspace.append(address(slots[slot]))
+        elif kind == "fixed":  # C-ordered, as BLAS reads it
+            slots[slot] = np.array(np.broadcast_to(np.asarray(FIXED[slot], dtype=dtype), concrete))
+            workspace.append(slots[slot])
         else:
             if slot not in slots:
                 slots[slot] = np.ones(concrete, dtype) if kind == "ones" else np.empty(concrete, dtype)
@@ -247,6 +255,127 @@ def _new_workspace(params, X, Y, key):
         del _WORKSPACES[next(iter(_WORKSPACES))]
     _WORKSPACES[key] = workspace = tuple(workspace)
     return workspace
+
+
+def _blas():
+    """The BLAS step_inplace calls, looked up on its first use: (address, functions), or None.
+
+    NumPy's own OpenBLAS first, through ctypes: its threads are the ones
+    NumPy's matmul wakes.  Two BLAS libraries in one process each keep a pool
+    of threads that spin between calls, and a step through SciPy's copy
+    alternating with NumPy products (the training loop's cost) ran 5-10 times
+    slower on two cores.  SciPy's wrappers are the second choice (a NumPy
+    built on another BLAS shares it with SciPy).  Either way each function
+    takes the CBLAS row-major arguments, and ``address`` gives what stands
+    for an array: its address for ctypes, the array itself for SciPy.
+    """
+    if not _BLAS:
+        _BLAS.append(_numpy_cblas() or _scipy_blas())
+    return _BLAS[0]
+
+
+def _numpy_cblas():
+    """NumPy's bundled OpenBLAS through ctypes, once a few small products agree with NumPy's; else None."""
+    import ctypes
+    import glob
+    import os
+
+    root = os.path.dirname(np.__file__)
+    paths = sorted(glob.glob(os.path.join(root, os.pardir, "numpy.libs", "*openblas*"))
+                   + glob.glob(os.path.join(root, ".dylibs", "*openblas*")))
+    enum, pointer = ctypes.c_int, ctypes.c_void_p
+
+    def address(array, char=ctypes.c_char, addressof=ctypes.addressof):
+        try:  # a third of the time of array.ctypes.data
+            return addressof(char.from_buffer(array))
+        except (TypeError, ValueError):  # read-only or empty
+            return array.ctypes.data
+
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix, integer in (("scipy_cblas_", "64_", ctypes.c_int64), ("cblas_", "64_", ctypes.c_int64),
+                                        ("scipy_cblas_", "", ctypes.c_int), ("cblas_", "", ctypes.c_int)):
+            functions = {}
+            for letter, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+                arguments = {
+                    "gemm": (enum, enum, enum, integer, integer, integer, real, pointer, integer, pointer, integer,
+                             real, pointer, integer),
+                    "gemv": (enum, enum, integer, integer, real, pointer, integer, pointer, integer, real, pointer,
+                             integer),
+                    "ger": (enum, integer, integer, real, pointer, integer, pointer, integer, pointer, integer),
+                    "axpy": (integer, real, pointer, integer, pointer, integer),
+                }
+                for name, types in arguments.items():
+                    function = getattr(library, prefix + letter + name + suffix, None)
+                    if function is None:
+                        break
+                    function.argtypes, function.restype = types, None
+                    functions[letter + name] = function
+            if len(functions) == 8 and _blas_agrees(address, functions):
+                return address, functions
+    return None
+
+
+def _scipy_blas():
+    """SciPy's BLAS wrappers behind the CBLAS row-major arguments, arrays standing for addresses; or None.
+
+    A C-ordered array's transpose is the Fortran-ordered matrix SciPy's wrappers write in place.
+    """
+    try:
+        from scipy.linalg import blas
+    except ImportError:
+        return None
+    functions = {}
+    for letter in "sd":
+        gemm, gemv, ger, axpy = (getattr(blas, letter + name) for name in ("gemm", "gemv", "ger", "axpy"))
+
+        def gemm_(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, gemm=gemm):
+            gemm(alpha, b.T, a.T, beta, c.T, tb == 112, ta == 112, 1)
+
+        def gemv_(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy, gemv=gemv):
+            gemv(alpha, a.T, x.reshape(-1), beta, y.reshape(-1), 0, 1, 0, 1, trans == 111, 1)
+
+        def ger_(order, m, n, alpha, x, incx, y, incy, a, lda, ger=ger):
+            ger(alpha, y.reshape(-1), x.reshape(-1), 1, 1, a.T, 1, 1, 1)
+
+        def axpy_(n, alpha, x, incx, y, incy, axpy=axpy):
+            axpy(x.reshape(-1), y.reshape(-1), n, alpha)
+
+        functions.update({letter + "gemm": gemm_, letter + "gemv": gemv_, letter + "ger": ger_,
+                          letter + "axpy": axpy_})
+    return (lambda array: array), functions
+
+
+def _blas_agrees(address, functions):
+    """Whether each function, called as step_inplace calls it, gives NumPy's result on small arrays."""
+    for letter, dtype in (("s", np.float32), ("d", np.float64)):
+        a = np.arange(1.0, 7.0, dtype=dtype).reshape(2, 3)
+        b = np.arange(1.0, 13.0, dtype=dtype).reshape(3, 4)
+        c = np.ones((2, 4), dtype)
+        x, y = np.array([[1.0], [2.0]], dtype), np.array([[1.0], [-1.0], [2.0]], dtype)
+        b2 = np.ascontiguousarray(b[:, :2])
+        expected = [0.5 * a @ b + 2.0, 0.5 * a @ a.T + 2.0, 0.5 * b.T @ b2 + 2.0, 0.5 * a.T @ x + 2.0,
+                    0.5 * a @ y + 2.0, a + 0.5 * x @ y.T, a + 0.5 * a]
+        gemm, gemv, ger, axpy = (functions[letter + name] for name in ("gemm", "gemv", "ger", "axpy"))
+        out = [np.full((2, 4), 1.0, dtype), np.full((2, 2), 1.0, dtype), np.full((4, 2), 1.0, dtype),
+               np.full((3, 1), 1.0, dtype), np.full((2, 1), 1.0, dtype), a.copy(), a.copy()]
+        p = [address(array) for array in (a, b, x, y, *out, b2)]
+        try:  # a library that takes other arguments fails here, not in a step
+            gemm(101, 111, 111, 2, 4, 3, 0.5, p[0], 3, p[1], 4, 2.0, p[4], 4)
+            gemm(101, 111, 112, 2, 2, 3, 0.5, p[0], 3, p[0], 3, 2.0, p[5], 2)
+            gemm(101, 112, 111, 4, 2, 3, 0.5, p[1], 4, p[11], 2, 2.0, p[6], 2)
+            gemv(101, 112, 2, 3, 0.5, p[0], 3, p[2], 1, 2.0, p[7], 1)
+            gemv(101, 111, 2, 3, 0.5, p[0], 3, p[3], 1, 2.0, p[8], 1)
+            ger(101, 2, 3, 0.5, p[2], 1, p[3], 1, p[9], 3)
+            axpy(6, 0.5, p[0], 1, p[10], 1)
+        except Exception:
+            return False
+        if not all(np.allclose(o, e, rtol=1e-5) for o, e in zip(out, expected)):
+            return False
+    return True
 
 
 def _commit(params, new):
@@ -313,7 +442,8 @@ def _distributions(Y, axis):
 
 _SUPPORT = (_check_arguments, _data, _mask, _learning_rate, _scalar, _distributions, _random_parameters)
 #: the in-place step's support, copied only into a module whose step_inplace uses it
-_IN_PLACE_SUPPORT = (_new_workspace, _commit, _distributions_into)
+_IN_PLACE_SUPPORT = (_new_workspace, _blas, _numpy_cblas, _scipy_blas, _blas_agrees, _commit,
+                     _distributions_into)
 
 # --- the program -----------------------------------------------------------------------
 

@@ -9,10 +9,15 @@ more, into calls that write into given arrays (``np.matmul(W1, X, out=z1)``):
   over by the next quantity of its shape (``a1 = σ(z1)`` is written over
   ``z1``), and each statement's intermediate values go to a few scratch
   buffers of the workspace;
-* each parameter is updated in its own memory by BLAS (SciPy's wrappers of
-  the OpenBLAS NumPy uses): ``W ← W − η δ aᵀ`` is one GEMM with β = 1 (one
-  GER for one sample), ``b ← b − η δ 1`` one GEMV, and a weight decay
-  ``c W`` in the gradient becomes β = 1 − η c;
+* every product, and each parameter's update in its own memory, is a call
+  of the BLAS NumPy itself uses (its bundled OpenBLAS through ctypes, found
+  on the first call; SciPy's wrappers when it cannot be found), in CBLAS
+  row-major form with arrays given by address: ``W ← W − η δ aᵀ`` is one
+  GEMM with β = 1 (one GER for one sample), ``b ← b − η δ 1`` one GEMV, and
+  a weight decay ``c W`` in the gradient becomes β = 1 − η c.  One library
+  means one pool of BLAS threads: a second one (SciPy's own OpenBLAS) spins
+  while NumPy's works, and on two cores a step alternating with NumPy
+  products ran 5–10 times slower;
 * the argument checks run once per workspace; a later call only compares
   the arrays' shapes, dtypes and flags with the workspace's signature.
 
@@ -23,13 +28,14 @@ reads another trained parameter, or none of whose terms is a product BLAS
 can take, is computed into a buffer and copied in after the fused updates,
 so every update still reads the parameters as they were.  Arrays the fast
 path cannot take (mixed dtypes, parameters that are not C-contiguous, no
-SciPy) go through the plain ``step``, copied into the caller's arrays.
+BLAS found) go through the plain ``step``, copied into the caller's arrays;
+data that are not C-contiguous are copied once per call.
 
 Every parameter is written only after every check has passed and every
 ``z``, ``a`` and ``δ`` is computed: a step that fails (a bad shape, a target
 that is not a distribution, an overflow NumPy reports under
 ``np.errstate(over="raise")``) leaves the caller's arrays as they were.  BLAS
-calls report no overflow: there it writes ``inf``, as PyTorch's ``addmm_`` does.
+calls report no overflow: there they write ``inf``, as PyTorch's ``addmm_`` does.
 """
 
 from __future__ import annotations
@@ -63,8 +69,9 @@ HELPERS = {
 UFUNCS = {"tanh", *MATH_FUNCTIONS}
 
 #: names the in-place step defines besides the quantities (``_t1``, ``_ones_m``, ``_new_W1``, … start with these)
-WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_ones_", "_new_", "_WORKSPACES",
-                   "_WORKSPACE", "_SIZES", "_blas", "_new_workspace", "_commit", "_distributions_into", "w", "key")
+WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_ones_", "_new_", "_p_", "_WORKSPACES",
+                   "_WORKSPACE", "_SIZES", "_BLAS", "_blas", "_address_of", "_new_workspace", "_commit",
+                   "_distributions_into", "w", "key")
 
 _LR = sympy.Symbol("lr", positive=True)
 #: what is read as it is printed, never computed into a buffer of its own
@@ -100,6 +107,9 @@ class InPlaceStep:
         self.busy: set[str] = set()
         self.array_symbols: set[str] = set()  # stored outputs a, read through a scalar symbol in σ' = a(1 − a)
         self.alias: dict[str, frozenset[str]] = {}  # quantity → the arrays it is a view of
+        self.views: dict[str, tuple] = {}  # a quantity that is a view → (the array node it views, transposed)
+        self.buffer_slot: dict[str, str] = {}  # a name bound to a workspace array → its buffer
+        self.call_addresses: dict[str, None] = {}  # parameters and data BLAS reads: addresses taken per call
         self.lines: list[str] = []
 
     # --- the workspace -------------------------------------------------------------------
@@ -108,6 +118,8 @@ class InPlaceStep:
         name = name or slot
         if name not in self.bound:
             self.bound.add(name)
+            if kind in ("float", "ones", "fixed"):
+                self.buffer_slot[name] = slot
             self.spec.append((kind, slot, shape))
             self.entries.append(name)
         return name
@@ -279,7 +291,8 @@ class InPlaceStep:
             for factor in (a, b):
                 value, was_computed = self._value(factor, out, shape, computed, False, True)
                 values.append(value)
-                operands.append((value, False) if was_computed else self._simple(factor))
+                operands.append((value, False, self._shape(factor.shape)) if was_computed
+                                else self._simple(factor))
             return computed, ("matmul", operator, values, coefficient, operands, node.shape)
         if kind == "sum":
             _, coefficient, inner, axis = data
@@ -351,29 +364,22 @@ class InPlaceStep:
         return coefficient, self._print(factors[0]), self._print(factors[1]), (operator, factors)
 
     def _accumulate(self, out: str, alpha, factors) -> None:
-        """out ← out + α A B by GEMM on out's memory (out is a C-ordered buffer, so outᵀ is Fortran-ordered)."""
-        (a, a_t), (b, b_t) = (self._simple(f) for f in factors)
-        self._entry("blas", "gemm", (), "_gemm")
-        self.lines.append(f"_gemm({self._print(alpha)}, {b}.T, {a}.T, 1.0, {out}.T, {int(b_t)}, {int(a_t)}, 1)")
+        """out ← out + α A B by GEMM on out's memory."""
+        a, b = (self._simple(f) for f in factors)
+        shape = (factors[0].shape[0], factors[1].shape[1])
+        self.lines.append(self._gemm(self._print(alpha), a, b, "1.0", out, shape))
 
     def _product_into(self, out: str, coefficient, operands, shape, beta: str) -> None:
-        """out ← c A B through SciPy's BLAS, as every other product of the step: NumPy's matmul would wake
-        NumPy's own OpenBLAS threads, and two thread pools taking turns on two cores run many times slower.
-        A result of one column (or row) is a GEMV, which BLAS runs as fast as NumPy's matmul (a GEMM with
-        one column ran 3–15× slower here)."""
-        (a, a_t), (b, b_t) = operands
+        """out ← c A B by the step's BLAS, as every other product of the step.  A result of one column (or
+        row) is a GEMV, which BLAS runs as fast as NumPy's matmul (a GEMM with one column ran 3–15× slower)."""
+        a, b = operands
         alpha = self._print(coefficient)
-        if shape[1] == 1:  # out = A b: y ← α op(Aᵀ…) x with A's C-ordered base transposed
-            self._entry("blas", "gemv", (), "_gemv")
-            self.lines.append(f"_gemv({alpha}, {a}.T, {b}.reshape(-1), {beta}, {out}.reshape(-1), 0, 1, 0, 1, "
-                              f"{int(not a_t)}, 1)")
-        elif shape[0] == 1:  # out = a B: outᵀ = Bᵀ aᵀ
-            self._entry("blas", "gemv", (), "_gemv")
-            self.lines.append(f"_gemv({alpha}, {b}.T, {a}.reshape(-1), {beta}, {out}.reshape(-1), 0, 1, 0, 1, "
-                              f"{int(b_t)}, 1)")
+        if shape[1] == 1:  # out = op(A) b
+            self.lines.append(self._gemv(alpha, a, a[1], b[0], beta, out))
+        elif shape[0] == 1:  # out = a op(B): outᵀ = op(B)ᵀ aᵀ
+            self.lines.append(self._gemv(alpha, b, not b[1], a[0], beta, out))
         else:
-            self._entry("blas", "gemm", (), "_gemm")
-            self.lines.append(f"_gemm({alpha}, {b}.T, {a}.T, {beta}, {out}.T, {int(b_t)}, {int(a_t)}, 1)")
+            self.lines.append(self._gemm(alpha, a, b, beta, out, shape))
 
     def _scale(self, out: str, coefficient) -> None:
         if coefficient == 1:
@@ -538,23 +544,73 @@ class InPlaceStep:
             if self._is_view(q.expr):
                 self.lines.append(f"{q.target} = {self._print(q.expr, full=True)}")
                 self.alias[q.target] = frozenset(self._resolved(self.printer.names))
+                base = q.expr
+                while isinstance(base, Elementwise):
+                    base = base.arg
+                self.views[q.target] = (base.arg, True) if isinstance(base, Transpose) else (base, False)
                 continue
             slot, first = self._buffer(q.target, q.expr, index, last_use)
             self._entry("float", slot, self._shape(q.expr.shape), q.target)
             self.lower(q.expr, q.target, first)
         self.busy.clear()
         self._updates()
+        # the addresses of the parameters and data BLAS reads, taken once per call (data C-ordered first)
+        head = []
+        for name in self.call_addresses:
+            if name not in self.g.params:
+                head.append(f"{name} = np.ascontiguousarray({name})")
+            head.append(f"_p_{name} = _address_of({name})")
+        self.lines[:0] = head
         return self.lines
 
     # --- the updates -------------------------------------------------------------------------
 
     def _simple(self, factor):
-        """(the array's name, whether it is transposed) for a factor BLAS takes as it is, else None."""
+        """(the array's name, whether it is transposed, the array's shape) for a factor BLAS takes as it
+        is, else None; a quantity that is a view (``a = z`` under the identity) stands for what it views."""
         transposed = isinstance(factor, Transpose)
         base = factor.arg if transposed else factor
-        if isinstance(base, (Named, MatrixSymbol)):
-            return self._print(base), transposed
-        return None
+        if not isinstance(base, (Named, MatrixSymbol)):
+            return None
+        name = self._print(base)
+        while name in self.views:
+            base, flipped = self.views[name]
+            transposed ^= flipped
+            name = self._print(base)
+        return name, transposed, self._shape(base.shape)
+
+    def _address(self, name: str) -> str:
+        """The variable holding the address BLAS is given for array ``name``: a workspace buffer's is taken
+        when the workspace is made, a parameter's or a data array's once per call."""
+        variable = f"_p_{name}"
+        if name in self.buffer_slot:
+            self._entry("pointer", self.buffer_slot[name], (), variable)
+        else:
+            self.call_addresses[name] = None
+            self._entry("address", "address", (), "_address_of")
+        return variable
+
+    def _operand(self, operand) -> tuple[str, int, str]:
+        """(address, CBLAS transpose flag, leading dimension) of a (name, transposed, shape) operand."""
+        name, transposed, shape = operand
+        return self._address(name), 112 if transposed else 111, str(shape[1] if len(shape) == 2 else 1)
+
+    def _gemm(self, alpha: str, a, b, beta: str, out: str, shape) -> str:
+        """The row-major GEMM ``out ← alpha op(a) op(b) + beta out`` (out C-ordered, of ``shape``)."""
+        (pa, ta, lda), (pb, tb, ldb) = self._operand(a), self._operand(b)
+        rows, cols = self._shape(shape)
+        inner = a[2][0] if a[1] else a[2][1]
+        self._entry("blas", "gemm", (), "_gemm")
+        return (f"_gemm(101, {ta}, {tb}, {rows}, {cols}, {inner}, {alpha}, {pa}, {lda}, {pb}, {ldb}, {beta}, "
+                f"{self._address(out)}, {cols})")
+
+    def _gemv(self, alpha: str, matrix, transposed: bool, vector: str, beta: str, out: str) -> str:
+        """The row-major GEMV ``out ← alpha op(matrix) vector + beta out``, op the transpose when asked."""
+        name, _, shape = matrix
+        rows, cols = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)
+        self._entry("blas", "gemv", (), "_gemv")
+        return (f"_gemv(101, {112 if transposed else 111}, {rows}, {cols}, {alpha}, {self._address(name)}, {cols}, "
+                f"{self._address(vector)}, 1, {beta}, {self._address(out)}, 1)")
 
     def _fused(self, name: str, gradient) -> list[str] | None:
         """The calls that write ``name − lr · gradient`` over ``name``, or None when BLAS cannot take a term."""
@@ -576,26 +632,28 @@ class InPlaceStep:
             alpha = self._print(-_LR * coefficient)
             ones = [isinstance(f, OneMatrix) for f in factors]
             if len(factors) == 2 and not any(ones):
-                (a, a_t), (b, b_t) = simple
-                if factors[0].shape[1] == 1:  # one sample: a rank-1 update
-                    # overwrite_x = overwrite_y = 1: GER never writes them, and SciPy copies them otherwise
-                    calls.append(("ger", f"_ger({alpha}, {b}.reshape(-1), {a}.reshape(-1), 1, 1, {name}.T, 1, 1, 1)"))
-                else:  # Wᵀ ← β Wᵀ + α Bᵀ Aᵀ: W is C-ordered, so Wᵀ is the Fortran-ordered matrix BLAS writes
-                    calls.append(("gemm", f"_gemm({alpha}, {b}.T, {a}.T, BETA, {name}.T, {int(b_t)}, {int(a_t)}, 1)"))
+                a, b = simple
+                if factors[0].shape[1] == 1:  # one sample: the rank-1 update W ← W + α a bᵀ
+                    rows, cols = self._shape(self.g.d.symbols[name].shape)
+                    calls.append(("ger", f"_ger(101, {rows}, {cols}, {alpha}, {self._address(a[0])}, 1, "
+                                         f"{self._address(b[0])}, 1, {self._address(name)}, {cols})"))
+                else:  # W ← β W + α op(A) op(B)
+                    calls.append(("gemm", self._gemm(alpha, a, b, "BETA", name, self.g.d.symbols[name].shape)))
             elif len(factors) == 2 and sum(ones) == 1:
-                (m, m_t), = simple
+                matrix, = simple
                 size = factors[0].shape[0] if ones[0] else factors[1].shape[1]
                 inner = factors[1] if ones[0] else factors[0]
                 count = inner.shape[0] if ones[0] else inner.shape[1]
                 if size != 1:
                     return None
                 vector = self._entry("ones", f"_ones_{self._shape((count,))[0]}", self._shape((count,)))
-                trans = int(m_t) if ones[0] else int(not m_t)
-                calls.append(("gemv", f"_gemv({alpha}, {m}.T, {vector}, BETA, {name}.reshape(-1), 0, 1, 0, 1, "
-                                      f"{trans}, 1)"))
+                # M 1 sums M's rows (op = M itself); 1ᵀ M its columns, as Mᵀ 1
+                calls.append(("gemv", self._gemv(alpha, matrix, matrix[1] if ones[1] else not matrix[1], vector,
+                                                 "BETA", name)))
             elif len(factors) == 1 and simple and (not simple[0][1] or 1 in factors[0].shape):
                 length = self._print(sympy.Mul(*factors[0].shape))
-                calls.append(("axpy", f"_axpy({simple[0][0]}.reshape(-1), {name}.reshape(-1), {length}, {alpha})"))
+                calls.append(("axpy", f"_axpy({length}, {alpha}, {self._address(simple[0][0])}, 1, "
+                                      f"{self._address(name)}, 1)"))
             else:
                 return None
         if not calls:
@@ -609,7 +667,7 @@ class InPlaceStep:
         for index, (_, call) in enumerate(calls):
             lines.append(call.replace("BETA", beta if index == 0 else "1.0"))
         for blas in dict.fromkeys(kind for kind, _ in calls):
-            self._entry("blas", blas, (), f"_{blas}")
+            self._entry("blas", blas, (), f"_{blas}")  # _gemm and _gemv are entered as they are written
         return lines
 
     def _updates(self) -> None:
