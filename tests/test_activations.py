@@ -87,6 +87,33 @@ def test_in_place_softmax_equals_softmax_and_writes_over_its_input():
     np.testing.assert_allclose(rows, expected.T, rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_causal_softmax_equals_the_runtimes_along_either_axis_and_allocates_nothing(dtype):
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    z = (rng.normal(size=(7, 7)) * np.array([1.0, 30.0, 1e3, 1.0, 5.0, 1.0, 80.0])).astype(dtype)
+    for axis in (0, 1):
+        later = np.triu(np.ones((7, 7), dtype=bool), 1)
+        later = later if axis == 1 else np.ascontiguousarray(later.T)
+        out = np.empty_like(z)
+        sums = np.empty((1, 7) if axis == 0 else (7, 1), dtype)
+        inplace.causal_softmax_into(z, out, sums, axis, later)
+        expected = runtime.causal_softmax(z, axis)
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-14, atol=0)
+        assert np.all(out[later] == 0)  # exactly 0 after the diagonal, not merely small
+        over = z.copy()
+        inplace.causal_softmax_into(over, over, sums, axis, later)  # written over its input
+        np.testing.assert_array_equal(over, out)
+        tracemalloc.start()
+        try:
+            inplace.causal_softmax_into(z, out, sums, axis, later)
+            assert tracemalloc.get_traced_memory()[1] < 2048
+        finally:
+            tracemalloc.stop()
+
+
 def test_softmax_and_log_softmax_are_stable():
     z = np.array([[1e3, -1e3], [0.0, 1e3], [-1e3, 0.0]])
     with warnings.catch_warnings():

@@ -508,3 +508,37 @@ def test_the_gradient_check_still_catches_a_wrong_gradient_at_every_step():
     wrong = replaced(d, gradients={**d.gradients, "WK1": 1.001 * d.gradients["WK1"]})
     result = check_gradients(wrong, seed=2)
     assert not result.ok and [c.name for c in result.parameters if c.relative_error >= 1e-6] == ["WK1"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_step_inplace_of_the_layer_kinds_allocates_no_array_per_step(layout):
+    import tracemalloc
+
+    # 256 tokens of width 64: each z, a or δ holds 128 KiB, the attention scores 512 KiB
+    net = Network(64, [LayerNorm(), Attention(32, causal=True, skip_from=0), Dropout(0.25), BatchNorm(),
+                       Dense(64, "relu"), Dense(10, "softmax")], cost="softmax_cross_entropy", batch=256,
+                  layout=layout, reduction="mean")
+    d = derive(net)
+    f = d.numpy()
+    values = random_values(d.program, seed=2, sizes={})
+    params = {p.name: values[p.name] for p in d.program.trained}
+    masks = {i.name: values[i.name] for i in d.program.inputs if i.kind == "mask"}
+    X, Y = values["X"], values["Y"]
+    expected = f.step(params, X, Y, 0.1, **masks)
+    f.step_inplace({k: v.copy() for k, v in params.items()}, X, Y, 0.1, **masks)  # the workspace
+    kept = dict(params)
+    peaks = {}
+    for name, call in (("step", lambda: f.step(params, X, Y, 0.1, **masks)),
+                       ("step_inplace", lambda: f.step_inplace(params, X, Y, 0.1, **masks))):
+        tracemalloc.start()
+        try:
+            call()
+            peaks[name] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert all(params[k] is kept[k] for k in params)
+    for k in params:
+        np.testing.assert_allclose(params[k], expected[k], rtol=1e-10, atol=1e-13, err_msg=k)
+    # what is traced is NumPy's 64 KiB iteration buffer of a broadcast (γ ⊙ x̂, a softmax's sums) and a few
+    # scalars: no z, a, δ, statistic or score array; the plain step allocates every one of them
+    assert peaks["step_inplace"] < 128 * 1024 < 16 * 128 * 1024 < peaks["step"], peaks

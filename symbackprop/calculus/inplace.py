@@ -73,3 +73,10 @@ def softmax_into(x, out, r, axis):
     np.exp(out, out=out)
     np.sum(out, axis=axis, keepdims=True, out=r)
     np.divide(out, r, out=out)
+
+
+def causal_softmax_into(x, out, r, axis, later):
+    # the runtime's causal softmax: the entries ``later`` marks (after the diagonal) get weight exactly 0
+    np.copyto(out, x)
+    np.copyto(out, -np.inf, where=later)
+    softmax_into(out, out, r, axis)

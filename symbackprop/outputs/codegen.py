@@ -244,6 +244,9 @@ def _new_workspace(params, X, Y, key):
             workspace.append(address)
         elif kind == "pointer":  # a buffer's address, taken once
             workspace.append(address(slots[slot]))
+        elif kind == "later":  # a causal softmax's masked entries: after the diagonal (before it, along axis 0)
+            later = np.triu(np.ones(concrete, dtype=bool), 1)
+            workspace.append(later if slot == "1" else np.ascontiguousarray(later.T))
         elif kind == "fixed":  # C-ordered, as BLAS reads it
             slots[slot] = np.array(np.broadcast_to(np.asarray(FIXED[slot], dtype=dtype), concrete))
             workspace.append(slots[slot])

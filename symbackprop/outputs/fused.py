@@ -47,7 +47,7 @@ import sympy
 from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
 from ..calculus import inplace
-from ..calculus.expressions import Broadcast, Elementwise, Named, Softmax
+from ..calculus.expressions import Broadcast, Deviation, Elementwise, Named, Normalize, Softmax
 from ..model.activations import MATH_FUNCTIONS
 from ..printing.numpy import is_negative_term, registered_activation, scaled
 
@@ -69,7 +69,7 @@ HELPERS = {
 UFUNCS = {"tanh", *MATH_FUNCTIONS}
 
 #: names the in-place step defines besides the quantities (``_t1``, ``_ones_m``, ``_new_W1``, … start with these)
-WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_ones_", "_new_", "_p_", "_WORKSPACES",
+WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_ones_", "_new_", "_p_", "_later", "_WORKSPACES",
                    "_WORKSPACE", "_SIZES", "_BLAS", "_blas", "_address_of", "_new_workspace", "_commit",
                    "_distributions_into", "w", "key")
 
@@ -218,9 +218,14 @@ class InPlaceStep:
                     name = entry.runtime if entry is not None else self.printer._numpy_function(node)[3:]
                     return "ufunc", (node, node.arg, name)
                 return "opaque", (node,)
-            if isinstance(node, Softmax):  # a causal one (attention) is printed: its mask is the printer's
-                return ("opaque", (node,)) if getattr(node, "causal", False) or type(node) is not Softmax \
-                    else ("softmax", (node, node.arg))
+            if isinstance(node, Softmax):
+                if type(node) is not Softmax:
+                    return "opaque", (node,)
+                return ("causal_softmax" if node.causal else "softmax"), (node, node.arg)
+            if type(node) is Normalize:  # x̂ = (x − μ) ⊘ σ
+                return "normalize", (node,)
+            if type(node) is Deviation:  # σ = √(mean (x − μ)^∘2 + ε)
+                return "deviation", (node,)
             if isinstance(node, MatMul):
                 coefficient, factors = self.printer._matmul_parts(node)
                 if len(factors) == 1:
@@ -340,11 +345,37 @@ class InPlaceStep:
         if kind == "pow":
             _, base, exponent = data
             return computed, ("pow", self._value(base, out, shape, computed, True)[0], exponent)
-        if kind in ("helper", "ufunc", "softmax"):
+        if kind == "normalize":
+            # the statistics are spread into full buffers (np.copyto) before use: a broadcasting ufunc
+            # allocates an iteration buffer, a spreading copy does not
+            x = self._value(node.arg, out, shape, computed, True, True)[0]
+            mean = self._value(node.mean, out, shape, computed, False)[0]
+            deviation = self._value(node.deviation, out, shape, computed, False)[0]
+            spread = self._scratch(node.shape)
+            return computed, ("lines", [f"np.copyto({spread}, {mean})", f"np.subtract({x}, {spread}, out={out})",
+                                        f"np.copyto({spread}, {deviation})",
+                                        f"np.divide({out}, {spread}, out={out})"])
+        if kind == "deviation":
+            x = self._value(node.arg, out, shape, computed, False, True)[0]
+            mean = self._value(node.mean, out, shape, computed, False)[0]
+            centred = self._scratch(node.arg.shape)
+            count = self._print(node.count)
+            epsilon = repr(float(node.epsilon)) if node.epsilon.is_number else self._print(node.epsilon)
+            return computed, ("lines", [f"np.copyto({centred}, {mean})", f"np.subtract({x}, {centred}, out={centred})",
+                                        f"np.multiply({centred}, {centred}, out={centred})",
+                                        f"np.sum({centred}, axis={node.axis}, keepdims=True, out={out})",
+                                        f"np.divide({out}, {count}, out={out})",
+                                        f"np.add({out}, {epsilon}, out={out})", f"np.sqrt({out}, out={out})"])
+        if kind in ("helper", "ufunc", "softmax", "causal_softmax"):
             value = self._value(data[1], out, shape, computed, True)[0]
-            if kind == "softmax":
+            if kind in ("softmax", "causal_softmax"):
                 rows, cols = node.shape
                 reduction = self._scratch((sympy.Integer(1), cols) if node.axis == 0 else (rows, sympy.Integer(1)))
+                if kind == "causal_softmax":  # the entries after the diagonal, a boolean array of the workspace
+                    later = self._entry("later", str(node.axis), self._shape(node.shape),
+                                        f"_later{node.axis}_{'_'.join(map(str, self._shape(node.shape)))}")
+                    return computed, ("call", f"causal_softmax_into({value}, {out}, {reduction}, {node.axis}, "
+                                              f"{later})", "causal_softmax_into")
                 return computed, ("call", f"softmax_into({value}, {out}, {reduction}, {node.axis})", "softmax_into")
             if kind == "ufunc":
                 return computed, ("call", f"np.{data[2]}({value}, out={out})", None)
@@ -450,6 +481,8 @@ class InPlaceStep:
                 self.lines.append(f"np.divide(1, {base}, out={out})")
             else:
                 self.lines.append(f"np.power({base}, {self._print(exponent)}, out={out})")
+        elif kind == "lines":
+            self.lines.extend(plan[1])
         elif kind == "call":
             self.lines.append(plan[1])
             if plan[2]:
@@ -479,7 +512,7 @@ class InPlaceStep:
         """The quantity ``expr``'s buffer may be written over while it is read: σ(z) over z, a − Y over a."""
         if type(expr) in (Elementwise, Softmax) and isinstance(expr.arg, Named):
             kind = self._kind(expr)[0]
-            return expr.arg.name if kind in ("helper", "ufunc", "softmax") else None
+            return expr.arg.name if kind in ("helper", "ufunc", "softmax", "causal_softmax") else None
         if isinstance(expr, MatAdd) and all(isinstance(t, (Named, MatrixSymbol, Broadcast)) or (
                 is_negative_term(t) and isinstance(scaled(-1, t), (Named, MatrixSymbol, Broadcast)))
                 for t in expr.args):
