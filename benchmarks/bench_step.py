@@ -35,8 +35,13 @@ The training-loop lines run ``step_inplace`` and then the generated ``cost``
 step's BLAS NumPy's own and, for comparison, SciPy's copy of OpenBLAS (its
 second choice), each in a fresh process per round.
 
+With ``--isolated`` each contender is timed alone in a fresh process, the
+processes rotating round by round: in one process the thread pools of
+NumPy's OpenBLAS, PyTorch and XLA spin against each other between blocks,
+which leaves two-thread figures on two cores meaningless.
+
     python benchmarks/bench_step.py [--rounds N] [--batches 1 64 1024] [--dtypes float64 float32] [--no-deep]
-                                    [--no-loop] [--loop-rounds N]
+                                    [--no-loop] [--loop-rounds N] [--isolated]
 """
 
 from __future__ import annotations
@@ -374,7 +379,8 @@ def data(f, batch, dtype, rows, outputs):
     return X, Y
 
 
-def classifier(dtype, batch: int, rounds: int) -> None:
+def classifier_setup(dtype, batch: int, engines=("torch", "jax")):
+    """The baseline and the contenders for the classifier, and what they work on."""
     f = derive(network(batch)).numpy()
     params = f.init_params(0, dtype=dtype)
     X, Y = data(f, batch, dtype, WIDTHS[0], WIDTHS[-1])
@@ -385,10 +391,15 @@ def classifier(dtype, batch: int, rounds: int) -> None:
         "step": lambda: f.step(params, X, Y, lr),
         "step_inplace": lambda: f.step_inplace(own, X, Y, lr),
         "hand fused": lambda: hand_fused_step(fused, X, Y, lr),
-        **torch_contenders(params, X, Y, lr),
-        **jax_contender(params, X, Y, lr),
+        **(torch_contenders(params, X, Y, lr) if "torch" in engines else {}),
+        **(jax_contender(params, X, Y, lr) if "jax" in engines else {}),
     }
-    base, results, versus = compare(lambda: hand_step(params, X, Y, lr), contenders, rounds)
+    return (lambda: hand_step(params, X, Y, lr)), contenders, (f, params, own, fused, X, Y, lr)
+
+
+def classifier(dtype, batch: int, rounds: int) -> None:
+    baseline, contenders, (f, params, own, fused, X, Y, lr) = classifier_setup(dtype, batch)
+    base, results, versus = compare(baseline, contenders, rounds)
     report(f"{np.dtype(dtype).name}, batch {batch}", base, results, versus, classifier_flops(batch),
            gemm_throughput(dtype, WIDTHS[1], WIDTHS[0], batch))
     workspace = retained(a for w in f.namespace["_WORKSPACES"].values() for a in w)
@@ -401,7 +412,7 @@ def classifier(dtype, batch: int, rounds: int) -> None:
                                    for name, peak, kept in rows))
 
 
-def deep(rounds: int, dtype=np.float64) -> None:
+def deep_setup(dtype, engines=("torch", "jax")):
     f = derive(deep_network()).numpy()
     params = f.init_params(0, dtype=dtype)
     X, Y = data(f, DEEP_BATCH, dtype, DEEP_WIDTH, DEEP_WIDTH)
@@ -412,13 +423,78 @@ def deep(rounds: int, dtype=np.float64) -> None:
         "step": lambda: f.step(params, X, Y, lr),
         "step_inplace": lambda: f.step_inplace(own, X, Y, lr),
         "hand fused": lambda: deep_hand_fused_step(fused, X, Y, lr),
-        **torch_contenders(params, X, Y, lr, deep=True),
-        **jax_contender(params, X, Y, lr, deep=True),
+        **(torch_contenders(params, X, Y, lr, deep=True) if "torch" in engines else {}),
+        **(jax_contender(params, X, Y, lr, deep=True) if "jax" in engines else {}),
     }
-    base, results, versus = compare(lambda: deep_hand_step(params, X, Y, lr), contenders, rounds)
+    return (lambda: deep_hand_step(params, X, Y, lr)), contenders
+
+
+def deep(rounds: int, dtype=np.float64) -> None:
+    baseline, contenders = deep_setup(dtype)
+    base, results, versus = compare(baseline, contenders, rounds)
     flops = 2.0 * DEEP_BATCH * DEEP_WIDTH * DEEP_WIDTH * (3 * DEEP - 1)
     report(f"{DEEP} tanh layers of {DEEP_WIDTH}, {np.dtype(dtype).name}, batch {DEEP_BATCH}", base, results, versus, flops,
            gemm_throughput(dtype, DEEP_WIDTH, DEEP_WIDTH, DEEP_BATCH))
+
+
+# --- each contender alone in its process ------------------------------------------------------
+
+
+def isolated_child(network_name: str, dtype_name: str, batch: int, name: str) -> None:
+    """Print the median seconds per call of one contender, the only library at work in this process."""
+    dtype = np.dtype(dtype_name)
+    engines = tuple(engine for engine in ("torch", "jax") if name.startswith(engine))
+    if network_name == "deep":
+        baseline, contenders = deep_setup(dtype, engines)
+    else:
+        baseline, contenders, _ = classifier_setup(dtype, batch, engines)
+    function = baseline if name == "hand" else contenders[name]
+    calls = max(1, int(0.05 / max(timed(function, 3), 1e-6)))
+    samples = [timed(function, calls) for _ in range(9)]
+    print(statistics.median(samples))
+
+
+def isolated(rounds: int, batches, dtypes, deep_too: bool) -> None:
+    """Each contender timed in a fresh process of its own, round after round in a rotating order: with
+    several BLAS and OpenMP thread pools in one process (NumPy's OpenBLAS, PyTorch's, XLA's) the pool of
+    the block before spins against the next one's, which two-thread figures on two cores cannot survive."""
+    import subprocess
+
+    names = ["step", "step_inplace", "hand fused", "torch eager", "torch autograd", "jax jit"]
+    configs = [("classifier", d, b) for d in dtypes for b in batches]
+    if deep_too:
+        configs += [("deep", d, DEEP_BATCH) for d in dtypes]
+    print(f"\neach contender in a fresh process of its own, {rounds} rounds (the median of 9 timings each):")
+    for network_name, dtype_name, batch in configs:
+        wanted = [n for n in names if not (network_name == "deep" and n == "torch autograd")]
+        times: dict[str, list[float]] = {n: [] for n in ["hand", *wanted]}
+        for r in range(rounds):
+            order = ["hand", *wanted]
+            order = order[r % len(order):] + order[: r % len(order)]
+            for name in order:
+                run = subprocess.run([sys.executable, __file__, "--isolated-child", network_name, dtype_name,
+                                      str(batch), name], capture_output=True, text=True)
+                if run.returncode != 0:  # an engine that is not installed
+                    times.pop(name, None)
+                    continue
+                if name in times:
+                    times[name].append(float(run.stdout.split()[-1]))
+        title = (f"{DEEP} tanh layers of {DEEP_WIDTH}, {dtype_name}, batch {batch}" if network_name == "deep"
+                 else f"{dtype_name}, batch {batch}")
+        base = times.pop("hand")
+        print(f"  {title}: hand-written step {statistics.median(base) * 1e3:.3f} ms")
+        for name, samples in times.items():
+            if len(samples) != len(base):
+                continue
+            ratios = [t / b for t, b in zip(samples, base)]
+            low, high = spread(ratios)
+            print(f"    {name:<15} {statistics.median(samples) * 1e3:9.3f} ms   {statistics.median(ratios):5.2f}× hand "
+                  f"({low:.2f}–{high:.2f})")
+        if "step_inplace" in times:
+            print("    step_inplace ÷ " + "; ".join(
+                f"{name} {statistics.median(r := [a / b for a, b in zip(times['step_inplace'], s)]):.2f} "
+                f"({spread(r)[0]:.2f}–{spread(r)[1]:.2f})"
+                for name, s in times.items() if name != "step_inplace" and len(s) == len(times["step_inplace"])))
 
 
 # --- a training loop: the step beside NumPy's own products ----------------------------------
@@ -488,7 +564,14 @@ def main(argv=None) -> int:
     parser.add_argument("--no-loop", action="store_true", help="skip the training loop (fresh processes)")
     parser.add_argument("--loop-rounds", type=int, default=5)
     parser.add_argument("--loop-child", nargs=3, metavar=("BACKEND", "BATCH", "DTYPE"), help=argparse.SUPPRESS)
+    parser.add_argument("--isolated", action="store_true",
+                        help="time each contender alone in a fresh process instead (the fair two-thread figures)")
+    parser.add_argument("--isolated-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.isolated_child:
+        network_name, dtype_name, batch, name = args.isolated_child
+        isolated_child(network_name, dtype_name, int(batch), name)
+        return 0
     if args.loop_child:
         backend, batch, dtype_name = args.loop_child
         loop_child(backend, int(batch), dtype_name)
@@ -497,6 +580,9 @@ def main(argv=None) -> int:
     print(f"numpy {np.__version__}, {os.cpu_count()} cores, {THREADS} BLAS thread(s), Python {sys.version.split()[0]}; "
           f"{args.rounds} rounds; ratios: median over rounds (middle half of rounds in brackets)")
     print(f"classifier: widths {' → '.join(map(str, WIDTHS))}, sigmoid, softmax cross-entropy")
+    if args.isolated:
+        isolated(args.rounds, args.batches, args.dtypes, not args.no_deep)
+        return 0
     for dtype_name in args.dtypes:
         for batch in args.batches:
             classifier(np.dtype(dtype_name), batch, args.rounds)
