@@ -41,7 +41,7 @@ NumPy's OpenBLAS, PyTorch and XLA spin against each other between blocks,
 which leaves two-thread figures on two cores meaningless.
 
     python benchmarks/bench_step.py [--rounds N] [--batches 1 64 1024] [--dtypes float64 float32] [--no-deep]
-                                    [--no-loop] [--loop-rounds N] [--isolated]
+                                    [--no-loop] [--loop-rounds N] [--loop-only] [--isolated]
 """
 
 from __future__ import annotations
@@ -563,6 +563,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-generation", action="store_true", help="skip timing code generation")
     parser.add_argument("--no-loop", action="store_true", help="skip the training loop (fresh processes)")
     parser.add_argument("--loop-rounds", type=int, default=5)
+    parser.add_argument("--loop-only", action="store_true", help="only the training loop")
     parser.add_argument("--loop-child", nargs=3, metavar=("BACKEND", "BATCH", "DTYPE"), help=argparse.SUPPRESS)
     parser.add_argument("--isolated", action="store_true",
                         help="time each contender alone in a fresh process instead (the fair two-thread figures)")
@@ -582,6 +583,9 @@ def main(argv=None) -> int:
     print(f"classifier: widths {' → '.join(map(str, WIDTHS))}, sigmoid, softmax cross-entropy")
     if args.isolated:
         isolated(args.rounds, args.batches, args.dtypes, not args.no_deep)
+        return 0
+    if args.loop_only:
+        training_loop(args.loop_rounds, args.batches, args.dtypes)
         return 0
     for dtype_name in args.dtypes:
         for batch in args.batches:
