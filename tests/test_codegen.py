@@ -155,7 +155,7 @@ if choice == "scipy":  # NumPy's BLAS not found: SciPy's wrappers
 elif choice == "none":  # neither: as if SciPy were not installed either
     sys.modules["scipy"] = None
     net._numpy_cblas = lambda: None
-address, functions = net._blas() or (None, {})
+address, functions, make = net._blas() or (None, {}, {})
 data = np.load("values.npz")
 params = {k: data[k].copy() for k in net.PARAMS}
 kept = dict(params)
@@ -192,7 +192,7 @@ def test_the_blas_of_step_inplace_is_the_library_numpy_loaded_and_agrees_with_nu
     import os
 
     f = derive(classifier()).numpy()
-    address, functions = f.namespace["_blas"]()
+    address, functions, make = f.namespace["_blas"]()
     assert isinstance(functions["sgemm"], ctypes._CFuncPtr)
     if sys.platform == "linux":  # one OpenBLAS of NumPy's in the process: the one its matmul calls
         numpy_libs = os.path.realpath(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs"))
@@ -200,11 +200,13 @@ def test_the_blas_of_step_inplace_is_the_library_numpy_loaded_and_agrees_with_nu
             mapped = {line.split()[-1] for line in maps if "openblas" in line}
         ours = [path for path in mapped if os.path.realpath(path).startswith(numpy_libs)]
         assert len(ours) == 1, mapped
-    assert f.namespace["_blas_agrees"](address, functions)
+    assert f.namespace["_blas_agrees"](address, functions, make)
     assert f.namespace["_blas_agrees"](*f.namespace["_scipy_blas"]())
-    # a function that answers wrongly, or not at all, is caught before any step uses it
-    assert not f.namespace["_blas_agrees"](address, {**functions, "dgemv": lambda *args: None})
-    assert not f.namespace["_blas_agrees"](address, {**functions, "sger": functions["sgemv"]})
+    # a function that answers wrongly, or not at all, or arguments of another width, are caught before any
+    # step uses them
+    assert not f.namespace["_blas_agrees"](address, {**functions, "dgemv": lambda *args: None}, make)
+    assert not f.namespace["_blas_agrees"](address, {**functions, "sger": functions["sgemv"]}, make)
+    assert not f.namespace["_blas_agrees"](address, functions, {**make, "d": ctypes.c_float})
 
 
 def test_module_docstring_states_the_network_and_its_formulas():
@@ -237,9 +239,10 @@ def test_gradients_use_the_hand_written_number_of_matrix_products(depth, layout)
         assert "np.ones" not in ast.unparse(_function(source, name))
 
 
-def _written(function: ast.FunctionDef) -> list[str]:
+def _written(function: ast.FunctionDef, source: str) -> list[str]:
     """The arrays the calls of an in-place body write, in order: ``out=``, an ``_into`` helper's second
-    argument, the matrix a BLAS call overwrites (given by its address, ``_p_z1``)."""
+    argument, the matrix a BLAS call overwrites (which its comment names)."""
+    lines = source.splitlines()
     written = []
     for statement in function.body:
         node = statement.value if isinstance(statement, ast.Expr) else None
@@ -249,15 +252,35 @@ def _written(function: ast.FunctionDef) -> list[str]:
         target = next((k.value for k in node.keywords if k.arg == "out"), None)
         if name.endswith("_into") and name != "_distributions_into":  # which only reads Y
             target = node.args[1]
-        elif name in ("_gemm", "_gemv", "_ger", "_axpy"):  # CBLAS row-major: C, y, A, y
-            target = node.args[{"_gemm": 12, "_gemv": 10, "_ger": 8, "_axpy": 4}[name]]
+        elif name in ("_gemm", "_gemv", "_ger", "_axpy"):  # _gemm(*_c3)  # z1 ← W1 @ X + z1
+            written.append(lines[statement.lineno - 1].split("# ")[1].split(" ←")[0])
+            continue
         elif name == "np.copyto":
             target = node.args[0]
         if target is not None:
             while isinstance(target, (ast.Attribute, ast.Call)):
                 target = target.value if isinstance(target, ast.Attribute) else target.func
-            written.append(target.id.removeprefix("_p_"))
+            written.append(target.id)
     return written
+
+
+def _blas_calls(source: str) -> dict[str, tuple]:
+    """step_inplace's BLAS calls: the formula each one's comment states → (function, its arguments as
+    ``_WORKSPACE`` describes them)."""
+    tree = ast.parse(source)
+    spec = next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "_WORKSPACE")
+    step = _function(source, "step_inplace")
+    unpack = next(n for n in ast.walk(step) if isinstance(n, ast.Assign) and ast.unparse(n.value) == "w")
+    entries = dict(zip([target.id for target in unpack.targets[0].elts], spec))
+    lines, calls = source.splitlines(), {}
+    for node in step.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                ast.unparse(node.value.func) in ("_gemm", "_gemv", "_ger", "_axpy"):
+            assert entries[node.value.args[0].value.id][:2] == ("call", ast.unparse(node.value.func)[1:])
+            comment = lines[node.lineno - 1].split("# ", 1)[1]
+            calls[comment] = (ast.unparse(node.value.func), entries[node.value.args[0].value.id][2])
+    return calls
 
 
 def test_each_quantity_is_computed_once_per_call():
@@ -268,7 +291,7 @@ def test_each_quantity_is_computed_once_per_call():
                    for t in n.targets if isinstance(t, ast.Name)]
         assert [t for t in targets if t[0] in "za" or t.startswith("delta")] == expected
     # in place: each quantity is written by one run of calls, then each parameter by its own
-    written = [name for name in _written(_function(source, "step_inplace")) if not name.startswith("_")]
+    written = [name for name in _written(_function(source, "step_inplace"), source) if not name.startswith("_")]
     runs = [name for i, name in enumerate(written) if i == 0 or name != written[i - 1]]
     assert runs == expected + ["W1", "b1", "W2", "b2", "W3", "b3"]
     # the cost needs no a3: the stable form works from z3
@@ -293,8 +316,13 @@ def test_one_sample_writes_outer_products_as_broadcasts_and_rank_one_updates():
     assert "'W1': delta1 * X.T" in ast.unparse(_function(source, "gradients"))
     step = ast.unparse(_function(source, "step_inplace"))
     # W1 ← W1 − lr δ1 Xᵀ as one GER on W1's memory, b1 ← b1 − lr δ1 as one AXPY
-    assert "_ger(101, 5, 6, -lr, _p_delta1, 1, _p_X, 1, _p_W1, 6)" in step
-    assert "_axpy(5, -lr, _p_delta1, 1, _p_b1, 1)" in step
+    calls = _blas_calls(source)
+    assert calls["W1 ← -lr * delta1 @ X.T + W1"] == ("_ger", (
+        ("e", 101), ("i", 5), ("i", 6), ("s", "_s1"), ("b", "delta1"), ("i", 1), ("h", "X"), ("i", 1), ("h", "W1"),
+        ("i", 6)))
+    assert calls["b1 ← -lr * delta1 + b1"] == ("_axpy", (
+        ("i", 5), ("s", "_s1"), ("b", "delta1"), ("i", 1), ("h", "b1"), ("i", 1)))
+    assert "_s1.value = -lr" in step and "_p_W1.value = _address_of(W1)" in step
     lines = step.splitlines()
     last_delta = max(i for i, line in enumerate(lines) if "out=delta" in line)
     first_update = min(i for i, line in enumerate(lines) if "_ger(" in line or "_axpy(" in line)
@@ -313,13 +341,26 @@ def test_a_buffer_whose_last_reader_has_run_is_taken_over():
 
 def test_batches_update_weights_by_gemm_and_biases_by_gemv_in_both_layouts():
     columns = ast.unparse(_function(derive(classifier()).numpy_source(), "step_inplace"))
-    # CBLAS row-major (101), op = the matrix (111) or its transpose (112), arrays given by address
-    assert "np.copyto(z1, b1)\n    _gemm(101, 111, 111, 5, m, 6, 1, _p_W1, 6, _p_X, m, 1.0, _p_z1, m)" in columns
-    assert "_gemm(101, 111, 112, 5, 6, m, -lr, _p_delta1, m, _p_X, m, 1.0, _p_W1, 6)" in columns
-    assert "_gemv(101, 111, 5, m, -lr, _p_delta1, m, _p__ones_m, 1, 1.0, _p_b1, 1)" in columns
-    rows = ast.unparse(_function(derive(classifier("rows")).numpy_source(), "step_inplace"))
-    assert "_gemm(101, 112, 111, 6, 5, m, -lr, _p_X, 6, _p_delta1, 5, 1.0, _p_W1, 5)" in rows
-    assert "_gemv(101, 112, m, 5, -lr, _p_delta1, 5, _p__ones_m, 1, 1.0, _p_b1, 1)" in rows
+    # CBLAS row-major (101), op = the matrix (111) or its transpose (112); a size, a number, a buffer of
+    # the workspace, an array or scalar each call sets
+    assert "np.copyto(z1, b1)\n    _gemm(*_c1)" in columns
+    calls = _blas_calls(derive(classifier()).numpy_source())
+    assert calls["z1 ← W1 @ X + z1"][1] == (("e", 101), ("e", 111), ("e", 111), ("i", 5), ("i", "m"), ("i", 6),
+                                              ("r", 1.0), ("h", "W1"), ("i", 6), ("h", "X"), ("i", "m"), ("r", 1.0),
+                                              ("b", "z1"), ("i", "m"))
+    assert calls["W1 ← -lr * delta1 @ X.T + W1"] == ("_gemm", (
+        ("e", 101), ("e", 111), ("e", 112), ("i", 5), ("i", 6), ("i", "m"), ("s", "_s1"), ("b", "delta1"),
+        ("i", "m"), ("h", "X"), ("i", "m"), ("r", 1.0), ("h", "W1"), ("i", 6)))
+    assert calls["b1 ← -lr * delta1 @ _ones_m + b1"] == ("_gemv", (
+        ("e", 101), ("e", 111), ("i", 5), ("i", "m"), ("s", "_s1"), ("b", "delta1"), ("i", "m"), ("b", "_ones_m"),
+        ("i", 1), ("r", 1.0), ("h", "b1"), ("i", 1)))
+    rows = _blas_calls(derive(classifier("rows")).numpy_source())
+    assert rows["W1 ← -lr * X.T @ delta1 + W1"] == ("_gemm", (
+        ("e", 101), ("e", 112), ("e", 111), ("i", 6), ("i", 5), ("i", "m"), ("s", "_s1"), ("h", "X"), ("i", 6),
+        ("b", "delta1"), ("i", 5), ("r", 1.0), ("h", "W1"), ("i", 5)))
+    assert rows["b1 ← -lr * delta1.T @ _ones_m + b1"] == ("_gemv", (
+        ("e", 101), ("e", 112), ("i", "m"), ("i", 5), ("s", "_s1"), ("b", "delta1"), ("i", 5), ("b", "_ones_m"),
+        ("i", 1), ("r", 1.0), ("h", "b1"), ("i", 1)))
 
 
 def test_same_input_gives_byte_identical_source_in_any_process(tmp_path):

@@ -232,18 +232,37 @@ def _new_workspace(params, X, Y, key):
     if key is None or blas is None or X.dtype != dtype or Y.dtype != dtype or not all(
             array.flags.carray for array in arrays[:len(SHAPES)]):
         return None
-    address, functions = blas
+    address, functions, make = blas
+    letter = "s" if dtype == np.float32 else "d"
     named = dict(zip([*SHAPES, "X", "Y"], arrays))
     sizes = {size: named[array].shape[axis] for size, (array, axis) in _SIZES.items()}
-    slots, workspace = {}, []
+    slots, holders, workspace = {}, {}, []
     for kind, slot, shape in _WORKSPACE:
+        if kind == "call":  # a BLAS call's arguments, made once (see the lowering's notes)
+            arguments = []
+            for tag, value in shape:
+                if tag == "e":
+                    arguments.append(make["enum"](value))
+                elif tag == "i":
+                    arguments.append(make["int"](sizes[value] if isinstance(value, str) else value))
+                elif tag == "r":
+                    arguments.append(make[letter](value))
+                elif tag == "b":
+                    arguments.append(make["pointer"](address(slots[value])))
+                else:  # set by each call: an array's address, or a scalar
+                    arguments.append(holders.setdefault((tag, value), make["pointer"](None) if tag == "h"
+                                                        else make[letter](0.0)))
+            workspace.append(tuple(arguments))
+            continue
         concrete = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
         if kind == "blas":
-            workspace.append(functions[("s" if dtype == np.float32 else "d") + slot])
-        elif kind == "address":  # what BLAS is given for an array: its address, or the array for SciPy
+            workspace.append(functions[letter + slot])
+        elif kind == "address":  # what stands for an array in a call: its address, or the array for SciPy
             workspace.append(address)
-        elif kind == "pointer":  # a buffer's address, taken once
-            workspace.append(address(slots[slot]))
+        elif kind in ("holder", "scalar"):
+            tag = "h" if kind == "holder" else "s"
+            workspace.append(holders.setdefault((tag, slot), make["pointer"](None) if tag == "h"
+                                                else make[letter](0.0)))
         elif kind == "later":  # a causal softmax's masked entries: after the diagonal (before it, along axis 0)
             later = np.triu(np.ones(concrete, dtype=bool), 1)
             workspace.append(later if slot == "1" else np.ascontiguousarray(later.T))
@@ -261,16 +280,18 @@ def _new_workspace(params, X, Y, key):
 
 
 def _blas():
-    """The BLAS step_inplace calls, looked up on its first use: (address, functions), or None.
+    """The BLAS step_inplace calls, looked up on its first use: (address, functions, make), or None.
 
     NumPy's own OpenBLAS first, through ctypes: its threads are the ones
     NumPy's matmul wakes.  Two BLAS libraries in one process each keep a pool
     of threads that spin between calls, and a step through SciPy's copy
-    alternating with NumPy products (the training loop's cost) ran 5-10 times
-    slower on two cores.  SciPy's wrappers are the second choice (a NumPy
-    built on another BLAS shares it with SciPy).  Either way each function
-    takes the CBLAS row-major arguments, and ``address`` gives what stands
-    for an array: its address for ctypes, the array itself for SciPy.
+    alternating with NumPy products (the training loop's cost) ran 2.6-3.6
+    times slower on two cores.  SciPy's wrappers are the second choice (a
+    NumPy built on another BLAS shares it with SciPy).  Either way each
+    function takes the CBLAS row-major arguments as objects ``make`` makes
+    ("enum", "int", "s" and "d" reals, "pointer"), each with a ``value``;
+    ``address`` gives what a pointer holds for an array: its address for
+    ctypes, the array itself for SciPy.
     """
     if not _BLAS:
         _BLAS.append(_numpy_cblas() or _scipy_blas())
@@ -278,15 +299,14 @@ def _blas():
 
 
 def _numpy_cblas():
-    """NumPy's bundled OpenBLAS through ctypes, once a few small products agree with NumPy's; else None."""
+    """NumPy's bundled OpenBLAS through ctypes, once a few small products agree with NumPy's; else None.
+
+    The functions take ctypes objects made once, with no argument types to
+    convert on each call: half the cost of a ctypes call.
+    """
     import ctypes
     import glob
     import os
-
-    root = os.path.dirname(np.__file__)
-    paths = sorted(glob.glob(os.path.join(root, os.pardir, "numpy.libs", "*openblas*"))
-                   + glob.glob(os.path.join(root, ".dylibs", "*openblas*")))
-    enum, pointer = ctypes.c_int, ctypes.c_void_p
 
     def address(array, char=ctypes.c_char, addressof=ctypes.addressof):
         try:  # a third of the time of array.ctypes.data
@@ -294,6 +314,9 @@ def _numpy_cblas():
         except (TypeError, ValueError):  # read-only or empty
             return array.ctypes.data
 
+    root = os.path.dirname(np.__file__)
+    paths = sorted(glob.glob(os.path.join(root, os.pardir, "numpy.libs", "*openblas*"))
+                   + glob.glob(os.path.join(root, ".dylibs", "*openblas*")))
     for path in paths:
         try:
             library = ctypes.CDLL(path)
@@ -302,23 +325,16 @@ def _numpy_cblas():
         for prefix, suffix, integer in (("scipy_cblas_", "64_", ctypes.c_int64), ("cblas_", "64_", ctypes.c_int64),
                                         ("scipy_cblas_", "", ctypes.c_int), ("cblas_", "", ctypes.c_int)):
             functions = {}
-            for letter, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
-                arguments = {
-                    "gemm": (enum, enum, enum, integer, integer, integer, real, pointer, integer, pointer, integer,
-                             real, pointer, integer),
-                    "gemv": (enum, enum, integer, integer, real, pointer, integer, pointer, integer, real, pointer,
-                             integer),
-                    "ger": (enum, integer, integer, real, pointer, integer, pointer, integer, pointer, integer),
-                    "axpy": (integer, real, pointer, integer, pointer, integer),
-                }
-                for name, types in arguments.items():
+            for letter in "sd":
+                for name in ("gemm", "gemv", "ger", "axpy"):
                     function = getattr(library, prefix + letter + name + suffix, None)
-                    if function is None:
-                        break
-                    function.argtypes, function.restype = types, None
-                    functions[letter + name] = function
-            if len(functions) == 8 and _blas_agrees(address, functions):
-                return address, functions
+                    if function is not None:
+                        function.restype = None
+                        functions[letter + name] = function
+            make = {"enum": ctypes.c_int, "int": integer, "s": ctypes.c_float, "d": ctypes.c_double,
+                    "pointer": ctypes.c_void_p}
+            if len(functions) == 8 and _blas_agrees(address, functions, make):
+                return address, functions, make
     return None
 
 
@@ -331,28 +347,36 @@ def _scipy_blas():
         from scipy.linalg import blas
     except ImportError:
         return None
+    from types import SimpleNamespace
+
     functions = {}
     for letter in "sd":
         gemm, gemv, ger, axpy = (getattr(blas, letter + name) for name in ("gemm", "gemv", "ger", "axpy"))
 
         def gemm_(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, gemm=gemm):
-            gemm(alpha, b.T, a.T, beta, c.T, tb == 112, ta == 112, 1)
+            gemm(alpha.value, b.value.T, a.value.T, beta.value, c.value.T, tb == 112, ta == 112, 1)
 
         def gemv_(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy, gemv=gemv):
-            gemv(alpha, a.T, x.reshape(-1), beta, y.reshape(-1), 0, 1, 0, 1, trans == 111, 1)
+            gemv(alpha.value, a.value.T, x.value.reshape(-1), beta.value, y.value.reshape(-1), 0, 1, 0, 1,
+                 trans == 111, 1)
 
         def ger_(order, m, n, alpha, x, incx, y, incy, a, lda, ger=ger):
-            ger(alpha, y.reshape(-1), x.reshape(-1), 1, 1, a.T, 1, 1, 1)
+            ger(alpha.value, y.value.reshape(-1), x.value.reshape(-1), 1, 1, a.value.T, 1, 1, 1)
 
         def axpy_(n, alpha, x, incx, y, incy, axpy=axpy):
-            axpy(x.reshape(-1), y.reshape(-1), n, alpha)
+            axpy(x.value.reshape(-1), y.value.reshape(-1), n, alpha.value)
 
         functions.update({letter + "gemm": gemm_, letter + "gemv": gemv_, letter + "ger": ger_,
                           letter + "axpy": axpy_})
-    return (lambda array: array), functions
+
+    def holder(value):
+        return SimpleNamespace(value=value)
+
+    make = {"enum": int, "int": int, "s": holder, "d": holder, "pointer": holder}
+    return (lambda array: array), functions, make
 
 
-def _blas_agrees(address, functions):
+def _blas_agrees(address, functions, make):
     """Whether each function, called as step_inplace calls it, gives NumPy's result on small arrays."""
     for letter, dtype in (("s", np.float32), ("d", np.float64)):
         a = np.arange(1.0, 7.0, dtype=dtype).reshape(2, 3)
@@ -362,18 +386,22 @@ def _blas_agrees(address, functions):
         b2 = np.ascontiguousarray(b[:, :2])
         expected = [0.5 * a @ b + 2.0, 0.5 * a @ a.T + 2.0, 0.5 * b.T @ b2 + 2.0, 0.5 * a.T @ x + 2.0,
                     0.5 * a @ y + 2.0, a + 0.5 * x @ y.T, a + 0.5 * a]
-        gemm, gemv, ger, axpy = (functions[letter + name] for name in ("gemm", "gemv", "ger", "axpy"))
         out = [np.full((2, 4), 1.0, dtype), np.full((2, 2), 1.0, dtype), np.full((4, 2), 1.0, dtype),
                np.full((3, 1), 1.0, dtype), np.full((2, 1), 1.0, dtype), a.copy(), a.copy()]
-        p = [address(array) for array in (a, b, x, y, *out, b2)]
+        p = [make["pointer"](address(array)) for array in (a, b, x, y, *out, b2)]
+        e, i, r = make["enum"], make["int"], make[letter]
+        half, two = r(0.5), r(2.0)
         try:  # a library that takes other arguments fails here, not in a step
-            gemm(101, 111, 111, 2, 4, 3, 0.5, p[0], 3, p[1], 4, 2.0, p[4], 4)
-            gemm(101, 111, 112, 2, 2, 3, 0.5, p[0], 3, p[0], 3, 2.0, p[5], 2)
-            gemm(101, 112, 111, 4, 2, 3, 0.5, p[1], 4, p[11], 2, 2.0, p[6], 2)
-            gemv(101, 112, 2, 3, 0.5, p[0], 3, p[2], 1, 2.0, p[7], 1)
-            gemv(101, 111, 2, 3, 0.5, p[0], 3, p[3], 1, 2.0, p[8], 1)
-            ger(101, 2, 3, 0.5, p[2], 1, p[3], 1, p[9], 3)
-            axpy(6, 0.5, p[0], 1, p[10], 1)
+            functions[letter + "gemm"](e(101), e(111), e(111), i(2), i(4), i(3), half, p[0], i(3), p[1], i(4),
+                                       two, p[4], i(4))
+            functions[letter + "gemm"](e(101), e(111), e(112), i(2), i(2), i(3), half, p[0], i(3), p[0], i(3),
+                                       two, p[5], i(2))
+            functions[letter + "gemm"](e(101), e(112), e(111), i(4), i(2), i(3), half, p[1], i(4), p[11], i(2),
+                                       two, p[6], i(2))
+            functions[letter + "gemv"](e(101), e(112), i(2), i(3), half, p[0], i(3), p[2], i(1), two, p[7], i(1))
+            functions[letter + "gemv"](e(101), e(111), i(2), i(3), half, p[0], i(3), p[3], i(1), two, p[8], i(1))
+            functions[letter + "ger"](e(101), i(2), i(3), half, p[2], i(1), p[3], i(1), p[9], i(3))
+            functions[letter + "axpy"](i(6), half, p[0], i(1), p[10], i(1))
         except Exception:
             return False
         if not all(np.allclose(o, e, rtol=1e-5) for o, e in zip(out, expected)):

@@ -69,7 +69,7 @@ HELPERS = {
 UFUNCS = {"tanh", *MATH_FUNCTIONS}
 
 #: names the in-place step defines besides the quantities (``_t1``, ``_ones_m``, ``_new_W1``, … start with these)
-WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_ones_", "_new_", "_p_", "_later", "_WORKSPACES",
+WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_ones_", "_new_", "_p_", "_s", "_c", "_later", "_WORKSPACES",
                    "_WORKSPACE", "_SIZES", "_BLAS", "_blas", "_address_of", "_new_workspace", "_commit",
                    "_distributions_into", "w", "key")
 
@@ -110,6 +110,8 @@ class InPlaceStep:
         self.views: dict[str, tuple] = {}  # a quantity that is a view → (the array node it views, transposed)
         self.buffer_slot: dict[str, str] = {}  # a name bound to a workspace array → its buffer
         self.call_addresses: dict[str, None] = {}  # parameters and data BLAS reads: addresses taken per call
+        self.scalar_holders: dict[str, str] = {}  # a call's alpha or beta made of lr → its holder, set per call
+        self.call_sites: list[str] = []  # the argument tuples of the BLAS calls, in order
         self.lines: list[str] = []
 
     # --- the workspace -------------------------------------------------------------------
@@ -398,19 +400,18 @@ class InPlaceStep:
         """out ← out + α A B by GEMM on out's memory."""
         a, b = (self._simple(f) for f in factors)
         shape = (factors[0].shape[0], factors[1].shape[1])
-        self.lines.append(self._gemm(self._print(alpha), a, b, "1.0", out, shape))
+        self.lines.append(self._call(self._gemm(alpha, a, b, sympy.S.One, out, shape)))
 
-    def _product_into(self, out: str, coefficient, operands, shape, beta: str) -> None:
+    def _product_into(self, out: str, coefficient, operands, shape, beta) -> None:
         """out ← c A B by the step's BLAS, as every other product of the step.  A result of one column (or
         row) is a GEMV, which BLAS runs as fast as NumPy's matmul (a GEMM with one column ran 3–15× slower)."""
         a, b = operands
-        alpha = self._print(coefficient)
         if shape[1] == 1:  # out = op(A) b
-            self.lines.append(self._gemv(alpha, a, a[1], b[0], beta, out))
+            self.lines.append(self._call(self._gemv(coefficient, a, a[1], b[0], beta, out)))
         elif shape[0] == 1:  # out = a op(B): outᵀ = op(B)ᵀ aᵀ
-            self.lines.append(self._gemv(alpha, b, not b[1], a[0], beta, out))
+            self.lines.append(self._call(self._gemv(coefficient, b, not b[1], a[0], beta, out)))
         else:
-            self.lines.append(self._gemm(alpha, a, b, beta, out, shape))
+            self.lines.append(self._call(self._gemm(coefficient, a, b, beta, out, shape)))
 
     def _scale(self, out: str, coefficient) -> None:
         if coefficient == 1:
@@ -425,7 +426,7 @@ class InPlaceStep:
         if kind == "matmul":
             _, operator, (a, b), coefficient, operands, shape = plan
             if operator == "np.matmul" and None not in operands:
-                self._product_into(out, coefficient, operands, shape, "0.0")
+                self._product_into(out, coefficient, operands, shape, sympy.S.Zero)
             else:
                 self.lines.append(f"{operator}({a}, {b}, out={out})")
                 self._scale(out, coefficient)
@@ -587,12 +588,14 @@ class InPlaceStep:
             self.lower(q.expr, q.target, first)
         self.busy.clear()
         self._updates()
-        # the addresses of the parameters and data BLAS reads, taken once per call (data C-ordered first)
+        # what changes from call to call in the BLAS calls' arguments, set once: the addresses of the
+        # parameters and the data they read (data C-ordered first), and the scalars made of lr
         head = []
         for name in self.call_addresses:
             if name not in self.g.params:
                 head.append(f"{name} = np.ascontiguousarray({name})")
-            head.append(f"_p_{name} = _address_of({name})")
+            head.append(f"_p_{name}.value = _address_of({name})")
+        head += [f"{holder}.value = {text}" for text, holder in self.scalar_holders.items()]
         self.lines[:0] = head
         return self.lines
 
@@ -612,38 +615,71 @@ class InPlaceStep:
             name = self._print(base)
         return name, transposed, self._shape(base.shape)
 
-    def _address(self, name: str) -> str:
-        """The variable holding the address BLAS is given for array ``name``: a workspace buffer's is taken
-        when the workspace is made, a parameter's or a data array's once per call."""
-        variable = f"_p_{name}"
+    # --- BLAS calls: CBLAS row-major arguments, made once per workspace --------------------------
+    #
+    # A call is written ``_gemm(*_c3)``: ``_c3`` is the tuple of its arguments, made when the workspace
+    # is made (ctypes objects for NumPy's OpenBLAS, so a call converts nothing: half the cost of a
+    # ctypes call that converts its arguments).  In ``_WORKSPACE`` each argument is a pair: ("e", n) a
+    # CBLAS constant (101 row-major, 111 the matrix, 112 its transpose), ("i", n) a size, ("r", x) a
+    # number, ("b", buffer) a workspace buffer, ("h", name) a parameter or data array whose address each
+    # call sets in ``_p_name``, ("s", holder) a scalar of lr each call sets in ``_sN``.
+
+    def _array(self, name: str) -> tuple:
         if name in self.buffer_slot:
-            self._entry("pointer", self.buffer_slot[name], (), variable)
-        else:
-            self.call_addresses[name] = None
-            self._entry("address", "address", (), "_address_of")
-        return variable
+            return ("b", self.buffer_slot[name])
+        self.call_addresses[name] = None
+        self._entry("address", "address", (), "_address_of")
+        self._entry("holder", name, (), f"_p_{name}")
+        return ("h", name)
 
-    def _operand(self, operand) -> tuple[str, int, str]:
-        """(address, CBLAS transpose flag, leading dimension) of a (name, transposed, shape) operand."""
-        name, transposed, shape = operand
-        return self._address(name), 112 if transposed else 111, str(shape[1] if len(shape) == 2 else 1)
+    def _real(self, value) -> tuple:
+        if value.is_number:
+            return ("r", float(value))
+        text = self._print(value)
+        holder = self.scalar_holders.setdefault(text, f"_s{len(self.scalar_holders) + 1}")
+        self._entry("scalar", holder, (), holder)
+        return ("s", holder)
 
-    def _gemm(self, alpha: str, a, b, beta: str, out: str, shape) -> str:
+    @staticmethod
+    def _size(size) -> tuple:
+        return ("i", size)
+
+    def _scaled(self, value, text: str) -> str:
+        """``text`` times ``value`` as the call's comment shows it."""
+        return text if value == 1 else f"{self._print(value)} * {text}"
+
+    def _gemm(self, alpha, a, b, beta, out: str, shape) -> tuple:
         """The row-major GEMM ``out ← alpha op(a) op(b) + beta out`` (out C-ordered, of ``shape``)."""
-        (pa, ta, lda), (pb, tb, ldb) = self._operand(a), self._operand(b)
         rows, cols = self._shape(shape)
         inner = a[2][0] if a[1] else a[2][1]
-        self._entry("blas", "gemm", (), "_gemm")
-        return (f"_gemm(101, {ta}, {tb}, {rows}, {cols}, {inner}, {alpha}, {pa}, {lda}, {pb}, {ldb}, {beta}, "
-                f"{self._address(out)}, {cols})")
+        args = [("e", 101), ("e", 112 if a[1] else 111), ("e", 112 if b[1] else 111), ("i", rows), ("i", cols),
+                ("i", inner), alpha, self._array(a[0]), ("i", a[2][1]), self._array(b[0]), ("i", b[2][1]), beta,
+                self._array(out), ("i", cols)]
+        product = self._scaled(alpha, f"{a[0]}{'.T' if a[1] else ''} @ {b[0]}{'.T' if b[1] else ''}")
+        return "gemm", args, out, product
 
-    def _gemv(self, alpha: str, matrix, transposed: bool, vector: str, beta: str, out: str) -> str:
+    def _gemv(self, alpha, matrix, transposed: bool, vector: str, beta, out: str) -> tuple:
         """The row-major GEMV ``out ← alpha op(matrix) vector + beta out``, op the transpose when asked."""
         name, _, shape = matrix
         rows, cols = (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)
-        self._entry("blas", "gemv", (), "_gemv")
-        return (f"_gemv(101, {112 if transposed else 111}, {rows}, {cols}, {alpha}, {self._address(name)}, {cols}, "
-                f"{self._address(vector)}, 1, {beta}, {self._address(out)}, 1)")
+        args = [("e", 101), ("e", 112 if transposed else 111), ("i", rows), ("i", cols), alpha, self._array(name),
+                ("i", cols), self._array(vector), ("i", 1), beta, self._array(out), ("i", 1)]
+        return "gemv", args, out, self._scaled(alpha, f"{name}{'.T' if transposed else ''} @ {vector}")
+
+    def _call(self, call, beta=None) -> str:
+        """The line of a BLAS call (``beta`` for a call made with the placeholder "BETA"), with the
+        formula it computes as its comment."""
+        function, args, out, product = call
+        if beta is not None:
+            args = [beta if arg == "BETA" else arg for arg in args]
+        scale = args[{"gemm": 11, "gemv": 9}[function]] if function in ("gemm", "gemv") else sympy.S.One
+        args = [self._real(arg) if isinstance(arg, sympy.Basic) else arg for arg in args]
+        self._entry("blas", function, (), f"_{function}")
+        name = f"_c{len(self.call_sites) + 1}"
+        self.call_sites.append(name)
+        self._entry("call", function, tuple(args), name)
+        kept = "" if scale == 0 else f" + {self._scaled(scale, out)}"
+        return f"_{function}(*{name})  # {out} ← {product}{kept}"
 
     def _fused(self, name: str, gradient) -> list[str] | None:
         """The calls that write ``name − lr · gradient`` over ``name``, or None when BLAS cannot take a term."""
@@ -662,16 +698,17 @@ class InPlaceStep:
             simple = [self._simple(f) for f in factors if not isinstance(f, OneMatrix)]
             if None in simple or any(name in self._resolved([s[0]]) for s in simple):
                 return None
-            alpha = self._print(-_LR * coefficient)
+            alpha = -_LR * coefficient
             ones = [isinstance(f, OneMatrix) for f in factors]
             if len(factors) == 2 and not any(ones):
                 a, b = simple
                 if factors[0].shape[1] == 1:  # one sample: the rank-1 update W ← W + α a bᵀ
                     rows, cols = self._shape(self.g.d.symbols[name].shape)
-                    calls.append(("ger", f"_ger(101, {rows}, {cols}, {alpha}, {self._address(a[0])}, 1, "
-                                         f"{self._address(b[0])}, 1, {self._address(name)}, {cols})"))
+                    args = [("e", 101), ("i", rows), ("i", cols), alpha, self._array(a[0]), ("i", 1),
+                            self._array(b[0]), ("i", 1), self._array(name), ("i", cols)]
+                    calls.append(("ger", args, name, self._scaled(alpha, f"{a[0]} @ {b[0]}.T")))
                 else:  # W ← β W + α op(A) op(B)
-                    calls.append(("gemm", self._gemm(alpha, a, b, "BETA", name, self.g.d.symbols[name].shape)))
+                    calls.append(self._gemm(alpha, a, b, "BETA", name, self.g.d.symbols[name].shape))
             elif len(factors) == 2 and sum(ones) == 1:
                 matrix, = simple
                 size = factors[0].shape[0] if ones[0] else factors[1].shape[1]
@@ -681,26 +718,24 @@ class InPlaceStep:
                     return None
                 vector = self._entry("ones", f"_ones_{self._shape((count,))[0]}", self._shape((count,)))
                 # M 1 sums M's rows (op = M itself); 1ᵀ M its columns, as Mᵀ 1
-                calls.append(("gemv", self._gemv(alpha, matrix, matrix[1] if ones[1] else not matrix[1], vector,
-                                                 "BETA", name)))
+                calls.append(self._gemv(alpha, matrix, matrix[1] if ones[1] else not matrix[1], vector, "BETA",
+                                        name))
             elif len(factors) == 1 and simple and (not simple[0][1] or 1 in factors[0].shape):
-                length = self._print(sympy.Mul(*factors[0].shape))
-                calls.append(("axpy", f"_axpy({length}, {alpha}, {self._address(simple[0][0])}, 1, "
-                                      f"{self._address(name)}, 1)"))
+                length = sympy.Mul(*factors[0].shape)
+                size = int(length) if length.is_Integer else self._print(length)
+                args = [("i", size), alpha, self._array(simple[0][0]), ("i", 1), self._array(name), ("i", 1)]
+                calls.append(("axpy", args, name, self._scaled(alpha, simple[0][0])))
             else:
                 return None
         if not calls:
             return None
-        beta = "1.0" if decay == 0 else self._print(1 - _LR * decay)
+        beta = sympy.S.One if decay == 0 else 1 - _LR * decay
         lines = []
-        first = calls[0][0] if calls else None
-        if decay != 0 and first not in ("gemm", "gemv"):
-            lines.append(f"np.multiply({name}, {beta}, out={name})")
-            beta = "1.0"
-        for index, (_, call) in enumerate(calls):
-            lines.append(call.replace("BETA", beta if index == 0 else "1.0"))
-        for blas in dict.fromkeys(kind for kind, _ in calls):
-            self._entry("blas", blas, (), f"_{blas}")  # _gemm and _gemv are entered as they are written
+        if decay != 0 and calls[0][0] not in ("gemm", "gemv"):
+            lines.append(f"np.multiply({name}, {self._print(beta)}, out={name})")
+            beta = sympy.S.One
+        for index, call in enumerate(calls):
+            lines.append(self._call(call, beta if index == 0 else sympy.S.One))
         return lines
 
     def _updates(self) -> None:
@@ -735,7 +770,10 @@ class InPlaceStep:
             for axis, size in enumerate(shape):
                 if size.is_Symbol:
                     sources.setdefault(self.printer.doprint(size), (name, axis))
-        used = {d for _, _, shape in self.spec for d in shape if isinstance(d, str)}
+        used = set()
+        for kind, _, shape in self.spec:  # a call's sizes are among its arguments
+            used |= {v for tag, v in shape if tag == "i" and isinstance(v, str)} if kind == "call" else \
+                {d for d in shape if isinstance(d, str)}
         lines = ["_WORKSPACE = ("]
         lines += [f"    ({kind!r}, {slot!r}, {shape!r}),  # {name}" for (kind, slot, shape), name
                   in zip(self.spec, self.entries)]
