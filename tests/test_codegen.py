@@ -142,7 +142,8 @@ print(json.dumps({"modules": sorted(m for m in sys.modules if m.split(".")[0] in
         assert np.allclose(out[name], evaluate(gradient, values), rtol=1e-10)
     tree = ast.parse(d.numpy_source())
     imports = [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    assert imports == ["import numpy as np"]  # ctypes and SciPy only inside the BLAS look-up, on first use
+    # ctypes and SciPy only inside the BLAS look-up, on first use
+    assert imports == ["from threading import get_ident as _thread_id", "import numpy as np"]
 
 
 _BACKENDS = """
@@ -493,6 +494,62 @@ def test_step_inplace_allocates_nothing_per_step_after_the_first(hidden, cost, o
     # the smallest z, a or δ holds 8 × 24 values; what is traced is a few small NumPy objects and the
     # iteration buffer of a broadcast (the softmax's sums), never an array of the network's
     assert peak < 4096, peak
+
+
+def test_step_inplace_of_a_parameter_updated_by_a_whole_matrix_axpy():
+    from symbackprop import Model
+
+    # B1 is m wide: its update is one AXPY over all h·m entries, a length the workspace multiplies out
+    model = Model(inputs={"X": [3, "m"], "Y": ["h", "m"]}, parameters={"W1": ["h", 3], "B1": ["h", "m"]},
+                  forward=["z1 = W1 @ X + B1", "C = sum((z1 - Y)^2)"])
+    f = derive(model).numpy()
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.normal(size=(2, 3)), "B1": rng.normal(size=(2, 5))}
+    X, Y = rng.normal(size=(3, 5)), rng.normal(size=(2, 5))
+    expected = f.step(params, X, Y, 0.1)
+    f.step_inplace(params, X, Y, 0.1)
+    assert all(np.allclose(params[k], expected[k], rtol=1e-13) for k in params)
+    assert "('i', ('h', 'm'))" in f.source
+
+
+def test_step_inplace_takes_data_that_are_not_c_ordered_or_aligned_and_threads_at_once():
+    import threading
+
+    net = classifier()
+    f = derive(net).numpy()
+    values, params = arrays(net, m=5)
+    X, Y = values["X"], values["Y"]
+    expected = f.step(params, X, Y, 0.1)
+    raw = np.zeros(X.size * 8 + 1, dtype=np.uint8)[1:].view(np.float64).reshape(X.shape)  # misaligned
+    raw[...] = X
+    assert not raw.flags.aligned
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    for data in (np.asfortranarray(X), raw, frozen, X[::-1][::-1]):
+        given = {k: v.copy() for k, v in params.items()}
+        f.step_inplace(given, data, Y, 0.1)
+        assert all(np.allclose(given[k], expected[k], rtol=1e-13) for k in given)
+    # threads stepping at once, each its own parameters: each thread has a workspace of its own
+    results, errors = {}, []
+
+    def run(index):
+        try:
+            rng = np.random.default_rng(index)
+            mine = {k: v + rng.normal(scale=0.1, size=v.shape) for k, v in params.items()}
+            wanted = f.step(mine, X, Y, 0.1)
+            for _ in range(200):
+                f.step_inplace(mine, X, Y, 0.0 + 1e-300)  # the parameters stay, the calls overlap
+            f.step_inplace(mine, X, Y, 0.1)
+            results[index] = all(np.allclose(mine[k], wanted[k], rtol=1e-12) for k in mine)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and results == {0: True, 1: True, 2: True, 3: True}
 
 
 def test_a_step_inplace_that_fails_leaves_the_callers_arrays_untouched():

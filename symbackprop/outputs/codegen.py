@@ -243,8 +243,11 @@ def _new_workspace(params, X, Y, key):
             for tag, value in shape:
                 if tag == "e":
                     arguments.append(make["enum"](value))
-                elif tag == "i":
-                    arguments.append(make["int"](sizes[value] if isinstance(value, str) else value))
+                elif tag == "i":  # a size, or (an AXPY's length) the product of an array's sizes
+                    count = 1
+                    for size in value if isinstance(value, tuple) else (value,):
+                        count *= sizes[size] if isinstance(size, str) else size
+                    arguments.append(make["int"](count))
                 elif tag == "r":
                     arguments.append(make[letter](value))
                 elif tag == "b":
@@ -273,8 +276,8 @@ def _new_workspace(params, X, Y, key):
             if slot not in slots:
                 slots[slot] = np.ones(concrete, dtype) if kind == "ones" else np.empty(concrete, dtype)
             workspace.append(slots[slot])
-    if len(_WORKSPACES) >= 8:  # a few batch sizes at most; forget the oldest
-        del _WORKSPACES[next(iter(_WORKSPACES))]
+    if len(_WORKSPACES) >= 8:  # a few batch sizes and threads at most; forget the oldest
+        _WORKSPACES.pop(next(iter(_WORKSPACES), None), None)
     _WORKSPACES[key] = workspace = tuple(workspace)
     return workspace
 
@@ -317,6 +320,12 @@ def _numpy_cblas():
     root = os.path.dirname(np.__file__)
     paths = sorted(glob.glob(os.path.join(root, os.pardir, "numpy.libs", "*openblas*"))
                    + glob.glob(os.path.join(root, ".dylibs", "*openblas*")))
+    try:  # on Linux, the copy this process has loaded first: the one NumPy's matmul calls
+        with open("/proc/self/maps") as maps:
+            loaded = {os.path.realpath(line.split()[-1]) for line in maps if "openblas" in line}
+    except OSError:
+        loaded = set()
+    paths.sort(key=lambda path: os.path.realpath(path) not in loaded)
     for path in paths:
         try:
             library = ctypes.CDLL(path)
@@ -735,7 +744,7 @@ class _Generator:
         lines = ["lr = _learning_rate(lr)", *(f"{h} = _scalar({h!r}, {h})" for h in hyper)]
         doc = ("One step of gradient descent that updates the arrays in ``params`` in place; returns None.\n\n"
                "Every z, a and δ goes to a buffer of a workspace made on the first call for these shapes and\n"
-               "dtype (not for concurrent threads), and each update is written into its parameter by BLAS\n"
+               "dtype (one per thread), and each update is written into its parameter by BLAS\n"
                "(W ← W − lr δ aᵀ as one GEMM); a later call allocates nothing.  Every check runs, and every\n"
                "δ is computed, before any parameter changes: a step that fails changes nothing.")
         if self.one_hot is not None:  # word ids or one-hot samples: the plain step, copied in
@@ -752,7 +761,8 @@ class _Generator:
         needed = set(lowering.reads) | {str(d) for m in masks for d in m.shape if d.is_Symbol}
         sizes = [size for size in self.sizes if size in needed]
         # the workspace's signature: the checks ran when it was made, for arrays of these shapes and flags
-        signature_parts = ["len(params)", "X.shape", "X.dtype", "Y.shape", "Y.dtype"]
+        # a workspace per thread: its buffers, and the addresses its calls read, are one call's at a time
+        signature_parts = ["len(params)", "X.shape", "X.dtype", "Y.shape", "Y.dtype", "_thread_id()"]
         for name in self.params:
             signature_parts += [f"{name}.shape", f"{name}.dtype", f"{name}.flags.carray"]
         lines += ["try:",

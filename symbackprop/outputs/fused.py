@@ -71,7 +71,7 @@ UFUNCS = {"tanh", *MATH_FUNCTIONS}
 #: names the in-place step defines besides the quantities (``_t1``, ``_ones_m``, ``_new_W1``, … start with these)
 WORKSPACE_NAMES = ("_gemm", "_ger", "_gemv", "_axpy", "_ysum", "_t", "_ones_", "_new_", "_p_", "_s", "_c", "_later", "_WORKSPACES",
                    "_WORKSPACE", "_SIZES", "_BLAS", "_blas", "_address_of", "_new_workspace", "_commit",
-                   "_distributions_into", "w", "key")
+                   "_distributions_into", "_thread_id", "w", "key")
 
 _LR = sympy.Symbol("lr", positive=True)
 #: what is read as it is printed, never computed into a buffer of its own
@@ -112,6 +112,7 @@ class InPlaceStep:
         self.call_addresses: dict[str, None] = {}  # parameters and data BLAS reads: addresses taken per call
         self.scalar_holders: dict[str, str] = {}  # a call's alpha or beta made of lr → its holder, set per call
         self.call_sites: list[str] = []  # the argument tuples of the BLAS calls, in order
+        self.masks: dict[tuple, str] = {}  # (axis, shape) → a causal softmax's mask in the workspace
         self.lines: list[str] = []
 
     # --- the workspace -------------------------------------------------------------------
@@ -374,8 +375,9 @@ class InPlaceStep:
                 rows, cols = node.shape
                 reduction = self._scratch((sympy.Integer(1), cols) if node.axis == 0 else (rows, sympy.Integer(1)))
                 if kind == "causal_softmax":  # the entries after the diagonal, a boolean array of the workspace
-                    later = self._entry("later", str(node.axis), self._shape(node.shape),
-                                        f"_later{node.axis}_{'_'.join(map(str, self._shape(node.shape)))}")
+                    key = (node.axis, self._shape(node.shape))
+                    later = self.masks.setdefault(key, f"_later{len(self.masks) + 1}")
+                    self._entry("later", str(node.axis), key[1], later)
                     return computed, ("call", f"causal_softmax_into({value}, {out}, {reduction}, {node.axis}, "
                                               f"{later})", "causal_softmax_into")
                 return computed, ("call", f"softmax_into({value}, {out}, {reduction}, {node.axis})", "softmax_into")
@@ -592,8 +594,9 @@ class InPlaceStep:
         # parameters and the data they read (data C-ordered first), and the scalars made of lr
         head = []
         for name in self.call_addresses:
-            if name not in self.g.params:
-                head.append(f"{name} = np.ascontiguousarray({name})")
+            if name not in self.g.params:  # BLAS reads it as a C-ordered, aligned array
+                head.append(f"if not ({name}.flags.c_contiguous and {name}.flags.aligned):")
+                head.append(f"    {name} = {name}.copy(order='C')")
             head.append(f"_p_{name}.value = _address_of({name})")
         head += [f"{holder}.value = {text}" for text, holder in self.scalar_holders.items()]
         self.lines[:0] = head
@@ -721,9 +724,10 @@ class InPlaceStep:
                 calls.append(self._gemv(alpha, matrix, matrix[1] if ones[1] else not matrix[1], vector, "BETA",
                                         name))
             elif len(factors) == 1 and simple and (not simple[0][1] or 1 in factors[0].shape):
-                length = sympy.Mul(*factors[0].shape)
-                size = int(length) if length.is_Integer else self._print(length)
-                args = [("i", size), alpha, self._array(simple[0][0]), ("i", 1), self._array(name), ("i", 1)]
+                # its length: the product of its sizes, multiplied out with the workspace when one is a name
+                sizes = self._shape(factors[0].shape)
+                length = sizes if any(isinstance(d, str) for d in sizes) else sizes[0] * sizes[1]
+                args = [("i", length), alpha, self._array(simple[0][0]), ("i", 1), self._array(name), ("i", 1)]
                 calls.append(("axpy", args, name, self._scaled(alpha, simple[0][0])))
             else:
                 return None
@@ -772,8 +776,8 @@ class InPlaceStep:
                     sources.setdefault(self.printer.doprint(size), (name, axis))
         used = set()
         for kind, _, shape in self.spec:  # a call's sizes are among its arguments
-            used |= {v for tag, v in shape if tag == "i" and isinstance(v, str)} if kind == "call" else \
-                {d for d in shape if isinstance(d, str)}
+            used |= {d for tag, v in shape if tag == "i" for d in (v if isinstance(v, tuple) else (v,))
+                     if isinstance(d, str)} if kind == "call" else {d for d in shape if isinstance(d, str)}
         lines = ["_WORKSPACE = ("]
         lines += [f"    ({kind!r}, {slot!r}, {shape!r}),  # {name}" for (kind, slot, shape), name
                   in zip(self.spec, self.entries)]
