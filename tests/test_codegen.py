@@ -512,14 +512,19 @@ def test_step_inplace_of_a_parameter_updated_by_a_whole_matrix_axpy():
     assert "('i', ('h', 'm'))" in f.source
 
 
+def _classifier_and_its_step(m=5):
+    """The classifier's generated functions, parameters and data of m samples, and its plain step's result."""
+    net = classifier()
+    f = derive(net).numpy()
+    values, params = arrays(net, m=m)
+    X, Y = values["X"], values["Y"]
+    return f, params, X, Y, f.step(params, X, Y, 0.1)
+
+
 def test_step_inplace_takes_data_that_are_not_c_ordered_or_aligned_and_threads_at_once():
     import threading
 
-    net = classifier()
-    f = derive(net).numpy()
-    values, params = arrays(net, m=5)
-    X, Y = values["X"], values["Y"]
-    expected = f.step(params, X, Y, 0.1)
+    f, params, X, Y, expected = _classifier_and_its_step()
     raw = np.zeros(X.size * 8 + 1, dtype=np.uint8)[1:].view(np.float64).reshape(X.shape)  # misaligned
     raw[...] = X
     assert not raw.flags.aligned
@@ -575,11 +580,7 @@ def test_a_step_inplace_that_fails_leaves_the_callers_arrays_untouched():
 
 
 def test_step_inplace_takes_arrays_the_fast_path_cannot_through_the_plain_step():
-    net = classifier()
-    f = derive(net).numpy()
-    values, params = arrays(net, m=5)
-    X, Y = values["X"], values["Y"]
-    expected = f.step(params, X, Y, 0.1)
+    f, params, X, Y, expected = _classifier_and_its_step()
     cases = [({k: np.asfortranarray(v) for k, v in params.items()}, X, Y),  # not C-ordered
              ({k: v.copy() for k, v in params.items()}, X.astype(np.float32), Y),  # data of another dtype
              ({k: v.copy() for k, v in params.items()}, X.tolist(), Y),  # not an array
