@@ -136,7 +136,8 @@ class History:
         self.params = {name: array.copy() for name, array in params.items()}
         for name, array in params.items():
             self.scalar[name] = array.size == 1
-            value = float(array.reshape(-1)[0]) if array.size == 1 else float(np.linalg.norm(array))
+            with np.errstate(over="ignore"):  # entries beyond 1e154 have an infinite norm: shown as inf, no warning
+                value = float(array.reshape(-1)[0]) if array.size == 1 else float(np.linalg.norm(array))
             self.values.setdefault(name, []).append(value)
 
 
