@@ -46,6 +46,7 @@ from ..errors import TrainingError as ArgumentError
 from ..printing.numpy import NumPyCodePrinter, is_negative_term, scaled
 from .fused import WORKSPACE_NAMES, InPlaceStep
 from .fused import helper_sources as in_place_helpers
+from .targets._support import _bound_sizes
 from .targets.plan import plan as make_plan
 from .templating import environment
 
@@ -125,28 +126,13 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False, one_hot=
             data[name] = array
             continue
         data[name] = array if array.dtype == dtype else array.astype(dtype)
-    sizes, bound_by = {}, {}
     x_shape = data_shapes["X"]
     if ids:  # the ids give the number of samples; the vocabulary is E's
         x_shape = (x_shape[1 - one_hot],)
     checked = [("X", data["X"], x_shape), *zip(shapes, arrays, shapes.values())]
     if Y is not None:
         checked.append(("Y", data["Y"], data_shapes["Y"]))
-    for name, array, expected in checked:
-        if array.ndim != len(expected):
-            raise ShapeError(f"{name}: expected a 2-d array of shape ({', '.join(map(str, expected))}), "
-                             f"given shape {array.shape}")
-        if array.size == 0:
-            raise ShapeError(f"{name}: an empty array (shape {array.shape}); give at least one sample and one "
-                             f"value per row")
-        for size, given in zip(expected, array.shape):
-            known = sizes.setdefault(size, given) if isinstance(size, str) else size
-            if known != given:
-                shown = ", ".join(str(sizes.get(s, s)) for s in expected)
-                source = f" ({size} = {known} from {bound_by[size]})" if size in bound_by else ""
-                raise ShapeError(f"{name}: expected shape ({shown}){source}, given {array.shape}")
-            if isinstance(size, str):
-                bound_by.setdefault(size, name)
+    sizes = _bound_sizes(checked)
     if one_hot is not None:
         words = data_shapes["X"][one_hot]
         vocab = sizes.get(words, words)
@@ -480,7 +466,7 @@ def _distributions(Y, axis):
                             f"(entries ≥ 0 summing to 1); {sample} {worst} sums to {float(sums.flat[worst]):.6g}")
 
 
-_SUPPORT = (_check_arguments, _data, _mask, _learning_rate, _scalar, _distributions, _random_parameters)
+_SUPPORT = (_check_arguments, _bound_sizes, _data, _mask, _learning_rate, _scalar, _distributions, _random_parameters)
 #: the in-place step's support, copied only into a module whose step_inplace uses it
 _IN_PLACE_SUPPORT = (_new_workspace, _blas, _numpy_cblas, _scipy_blas, _blas_agrees, _commit,
                      _distributions_into)

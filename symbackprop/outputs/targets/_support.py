@@ -58,18 +58,30 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False, one_hot=
     ids = None if one_hot is None else _ids(X, like)
     for name, value in data.items():
         data[name] = ids if name == "X" and ids is not None else _data(name, value, like)
-    sizes, bound_by = {}, {}
     x_shape = data_shapes["X"] if ids is None else (data_shapes["X"][1 - one_hot],)  # ids: one per sample
     checked = [("X", data["X"], x_shape), *zip(shapes, arrays, shapes.values())]
     if Y is not None:
         checked.append(("Y", data["Y"], data_shapes["Y"]))
-    for name, array, expected in checked:
-        given = tuple(array.shape)
+    sizes = _bound_sizes(checked, _ARRAY)
+    if one_hot is not None and not _traced(data["X"]):
+        _words(data["X"], ids is not None, one_hot, sizes.get(data_shapes["X"][one_hot], data_shapes["X"][one_hot]))
+    return (*arrays, *data.values())
+
+
+def _bound_sizes(checked, array="array"):
+    """Each (name, array, expected shape) of ``checked`` checked in turn: its number of axes, that it is not
+    empty, and each size (a size given as a name is bound by the first array that has it); the sizes bound.
+
+    Written once for the NumPy module and the PyTorch and JAX ones; ``array`` is the engine's word for one.
+    """
+    sizes, bound_by = {}, {}
+    for name, value, expected in checked:
+        given = tuple(value.shape)
         if len(given) != len(expected):
-            raise ShapeError(f"{name}: expected a {len(expected)}-d {_ARRAY} of shape "
+            raise ShapeError(f"{name}: expected a {len(expected)}-d {array} of shape "
                              f"({', '.join(map(str, expected))}), given shape {given}")
         if 0 in given:
-            raise ShapeError(f"{name}: an empty {_ARRAY} (shape {given}); give at least one sample and one "
+            raise ShapeError(f"{name}: an empty {array} (shape {given}); give at least one sample and one "
                              f"value per row")
         for size, actual in zip(expected, given):
             known = sizes.setdefault(size, actual) if isinstance(size, str) else size
@@ -79,9 +91,7 @@ def _check_arguments(params, X, Y, shapes, data_shapes, in_place=False, one_hot=
                 raise ShapeError(f"{name}: expected shape ({shown}){source}, given {given}")
             if isinstance(size, str):
                 bound_by.setdefault(size, name)
-    if one_hot is not None and not _traced(data["X"]):
-        _words(data["X"], ids is not None, one_hot, sizes.get(data_shapes["X"][one_hot], data_shapes["X"][one_hot]))
-    return (*arrays, *data.values())
+    return sizes
 
 
 def _words(X, ids, axis, vocab):
@@ -207,7 +217,7 @@ def _seed(seed, bits):
     return seed
 
 
-_SHARED = (_check_arguments, _words, _given, _mask, _number, _learning_rate, _scalar, _distributions, _concrete_shapes, _seed)
+_SHARED = (_check_arguments, _bound_sizes, _words, _given, _mask, _number, _learning_rate, _scalar, _distributions, _concrete_shapes, _seed)
 
 
 def sources() -> list[str]:
