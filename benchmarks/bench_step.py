@@ -379,26 +379,27 @@ def data(f, batch, dtype, rows, outputs):
     return X, Y
 
 
-def classifier_setup(dtype, batch: int, engines=("torch", "jax")):
-    """The baseline and the contenders for the classifier, and what they work on."""
-    f = derive(network(batch)).numpy()
+def setup(deep: bool, dtype, batch: int, engines=("torch", "jax")):
+    """The baseline and the contenders for the classifier (or the deep network), and what they work on."""
+    f = derive(deep_network() if deep else network(batch)).numpy()
     params = f.init_params(0, dtype=dtype)
-    X, Y = data(f, batch, dtype, WIDTHS[0], WIDTHS[-1])
+    X, Y = data(f, batch, dtype, *((DEEP_WIDTH, DEEP_WIDTH) if deep else (WIDTHS[0], WIDTHS[-1])))
     lr = 1e-3
     own = {k: v.copy() for k, v in params.items()}
     fused = {k: v.copy() for k, v in params.items()}
+    hand, hand_fused = (deep_hand_step, deep_hand_fused_step) if deep else (hand_step, hand_fused_step)
     contenders = {
         "step": lambda: f.step(params, X, Y, lr),
         "step_inplace": lambda: f.step_inplace(own, X, Y, lr),
-        "hand fused": lambda: hand_fused_step(fused, X, Y, lr),
-        **(torch_contenders(params, X, Y, lr) if "torch" in engines else {}),
-        **(jax_contender(params, X, Y, lr) if "jax" in engines else {}),
+        "hand fused": lambda: hand_fused(fused, X, Y, lr),
+        **(torch_contenders(params, X, Y, lr, deep=deep) if "torch" in engines else {}),
+        **(jax_contender(params, X, Y, lr, deep=deep) if "jax" in engines else {}),
     }
-    return (lambda: hand_step(params, X, Y, lr)), contenders, (f, params, own, fused, X, Y, lr)
+    return (lambda: hand(params, X, Y, lr)), contenders, (f, params, own, fused, X, Y, lr)
 
 
 def classifier(dtype, batch: int, rounds: int) -> None:
-    baseline, contenders, (f, params, own, fused, X, Y, lr) = classifier_setup(dtype, batch)
+    baseline, contenders, (f, params, own, fused, X, Y, lr) = setup(False, dtype, batch)
     base, results, versus = compare(baseline, contenders, rounds)
     report(f"{np.dtype(dtype).name}, batch {batch}", base, results, versus, classifier_flops(batch),
            gemm_throughput(dtype, WIDTHS[1], WIDTHS[0], batch))
@@ -412,25 +413,8 @@ def classifier(dtype, batch: int, rounds: int) -> None:
                                    for name, peak, kept in rows))
 
 
-def deep_setup(dtype, engines=("torch", "jax")):
-    f = derive(deep_network()).numpy()
-    params = f.init_params(0, dtype=dtype)
-    X, Y = data(f, DEEP_BATCH, dtype, DEEP_WIDTH, DEEP_WIDTH)
-    lr = 1e-3
-    own = {k: v.copy() for k, v in params.items()}
-    fused = {k: v.copy() for k, v in params.items()}
-    contenders = {
-        "step": lambda: f.step(params, X, Y, lr),
-        "step_inplace": lambda: f.step_inplace(own, X, Y, lr),
-        "hand fused": lambda: deep_hand_fused_step(fused, X, Y, lr),
-        **(torch_contenders(params, X, Y, lr, deep=True) if "torch" in engines else {}),
-        **(jax_contender(params, X, Y, lr, deep=True) if "jax" in engines else {}),
-    }
-    return (lambda: deep_hand_step(params, X, Y, lr)), contenders
-
-
 def deep(rounds: int, dtype=np.float64) -> None:
-    baseline, contenders = deep_setup(dtype)
+    baseline, contenders, _ = setup(True, dtype, DEEP_BATCH)
     base, results, versus = compare(baseline, contenders, rounds)
     flops = 2.0 * DEEP_BATCH * DEEP_WIDTH * DEEP_WIDTH * (3 * DEEP - 1)
     report(f"{DEEP} tanh layers of {DEEP_WIDTH}, {np.dtype(dtype).name}, batch {DEEP_BATCH}", base, results, versus, flops,
@@ -444,10 +428,7 @@ def isolated_child(network_name: str, dtype_name: str, batch: int, name: str) ->
     """Print the median seconds per call of one contender, the only library at work in this process."""
     dtype = np.dtype(dtype_name)
     engines = tuple(engine for engine in ("torch", "jax") if name.startswith(engine))
-    if network_name == "deep":
-        baseline, contenders = deep_setup(dtype, engines)
-    else:
-        baseline, contenders, _ = classifier_setup(dtype, batch, engines)
+    baseline, contenders, _ = setup(network_name == "deep", dtype, batch, engines)
     function = baseline if name == "hand" else contenders[name]
     calls = max(1, int(0.05 / max(timed(function, 3), 1e-6)))
     samples = [timed(function, calls) for _ in range(9)]
