@@ -438,9 +438,19 @@ def test_symbolic_sizes_take_any_concrete_sizes():
         assert {k: v.shape for k, v in g.items()} == {k: v.shape for k, v in params.items()}
 
 
-def test_step_inplace_updates_the_callers_arrays_without_parameter_sized_temporaries():
+def _traced_peak(call) -> int:
+    """The bytes tracemalloc traces at the peak of one ``call``."""
     import tracemalloc
 
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_step_inplace_updates_the_callers_arrays_without_parameter_sized_temporaries():
     net = Network(500, [Dense(400, "sigmoid"), Dense(10, "softmax")], cost="softmax_cross_entropy")
     f = derive(net).numpy()
     params = f.init_params(0)
@@ -448,12 +458,7 @@ def test_step_inplace_updates_the_callers_arrays_without_parameter_sized_tempora
     X, Y = np.ones((500, 1)), np.eye(10)[:, :1]
     expected = f.step(params, X, Y, 0.1)
     f.step_inplace({k: v.copy() for k, v in params.items()}, X, Y, 0.1)  # work arrays allocated once
-    tracemalloc.start()
-    try:
-        f.step_inplace(params, X, Y, 0.1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _traced_peak(lambda: f.step_inplace(params, X, Y, 0.1))
     assert all(params[k] is arrays_before[k] for k in params)
     assert all(np.allclose(params[k], expected[k]) for k in params)
     assert peak < params["W1"].nbytes / 4  # NumPy's own iteration buffers (~130 kB) aside, nothing W-sized
@@ -467,8 +472,6 @@ def test_step_inplace_updates_the_callers_arrays_without_parameter_sized_tempora
 @pytest.mark.parametrize("layout, dtype, batch", [("columns", np.float64, 24), ("rows", np.float32, 24),
                                                    ("columns", np.float32, 1), ("rows", np.float64, 1)])
 def test_step_inplace_allocates_nothing_per_step_after_the_first(hidden, cost, output, layout, dtype, batch):
-    import tracemalloc
-
     net = Network(120, [Dense(90, hidden), Dense(60, hidden, skip_from=None), Dense(8, output)], cost=cost,
                   layout=layout, batch="m", weight_decay=0.01)
     f = derive(net).numpy()
@@ -481,12 +484,7 @@ def test_step_inplace_allocates_nothing_per_step_after_the_first(hidden, cost, o
     arrays_before = dict(params)
     expected = f.step(f.step(params, X, Y, 0.01), X, Y, 0.01)
     f.step_inplace(params, X, Y, 0.01)  # the first call makes the workspace
-    tracemalloc.start()
-    try:
-        f.step_inplace(params, X, Y, 0.01)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _traced_peak(lambda: f.step_inplace(params, X, Y, 0.01))
     assert all(params[k] is arrays_before[k] for k in params)
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     assert all(np.allclose(params[k], expected[k], rtol=tolerance, atol=tolerance * np.max(np.abs(expected[k])))
