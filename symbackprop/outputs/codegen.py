@@ -223,6 +223,12 @@ def _new_workspace(params, X, Y, key):
     named = dict(zip([*SHAPES, "X", "Y"], arrays))
     sizes = {size: named[array].shape[axis] for size, (array, axis) in _SIZES.items()}
     slots, holders, workspace = {}, {}, []
+
+    def holder(tag, name):  # set by each call: an array's address ("h"), or a scalar of lr ("s")
+        if (tag, name) not in holders:
+            holders[tag, name] = make["pointer"](None) if tag == "h" else make[letter](0.0)
+        return holders[tag, name]
+
     for kind, slot, shape in _WORKSPACE:
         if kind == "call":  # a BLAS call's arguments, made once (see the lowering's notes)
             arguments = []
@@ -238,9 +244,8 @@ def _new_workspace(params, X, Y, key):
                     arguments.append(make[letter](value))
                 elif tag == "b":
                     arguments.append(make["pointer"](address(slots[value])))
-                else:  # set by each call: an array's address, or a scalar
-                    arguments.append(holders.setdefault((tag, value), make["pointer"](None) if tag == "h"
-                                                        else make[letter](0.0)))
+                else:
+                    arguments.append(holder(tag, value))
             workspace.append(tuple(arguments))
             continue
         concrete = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
@@ -249,9 +254,7 @@ def _new_workspace(params, X, Y, key):
         elif kind == "address":  # what stands for an array in a call: its address, or the array for SciPy
             workspace.append(address)
         elif kind in ("holder", "scalar"):
-            tag = "h" if kind == "holder" else "s"
-            workspace.append(holders.setdefault((tag, slot), make["pointer"](None) if tag == "h"
-                                                else make[letter](0.0)))
+            workspace.append(holder("h" if kind == "holder" else "s", slot))
         elif kind == "later":  # a causal softmax's masked entries: after the diagonal (before it, along axis 0)
             later = np.triu(np.ones(concrete, dtype=bool), 1)
             workspace.append(later if slot == "1" else np.ascontiguousarray(later.T))

@@ -643,10 +643,6 @@ class InPlaceStep:
         self._entry("scalar", holder, (), holder)
         return ("s", holder)
 
-    @staticmethod
-    def _size(size) -> tuple:
-        return ("i", size)
-
     def _scaled(self, value, text: str) -> str:
         """``text`` times ``value`` as the call's comment shows it."""
         return text if value == 1 else f"{self._print(value)} * {text}"
